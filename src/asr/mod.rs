@@ -1,0 +1,1 @@
+//! Speech recognition: the `Transcriber` trait, whisper engine, ggml converter.

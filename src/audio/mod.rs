@@ -1,0 +1,1 @@
+//! Audio ingest: sequencing, resampling, voice activity detection, WAV files.

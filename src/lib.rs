@@ -1,0 +1,19 @@
+//! callgate: a voice mock-call gateway. A candidate speaks, an AI interviewer answers out loud.
+//!
+//! # Layout
+//! Data flows one way: transport -> call session -> audio ingest -> ASR -> LLM -> TTS -> transport.
+//!
+//! - [`protocol`]: the callgate.v1 wire types and the binary audio frame codec (pure, no I/O).
+//! - [`audio`]: sequencer (dedupe, reorder, gaps), resampler (rubato), VAD, WAV helpers.
+//! - [`asr`]: the `Transcriber` trait, the whisper engine and its worker pool, and the
+//!   converter that turns registry-shipped CTranslate2 Whisper weights into ggml.
+//! - [`llm`]: the `ChatModel` trait, the scripted interviewer, the OpenAI-compatible client,
+//!   and the sentence splitter that feeds synthesis.
+//! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
+#![deny(missing_docs)]
+
+pub mod asr;
+pub mod audio;
+pub mod llm;
+pub mod protocol;
+pub mod tts;

@@ -1,0 +1,1 @@
+//! Language models: the `ChatModel` trait, scripted interviewer, OpenAI-compatible client.

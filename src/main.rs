@@ -1,0 +1,2 @@
+//! The `callgate` binary: subcommands over the library.
+fn main() {}

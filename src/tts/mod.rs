@@ -1,0 +1,1 @@
+//! Speech synthesis: the `Synthesizer` trait and the espeak-ng engine.
