@@ -1,2 +1,7 @@
 //! The `callgate` binary: subcommands over the library.
-fn main() {}
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
