@@ -1,1 +1,3 @@
 //! Audio ingest: sequencing, resampling, voice activity detection, WAV files.
+
+pub mod sequencer;
