@@ -1,5 +1,7 @@
 //! Audio ingest: sequencing, resampling, voice activity detection, WAV files.
 
+pub mod sequencer;
+pub mod vad;
 pub mod resample;
 pub mod wav;
 
