@@ -1,8 +1,8 @@
 //! Audio ingest: sequencing, resampling, voice activity detection, WAV files.
 
+pub mod resample;
 pub mod sequencer;
 pub mod vad;
-pub mod resample;
 pub mod wav;
 
 /// The rate whisper (and so the whole ASR side) works at.
