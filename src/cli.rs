@@ -9,13 +9,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use callgate::asr::whisper::WhisperEngine;
-use callgate::asr::{AudioContext, DecodeOptions, Transcriber, convert};
+use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
 
 /// The default model, relative to the repository root (made by scripts/fetch-models).
 pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
-/// The prompt that primes whisper for interview answers.
-pub const DEFAULT_PROMPT: &str = "A job interview for a software engineering role. The candidate talks about Rust, Python, Go, Java and distributed systems.";
 
 /// callgate: a voice mock-call gateway. A candidate speaks, an AI interviewer answers out
 /// loud, and can be interrupted.
@@ -28,6 +26,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway: HTTP and the /v1/call WebSocket on one port, on the embedded
+    /// engines (whisper, scripted interviewer, espeak-ng) unless configured otherwise.
+    ///
+    /// Settings come from --config FILE (TOML, keys as the flags without dashes' prefix,
+    /// e.g. `listen = "0.0.0.0:8080"`), then CALLGATE_* environment variables, then flags;
+    /// each later source wins.
+    Serve(Box<ServeArgs>),
     /// Transcribe WAV files (any rate, mono or stereo) with the whisper model.
     Transcribe(TranscribeArgs),
     /// Convert a CTranslate2 (faster-whisper) Whisper model folder to a ggml file.
@@ -45,6 +50,103 @@ enum Command {
         #[arg(default_value = DEFAULT_MODEL)]
         model: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML file with any of the settings below (kebab-case keys, e.g. `asr-workers = 2`).
+    #[arg(long, env = "CALLGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CALLGATE_LISTEN")]
+    listen: Option<String>,
+    /// ggml Whisper model [default: models/ggml-tiny.en.bin].
+    #[arg(long, env = "CALLGATE_MODEL")]
+    model: Option<PathBuf>,
+    /// Concurrent whisper decodes shared by all calls [default: 1].
+    #[arg(long, env = "CALLGATE_ASR_WORKERS")]
+    asr_workers: Option<usize>,
+    /// Threads per whisper decode [default: all cores].
+    #[arg(long, env = "CALLGATE_ASR_THREADS")]
+    asr_threads: Option<usize>,
+    /// Encoder window: full, trimmed or floor:SECONDS [default: floor:10].
+    #[arg(long, env = "CALLGATE_AUDIO_CONTEXT")]
+    audio_context: Option<String>,
+    /// Whisper initial prompt ('' for none) [default: a software-interview prompt].
+    #[arg(long, env = "CALLGATE_ASR_PROMPT")]
+    asr_prompt: Option<String>,
+    /// LLM backend: `script` (built-in interviewer) or `openai` (any OpenAI-compatible
+    /// /chat/completions server) [default: script].
+    #[arg(long, env = "CALLGATE_LLM")]
+    llm: Option<String>,
+    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8081/v1.
+    #[arg(long, env = "CALLGATE_LLM_URL")]
+    llm_url: Option<String>,
+    /// Model name sent to the OpenAI-compatible server [default: default].
+    #[arg(long, env = "CALLGATE_LLM_MODEL")]
+    llm_model: Option<String>,
+    /// API key for the OpenAI-compatible server (prefer the environment variable).
+    #[arg(long, env = "CALLGATE_LLM_API_KEY", hide_env_values = true)]
+    llm_api_key: Option<String>,
+    /// espeak-ng voice [default: en-us].
+    #[arg(long, env = "CALLGATE_VOICE")]
+    voice: Option<String>,
+    /// Speech rate in words per minute, 80-450 [default: 175].
+    #[arg(long, env = "CALLGATE_TTS_RATE")]
+    tts_rate: Option<u32>,
+    /// Folder of extra persona TOML files (added to / overriding the built-in ones).
+    #[arg(long, env = "CALLGATE_PERSONAS_DIR")]
+    personas_dir: Option<PathBuf>,
+    /// Persona used when session.start names none [default: interviewer].
+    #[arg(long, env = "CALLGATE_PERSONA")]
+    persona: Option<String>,
+    /// Folder for calls/<sessionId>/events.jsonl (and WAVs with --record); '' disables
+    /// [default: calls].
+    #[arg(long, env = "CALLGATE_CALLS_DIR")]
+    calls_dir: Option<PathBuf>,
+    /// Also record each call's input.wav and output.wav.
+    #[arg(long, env = "CALLGATE_RECORD")]
+    record: Option<Option<bool>>,
+    /// Speech needed before the user's voice interrupts the AI, ms [default: 200].
+    #[arg(long, env = "CALLGATE_BARGE_IN_MS")]
+    barge_in_ms: Option<u64>,
+    /// Silence after which the final transcript and the LLM start speculatively, ms
+    /// [default: 200].
+    #[arg(long, env = "CALLGATE_SPECULATIVE_MS")]
+    speculative_ms: Option<u64>,
+    /// End a call after this many seconds without any client message [default: 300].
+    #[arg(long, env = "CALLGATE_IDLE_TIMEOUT_S")]
+    idle_timeout_s: Option<u64>,
+    /// Seconds calls get to finish on shutdown [default: 10].
+    #[arg(long, env = "CALLGATE_DRAIN_S")]
+    drain_s: Option<u64>,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> callgate::config::ServeSettings {
+        callgate::config::ServeSettings {
+            listen: self.listen.clone(),
+            model: self.model.clone(),
+            asr_workers: self.asr_workers,
+            asr_threads: self.asr_threads,
+            audio_context: self.audio_context.clone(),
+            asr_prompt: self.asr_prompt.clone(),
+            llm: self.llm.clone(),
+            llm_url: self.llm_url.clone(),
+            llm_model: self.llm_model.clone(),
+            llm_api_key: self.llm_api_key.clone(),
+            voice: self.voice.clone(),
+            tts_rate: self.tts_rate,
+            personas_dir: self.personas_dir.clone(),
+            persona: self.persona.clone(),
+            calls_dir: self.calls_dir.clone(),
+            record: self.record.map(|v| v.unwrap_or(true)),
+            barge_in_ms: self.barge_in_ms,
+            speculative_ms: self.speculative_ms,
+            idle_timeout_s: self.idle_timeout_s,
+            drain_s: self.drain_s,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -82,6 +184,7 @@ pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve(*args),
         Command::Transcribe(args) => transcribe(args),
         Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
         Command::ModelInfo { model } => model_info(&model),
@@ -155,6 +258,56 @@ fn transcribe(args: TranscribeArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    use callgate::config::ServeSettings;
+    let file = match &args.config {
+        Some(path) => ServeSettings::from_file(path)?,
+        None => ServeSettings::default(),
+    };
+    let cfg = file.overlay(args.settings()).resolve()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let engines = callgate::call::Engines::from_config(&cfg).await?;
+        let settings = callgate::call::CallSettings::from_config(&cfg);
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            llm = engines.llm.name(),
+            tts = engines.tts.name(),
+            "callgate serving: ws://{}/v1/call",
+            listener.local_addr()?
+        );
+        let server = callgate::server::Server::new(std::sync::Arc::new(engines), settings);
+        callgate::server::run(listener, server, shutdown_signal(), cfg.drain).await;
+        tracing::info!("stopped");
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 fn convert_model(ct2_dir: &std::path::Path, out: &std::path::Path) -> Result<ExitCode> {

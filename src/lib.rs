@@ -10,10 +10,15 @@
 //! - [`llm`]: the `ChatModel` trait, the scripted interviewer, the OpenAI-compatible client,
 //!   and the sentence splitter that feeds synthesis.
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
+//! - [`call`]: one call's session state machine, its turn tasks, persistence.
+//! - [`server`]: the listener (HTTP + WebSocket on one port), metrics, shutdown.
 #![deny(missing_docs)]
 
 pub mod asr;
 pub mod audio;
+pub mod call;
+pub mod config;
 pub mod llm;
 pub mod protocol;
+pub mod server;
 pub mod tts;

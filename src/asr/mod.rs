@@ -1,9 +1,14 @@
 //! Speech recognition: the `Transcriber` trait, the whisper engine, and the ggml converter.
 
 pub mod convert;
+pub mod pool;
 pub mod whisper;
 
 use tokio_util::sync::CancellationToken;
+
+/// The prompt that primes whisper for interview answers: naming the topic and a few
+/// technology words measurably improves recognition of them (e.g. "Rust" vs "us").
+pub const DEFAULT_PROMPT: &str = "A job interview for a software engineering role. The candidate talks about Rust, Python, Go, Java and distributed systems.";
 
 /// How much of whisper's 30 s encoder window a decode uses.
 ///

@@ -1,0 +1,283 @@
+//! The whisper worker pool shared by every call: finals jump ahead of partials, stale
+//! partials are skipped, and the queue is bounded so a burst cannot grow memory.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{AsrError, DecodeOptions, Transcriber, Transcription};
+
+/// Which kind of decode a job is; finals are what a waiting candidate is blocked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The end-of-turn transcript (or its speculative twin).
+    Final,
+    /// A progress transcript while the user is still speaking.
+    Partial,
+}
+
+/// What a finished job reports.
+#[derive(Debug)]
+pub struct AsrOutcome {
+    /// The transcription, or why there is none.
+    pub result: Result<Transcription, AsrError>,
+    /// Time spent waiting for a worker.
+    pub queued: Duration,
+    /// Time spent decoding.
+    pub decode: Duration,
+}
+
+struct Job {
+    audio: Vec<f32>,
+    options: DecodeOptions,
+    cancel: CancellationToken,
+    submitted: Instant,
+    reply: oneshot::Sender<AsrOutcome>,
+}
+
+#[derive(Default)]
+struct Queues {
+    finals: VecDeque<Job>,
+    partials: VecDeque<Job>,
+    closed: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+/// A fixed set of decode threads over one [`Transcriber`].
+pub struct AsrPool {
+    shared: Arc<Shared>,
+    workers: usize,
+    max_queued_finals: usize,
+    max_queued_partials: usize,
+}
+
+/// A partial that waited longer than this is no longer worth showing: a newer one is due.
+const PARTIAL_MAX_AGE: Duration = Duration::from_millis(600);
+
+/// Why a job was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Too many finals are waiting: the server is saturated.
+    #[error("speech recognition is saturated ({0} decodes waiting)")]
+    Saturated(usize),
+    /// The pool has shut down.
+    #[error("speech recognition pool is shut down")]
+    Closed,
+}
+
+impl AsrPool {
+    /// Starts `workers` decode threads over `engine`.
+    pub fn new(engine: Arc<dyn Transcriber>, workers: usize) -> Self {
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            ready: Condvar::new(),
+        });
+        let workers = workers.max(1);
+        for i in 0..workers {
+            let shared = shared.clone();
+            let engine = engine.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("asr-{i}"))
+                .spawn(move || worker_loop(&shared, engine.as_ref()));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start an ASR worker thread");
+            }
+        }
+        Self {
+            shared,
+            workers,
+            max_queued_finals: 64,
+            max_queued_partials: 16,
+        }
+    }
+
+    /// Number of decode threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Finals and partials waiting for a worker.
+    pub fn queued(&self) -> (usize, usize) {
+        self.shared
+            .queues
+            .lock()
+            .map(|q| (q.finals.len(), q.partials.len()))
+            .unwrap_or((0, 0))
+    }
+
+    /// Queues a decode; the receiver gets the outcome (or is dropped if a partial was shed).
+    pub fn submit(
+        &self,
+        priority: Priority,
+        audio: Vec<f32>,
+        options: DecodeOptions,
+        cancel: CancellationToken,
+    ) -> Result<oneshot::Receiver<AsrOutcome>, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            audio,
+            options,
+            cancel,
+            submitted: Instant::now(),
+            reply,
+        };
+        let mut q = self.shared.queues.lock().map_err(|_| SubmitError::Closed)?;
+        if q.closed {
+            return Err(SubmitError::Closed);
+        }
+        match priority {
+            Priority::Final => {
+                if q.finals.len() >= self.max_queued_finals {
+                    return Err(SubmitError::Saturated(q.finals.len()));
+                }
+                q.finals.push_back(job);
+            }
+            Priority::Partial => {
+                // Shed the oldest partial: a newer one supersedes it anyway.
+                if q.partials.len() >= self.max_queued_partials {
+                    q.partials.pop_front();
+                }
+                q.partials.push_back(job);
+            }
+        }
+        q.partials
+            .retain(|j| j.submitted.elapsed() < PARTIAL_MAX_AGE && !j.cancel.is_cancelled());
+        drop(q);
+        self.shared.ready.notify_one();
+        Ok(rx)
+    }
+
+    /// Stops the workers once the queued jobs are done.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.shared.queues.lock() {
+            q.closed = true;
+        }
+        self.shared.ready.notify_all();
+    }
+}
+
+impl Drop for AsrPool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn next_job(shared: &Shared) -> Option<Job> {
+    let mut q = shared.queues.lock().ok()?;
+    loop {
+        while let Some(job) = q.finals.pop_front() {
+            if !job.cancel.is_cancelled() {
+                return Some(job);
+            }
+        }
+        while let Some(job) = q.partials.pop_front() {
+            // A partial is stale when it waited too long or its turn moved on.
+            if !job.cancel.is_cancelled() && job.submitted.elapsed() < PARTIAL_MAX_AGE {
+                return Some(job);
+            }
+        }
+        if q.closed {
+            return None;
+        }
+        q = shared.ready.wait(q).ok()?;
+    }
+}
+
+fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {
+    while let Some(job) = next_job(shared) {
+        let queued = job.submitted.elapsed();
+        let started = Instant::now();
+        let result = engine.transcribe(&job.audio, &job.options, &job.cancel);
+        let _ = job.reply.send(AsrOutcome {
+            result,
+            queued,
+            decode: started.elapsed(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Records the order of decodes; a fake engine is needed to observe scheduling.
+    struct Recorder {
+        order: Mutex<Vec<usize>>,
+        busy: AtomicUsize,
+    }
+
+    impl Transcriber for Recorder {
+        fn transcribe(
+            &self,
+            audio: &[f32],
+            _: &DecodeOptions,
+            cancel: &CancellationToken,
+        ) -> Result<Transcription, AsrError> {
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            if let Ok(mut o) = self.order.lock() {
+                o.push(audio.len());
+            }
+            if cancel.is_cancelled() {
+                return Err(AsrError::Cancelled);
+            }
+            Ok(Transcription::default())
+        }
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+    }
+
+    #[tokio::test]
+    async fn finals_jump_ahead_of_partials() {
+        let engine = Arc::new(Recorder {
+            order: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
+        });
+        let pool = AsrPool::new(engine.clone(), 1);
+        let opts = DecodeOptions::default();
+        let t = CancellationToken::new();
+        // The first partial occupies the worker; then two partials and a final queue up.
+        let first = pool.submit(Priority::Partial, vec![0.0; 1], opts.clone(), t.clone());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let p2 = pool.submit(Priority::Partial, vec![0.0; 2], opts.clone(), t.clone());
+        let f = pool.submit(Priority::Final, vec![0.0; 3], opts.clone(), t.clone());
+        for rx in [first, p2, f] {
+            let _ = rx.expect("submit").await;
+        }
+        let order = engine.order.lock().expect("lock").clone();
+        assert_eq!(order, vec![1, 3, 2]);
+    }
+
+    #[tokio::test]
+    async fn cancelled_jobs_are_skipped() {
+        let engine = Arc::new(Recorder {
+            order: Mutex::new(Vec::new()),
+            busy: AtomicUsize::new(0),
+        });
+        let pool = AsrPool::new(engine.clone(), 1);
+        let opts = DecodeOptions::default();
+        let live = CancellationToken::new();
+        let dead = CancellationToken::new();
+        let a = pool.submit(Priority::Final, vec![0.0; 1], opts.clone(), live.clone());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let b = pool.submit(Priority::Final, vec![0.0; 2], opts.clone(), dead.clone());
+        dead.cancel();
+        let c = pool.submit(Priority::Final, vec![0.0; 3], opts.clone(), live.clone());
+        let _ = a.expect("a").await;
+        assert!(
+            b.expect("b").await.is_err(),
+            "a skipped job's reply is dropped"
+        );
+        let _ = c.expect("c").await;
+        assert_eq!(engine.order.lock().expect("lock").clone(), vec![1, 3]);
+    }
+}

@@ -1,0 +1,172 @@
+//! Calls: the session state machine of one call, its turn tasks, and the engines they share.
+
+pub mod outbox;
+pub mod recorder;
+pub mod session;
+pub mod turn;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::asr::DecodeOptions;
+use crate::asr::pool::AsrPool;
+use crate::llm::{ChatModel, PersonaSet};
+use crate::server::metrics::Metrics;
+use crate::tts::Synthesizer;
+
+/// The engines every call shares, built once from configuration at start.
+pub struct Engines {
+    /// Whisper worker pool.
+    pub asr: AsrPool,
+    /// Decode settings (prompt, token cap, audio context).
+    pub decode: DecodeOptions,
+    /// The interviewer.
+    pub llm: Arc<dyn ChatModel>,
+    /// Speech synthesis.
+    pub tts: Arc<dyn Synthesizer>,
+    /// Personas by id.
+    pub personas: PersonaSet,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Per-call behaviour the operator can tune.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// Speech needed before the user's voice cancels a response in flight; shorter sounds
+    /// (a click, a cough) are ignored while the AI talks.
+    pub barge_in_min: Duration,
+    /// Silence after speech at which the final decode (and the LLM) start speculatively.
+    pub speculative_silence: Duration,
+    /// Interval between partial transcripts while the user speaks.
+    pub partial_interval: Duration,
+    /// Where `calls/<sessionId>/` folders go; `None` disables persistence.
+    pub calls_dir: Option<PathBuf>,
+    /// Also write input.wav and output.wav.
+    pub record_audio: bool,
+    /// A call with no message from the client for this long ends with reason `idle`.
+    pub idle_timeout: Duration,
+    /// Persona used when `session.start` names none.
+    pub default_persona: String,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            barge_in_min: Duration::from_millis(200),
+            speculative_silence: Duration::from_millis(200),
+            partial_interval: Duration::from_millis(300),
+            calls_dir: Some(PathBuf::from("calls")),
+            record_audio: false,
+            idle_timeout: Duration::from_secs(300),
+            default_persona: crate::llm::persona::DEFAULT_PERSONA.to_string(),
+        }
+    }
+}
+
+/// A random 128-bit id in hex (session ids, resume tokens). std's `RandomState` is seeded
+/// from the OS per instance, so no extra crate is needed.
+pub fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(32);
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+/// Why the engines could not be built at start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Whisper could not load.
+    #[error(transparent)]
+    Asr(#[from] crate::asr::AsrError),
+    /// The LLM backend is misconfigured.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    /// espeak-ng could not start.
+    #[error(transparent)]
+    Tts(#[from] crate::tts::TtsError),
+    /// A persona file is invalid.
+    #[error(transparent)]
+    Persona(#[from] crate::llm::PersonaError),
+    /// The default persona does not exist.
+    #[error("persona: no persona {0:?} (see personas/ and --personas-dir)")]
+    UnknownPersona(String),
+}
+
+impl Engines {
+    /// Builds the engines a [`crate::config::ServeConfig`] describes: loads whisper, starts
+    /// espeak-ng, loads personas, and sets up the LLM backend.
+    pub async fn from_config(cfg: &crate::config::ServeConfig) -> Result<Self, EngineError> {
+        let model = cfg.model.clone();
+        let threads = cfg.asr_threads;
+        let whisper = tokio::task::spawn_blocking(move || {
+            crate::asr::whisper::WhisperEngine::load(&model, threads)
+        })
+        .await
+        .map_err(|e| crate::asr::AsrError::Engine(e.to_string()))??;
+        tracing::info!(model = %cfg.model.display(), load_ms = whisper.load_ms, workers = cfg.asr_workers, threads, "speech model loaded");
+        let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers);
+        let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
+            voice: cfg.voice.clone(),
+            rate_wpm: cfg.tts_rate,
+        })
+        .await?;
+        let mut personas = PersonaSet::builtin();
+        if let Some(dir) = &cfg.personas_dir {
+            personas.load_dir(dir)?;
+        }
+        if personas.get(&cfg.persona).is_none() {
+            return Err(EngineError::UnknownPersona(cfg.persona.clone()));
+        }
+        let llm: Arc<dyn ChatModel> = match &cfg.llm {
+            crate::config::LlmBackend::Script => Arc::new(crate::llm::ScriptedInterviewer::new()),
+            crate::config::LlmBackend::OpenAi {
+                url,
+                model,
+                api_key,
+            } => {
+                let mut chat = crate::llm::OpenAiChat::new(url.clone(), model.clone())?;
+                if let Some(k) = api_key {
+                    chat = chat.with_api_key(k.clone());
+                }
+                Arc::new(chat)
+            }
+        };
+        Ok(Self {
+            asr,
+            decode: DecodeOptions {
+                initial_prompt: Some(cfg.asr_prompt.clone()).filter(|p| !p.is_empty()),
+                audio_context: cfg.audio_context,
+                ..DecodeOptions::default()
+            },
+            llm,
+            tts: Arc::new(tts),
+            personas,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+}
+
+impl CallSettings {
+    /// The per-call part of a [`crate::config::ServeConfig`].
+    pub fn from_config(cfg: &crate::config::ServeConfig) -> Self {
+        Self {
+            barge_in_min: cfg.barge_in,
+            speculative_silence: cfg.speculative,
+            calls_dir: cfg.calls_dir.clone(),
+            record_audio: cfg.record,
+            idle_timeout: cfg.idle_timeout,
+            default_persona: cfg.persona.clone(),
+            ..Self::default()
+        }
+    }
+}

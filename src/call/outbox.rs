@@ -1,0 +1,123 @@
+//! The one way out of a call: server events and output audio, in order, to the socket's
+//! writer task (bounded), to the call's event log, and to the recording.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::recorder::Recorder;
+use crate::protocol::{ServerMessage, Transport, encode_output_frame};
+use crate::server::metrics::Metrics;
+
+/// How long a send may wait for room in the writer's queue before the client is judged
+/// to have stopped reading.
+const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A cloneable handle that serialises everything the server says on one call.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Message>,
+    transport: Transport,
+    /// Output audio `seq` counts across the whole call, whichever turn sends.
+    out_seq: Arc<AtomicU32>,
+    recorder: Option<Arc<Recorder>>,
+    metrics: Arc<Metrics>,
+    /// Fired when the client stops reading: the call ends.
+    call_cancel: CancellationToken,
+}
+
+/// The client stopped reading or the socket closed; the call is over.
+#[derive(Debug, thiserror::Error)]
+#[error("client is gone or not reading")]
+pub struct ClientGone;
+
+impl Outbox {
+    /// A new outbox feeding `tx` (the writer task's queue).
+    pub fn new(
+        tx: mpsc::Sender<Message>,
+        transport: Transport,
+        recorder: Option<Arc<Recorder>>,
+        metrics: Arc<Metrics>,
+        call_cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            tx,
+            transport,
+            out_seq: Arc::new(AtomicU32::new(0)),
+            recorder,
+            metrics,
+            call_cancel,
+        }
+    }
+
+    /// Sets how output audio is carried (from `session.start`).
+    pub fn set_transport(&mut self, transport: Transport) {
+        self.transport = transport;
+    }
+
+    /// Attaches the call's recorder once the session exists.
+    pub fn set_recorder(&mut self, recorder: Arc<Recorder>) {
+        self.recorder = Some(recorder);
+    }
+
+    async fn push(&self, msg: Message) -> Result<(), ClientGone> {
+        match tokio::time::timeout(SLOW_CLIENT_TIMEOUT, self.tx.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ClientGone),
+            Err(_) => {
+                if !self.call_cancel.is_cancelled() {
+                    self.metrics.slow_clients.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "client stopped reading: output queue full for 3 s; ending call"
+                    );
+                    self.call_cancel.cancel();
+                }
+                Err(ClientGone)
+            }
+        }
+    }
+
+    /// Sends a JSON event (and logs it to the call's events.jsonl).
+    pub async fn event(&self, msg: ServerMessage) -> Result<(), ClientGone> {
+        let json = msg.to_json();
+        if let ServerMessage::Error(_) = &msg {
+            self.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(r) = &self.recorder {
+            r.event(&json);
+        }
+        self.push(Message::text(json)).await
+    }
+
+    /// Sends one chunk of output audio for `turn_id`.
+    pub async fn audio(
+        &self,
+        turn_id: u32,
+        first: bool,
+        last: bool,
+        samples: &[i16],
+    ) -> Result<(), ClientGone> {
+        let seq = self.out_seq.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = &self.recorder {
+            r.output(samples);
+        }
+        let msg = match self.transport {
+            Transport::Binary => {
+                Message::binary(encode_output_frame(seq, turn_id, first, last, samples))
+            }
+            Transport::Json => Message::text(
+                ServerMessage::audio_chunk(turn_id, seq, first, last, samples).to_json(),
+            ),
+        };
+        self.push(msg).await
+    }
+
+    /// Sends a raw WebSocket message (pong, close).
+    pub async fn raw(&self, msg: Message) -> Result<(), ClientGone> {
+        self.push(msg).await
+    }
+}

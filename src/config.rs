@@ -1,0 +1,347 @@
+//! Server configuration: a TOML file, then environment variables, then flags (each later
+//! source wins), validated once at start into [`ServeConfig`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::asr::AudioContext;
+
+/// Every setting, as read from one source: `None` = not given there.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeSettings {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// ggml Whisper model file.
+    pub model: Option<PathBuf>,
+    /// Concurrent whisper decodes.
+    pub asr_workers: Option<usize>,
+    /// Threads per whisper decode.
+    pub asr_threads: Option<usize>,
+    /// Encoder window policy: full, trimmed, floor:SECONDS.
+    pub audio_context: Option<String>,
+    /// Initial prompt for whisper.
+    pub asr_prompt: Option<String>,
+    /// LLM backend: script or openai.
+    pub llm: Option<String>,
+    /// OpenAI-compatible base URL (…/v1).
+    pub llm_url: Option<String>,
+    /// Model name for the openai backend.
+    pub llm_model: Option<String>,
+    /// API key for the openai backend.
+    pub llm_api_key: Option<String>,
+    /// espeak-ng voice.
+    pub voice: Option<String>,
+    /// Speech rate, words per minute.
+    pub tts_rate: Option<u32>,
+    /// Extra persona TOML files.
+    pub personas_dir: Option<PathBuf>,
+    /// Default persona id.
+    pub persona: Option<String>,
+    /// Folder for per-call event logs and recordings ("" disables).
+    pub calls_dir: Option<PathBuf>,
+    /// Record input.wav / output.wav.
+    pub record: Option<bool>,
+    /// Speech needed to interrupt the AI, ms.
+    pub barge_in_ms: Option<u64>,
+    /// Silence after which the final decode starts speculatively, ms.
+    pub speculative_ms: Option<u64>,
+    /// Idle timeout, seconds.
+    pub idle_timeout_s: Option<u64>,
+    /// Time calls get to finish on shutdown, seconds.
+    pub drain_s: Option<u64>,
+}
+
+/// Why the configuration is unusable. Each message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message (names the key and line).
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{setting}: {message}")]
+    Invalid {
+        /// The setting's name as in the file (and `--flag`).
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Which LLM backend answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmBackend {
+    /// The built-in scripted interviewer (needs nothing).
+    Script,
+    /// An OpenAI-compatible server.
+    OpenAi {
+        /// Base URL, e.g. http://127.0.0.1:8081/v1.
+        url: String,
+        /// Model name sent in requests.
+        model: String,
+        /// Bearer token, if the server needs one.
+        api_key: Option<String>,
+    },
+}
+
+/// The validated configuration `callgate serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Whisper model.
+    pub model: PathBuf,
+    /// Concurrent decodes.
+    pub asr_workers: usize,
+    /// Threads per decode.
+    pub asr_threads: usize,
+    /// Encoder window policy.
+    pub audio_context: AudioContext,
+    /// Whisper prompt.
+    pub asr_prompt: String,
+    /// LLM backend.
+    pub llm: LlmBackend,
+    /// espeak-ng voice.
+    pub voice: String,
+    /// Words per minute.
+    pub tts_rate: u32,
+    /// Extra personas.
+    pub personas_dir: Option<PathBuf>,
+    /// Default persona.
+    pub persona: String,
+    /// Per-call folder root.
+    pub calls_dir: Option<PathBuf>,
+    /// Record WAVs.
+    pub record: bool,
+    /// Barge-in minimum speech.
+    pub barge_in: Duration,
+    /// Speculative final after this much silence.
+    pub speculative: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Drain deadline on shutdown.
+    pub drain: Duration,
+}
+
+impl ServeSettings {
+    /// Reads a TOML file of settings (kebab-case keys, as the flags).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Overlays `other` (a higher-precedence source) on `self`.
+    pub fn overlay(self, other: ServeSettings) -> Self {
+        macro_rules! pick { ($($f:ident),*) => { Self { $($f: other.$f.or(self.$f)),* } } }
+        pick!(
+            listen,
+            model,
+            asr_workers,
+            asr_threads,
+            audio_context,
+            asr_prompt,
+            llm,
+            llm_url,
+            llm_model,
+            llm_api_key,
+            voice,
+            tts_rate,
+            personas_dir,
+            persona,
+            calls_dir,
+            record,
+            barge_in_ms,
+            speculative_ms,
+            idle_timeout_s,
+            drain_s
+        )
+    }
+
+    /// Validates and fills defaults.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let invalid =
+            |setting: &'static str, message: String| ConfigError::Invalid { setting, message };
+        let listen_s = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_s.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen_s:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let asr_workers = self.asr_workers.unwrap_or(1);
+        if !(1..=64).contains(&asr_workers) {
+            return Err(invalid(
+                "asr-workers",
+                format!("must be 1..=64, got {asr_workers}"),
+            ));
+        }
+        let asr_threads = self.asr_threads.unwrap_or(cores);
+        if !(1..=64).contains(&asr_threads) {
+            return Err(invalid(
+                "asr-threads",
+                format!("must be 1..=64, got {asr_threads}"),
+            ));
+        }
+        let ac = self.audio_context.unwrap_or_else(|| "floor:10".into());
+        let audio_context = AudioContext::parse(&ac).ok_or_else(|| {
+            invalid(
+                "audio-context",
+                format!("expected full, trimmed or floor:SECONDS, got {ac:?}"),
+            )
+        })?;
+        let llm = match self.llm.as_deref().unwrap_or("script") {
+            "script" => LlmBackend::Script,
+            "openai" => {
+                let url = self.llm_url.ok_or_else(|| {
+                    invalid(
+                        "llm-url",
+                        "required with --llm openai (e.g. http://127.0.0.1:8081/v1)".into(),
+                    )
+                })?;
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(invalid(
+                        "llm-url",
+                        format!("{url:?} must start with http:// or https://"),
+                    ));
+                }
+                LlmBackend::OpenAi {
+                    url,
+                    model: self.llm_model.unwrap_or_else(|| "default".into()),
+                    api_key: self.llm_api_key.filter(|k| !k.is_empty()),
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "llm",
+                    format!("expected script or openai, got {other:?}"),
+                ));
+            }
+        };
+        let tts_rate = self.tts_rate.unwrap_or(175);
+        if !(80..=450).contains(&tts_rate) {
+            return Err(invalid(
+                "tts-rate",
+                format!("must be 80..=450 words per minute, got {tts_rate}"),
+            ));
+        }
+        let ms = |v: Option<u64>, default: u64, setting: &'static str, max: u64| {
+            let v = v.unwrap_or(default);
+            if v > max {
+                Err(invalid(setting, format!("must be at most {max}, got {v}")))
+            } else {
+                Ok(v)
+            }
+        };
+        let calls_dir = match self.calls_dir {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p),
+            None => Some(PathBuf::from("calls")),
+        };
+        Ok(ServeConfig {
+            listen,
+            model: self
+                .model
+                .unwrap_or_else(|| PathBuf::from("models/ggml-tiny.en.bin")),
+            asr_workers,
+            asr_threads,
+            audio_context,
+            asr_prompt: self
+                .asr_prompt
+                .unwrap_or_else(|| crate::asr::DEFAULT_PROMPT.to_string()),
+            llm,
+            voice: self.voice.unwrap_or_else(|| "en-us".into()),
+            tts_rate,
+            personas_dir: self.personas_dir,
+            persona: self
+                .persona
+                .unwrap_or_else(|| crate::llm::persona::DEFAULT_PERSONA.into()),
+            calls_dir,
+            record: self.record.unwrap_or(false),
+            barge_in: Duration::from_millis(ms(self.barge_in_ms, 200, "barge-in-ms", 5000)?),
+            speculative: Duration::from_millis(ms(
+                self.speculative_ms,
+                200,
+                "speculative-ms",
+                5000,
+            )?),
+            idle_timeout: Duration::from_secs(ms(
+                self.idle_timeout_s,
+                300,
+                "idle-timeout-s",
+                86_400,
+            )?),
+            drain: Duration::from_secs(ms(self.drain_s, 10, "drain-s", 600)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_sources_win_and_defaults_fill() {
+        let file = ServeSettings {
+            listen: Some("127.0.0.1:9000".into()),
+            tts_rate: Some(150),
+            ..Default::default()
+        };
+        let flags = ServeSettings {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let c = file.overlay(flags).resolve().expect("valid");
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.tts_rate, 150);
+        assert_eq!(c.llm, LlmBackend::Script);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let bad = ServeSettings {
+            llm: Some("openai".into()),
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve()
+                .expect_err("no url")
+                .to_string()
+                .starts_with("llm-url")
+        );
+        let bad = ServeSettings {
+            listen: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve()
+                .expect_err("bad addr")
+                .to_string()
+                .starts_with("listen")
+        );
+        let parsed: Result<ServeSettings, _> = toml::from_str("listne = \"x\"");
+        assert!(parsed.is_err(), "unknown keys are rejected");
+    }
+}

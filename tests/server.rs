@@ -1,0 +1,428 @@
+//! The gateway end to end: a real server (whisper, scripted interviewer, espeak-ng) on an
+//! ephemeral port, driven by a tokio-tungstenite client over real sockets.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use callgate::protocol::{self, DoneStatus, OutputChunk, ServerMessage};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model_path() -> PathBuf {
+    let model = repo_root().join("models/ggml-tiny.en.bin");
+    assert!(
+        model.is_file(),
+        "{} is missing: run scripts/fetch-models (scripts/test does this)",
+        model.display()
+    );
+    model
+}
+
+/// One server for the whole test binary, on its own runtime thread, so tests share one
+/// loaded model.
+fn server_addr() -> std::net::SocketAddr {
+    static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let settings = callgate::config::ServeSettings {
+                    model: Some(model_path()),
+                    listen: Some("127.0.0.1:0".into()),
+                    calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
+                    record: Some(true),
+                    ..Default::default()
+                };
+                let cfg = settings.resolve().expect("config");
+                let engines = callgate::call::Engines::from_config(&cfg)
+                    .await
+                    .expect("engines");
+                let call_settings = callgate::call::CallSettings::from_config(&cfg);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                let server = callgate::server::Server::new(Arc::new(engines), call_settings);
+                callgate::server::run(
+                    listener,
+                    server,
+                    std::future::pending(),
+                    Duration::from_secs(1),
+                )
+                .await;
+            });
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("server started")
+    })
+}
+
+/// espeak-ng speech converted to `rate` Hz, `channels` channels, as i16 samples.
+fn speech(text: &str, rate: u32, channels: u16) -> Vec<i16> {
+    let dir = std::env::temp_dir().join("callgate-test-fixtures");
+    std::fs::create_dir_all(&dir).expect("fixture dir");
+    let stem: String = text
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .take(40)
+        .collect();
+    let raw = dir.join(format!("{stem}.raw.wav"));
+    let out = dir.join(format!("{stem}.{rate}.{channels}.wav"));
+    if !out.is_file() {
+        let ok = std::process::Command::new("espeak-ng")
+            .args(["-v", "en-us", "-w"])
+            .arg(&raw)
+            .arg(text)
+            .status()
+            .expect("espeak-ng (scripts/test installs it)");
+        assert!(ok.success());
+        let ok = std::process::Command::new("sox")
+            .arg(&raw)
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-c",
+                &channels.to_string(),
+                "-b",
+                "16",
+            ])
+            .arg(&out)
+            .status()
+            .expect("sox (scripts/test installs it)");
+        assert!(ok.success());
+    }
+    read_i16(&out)
+}
+
+fn read_i16(path: &Path) -> Vec<i16> {
+    let mut r = hound::WavReader::open(path).expect("wav");
+    r.samples::<i16>()
+        .collect::<Result<_, _>>()
+        .expect("samples")
+}
+
+async fn connect() -> Ws {
+    let url = format!("ws://{}/v1/call", server_addr());
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws
+}
+
+async fn send_json(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// What the client saw.
+#[derive(Debug)]
+enum Got {
+    Event(ServerMessage),
+    Audio(OutputChunk),
+    Closed(#[allow(dead_code)] Option<u16>),
+}
+
+async fn next(ws: &mut Ws) -> Got {
+    let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .expect("server went quiet for 30 s");
+    match msg {
+        Some(Ok(Message::Text(t))) => {
+            Got::Event(protocol::parse_server_message(t.as_str()).expect("valid server message"))
+        }
+        Some(Ok(Message::Binary(b))) => {
+            Got::Audio(protocol::decode_output_frame(&b).expect("valid frame"))
+        }
+        Some(Ok(Message::Close(f))) => Got::Closed(f.map(|f| u16::from(f.code))),
+        Some(Ok(_)) => Box::pin(next(ws)).await,
+        Some(Err(_)) | None => Got::Closed(None),
+    }
+}
+
+/// Reads until `pred` matches an event, returning everything seen (including it).
+async fn until(ws: &mut Ws, mut pred: impl FnMut(&ServerMessage) -> bool) -> Vec<Got> {
+    let mut seen = Vec::new();
+    loop {
+        let g = next(ws).await;
+        let done = matches!(&g, Got::Event(e) if pred(e));
+        let closed = matches!(g, Got::Closed(_));
+        seen.push(g);
+        if done {
+            return seen;
+        }
+        assert!(!closed, "closed before the expected event: {seen:?}");
+    }
+}
+
+fn is_done(turn: u32) -> impl FnMut(&ServerMessage) -> bool {
+    move |e| matches!(e, ServerMessage::ResponseDone { turn_id, .. } if *turn_id == turn)
+}
+
+async fn start(ws: &mut Ws, input_rate: u32, channels: u16, output_rate: u32) -> Vec<Got> {
+    send_json(
+        ws,
+        json!({"type":"session.start","input":{"sampleRate":input_rate,"channels":channels},
+               "output":{"sampleRate":output_rate},"turnDetection":{"mode":"server_vad","silenceMs":500}}),
+    )
+    .await;
+    until(ws, |e| matches!(e, ServerMessage::SessionStarted { .. })).await
+}
+
+async fn stream_audio(ws: &mut Ws, seq: &mut u32, samples: &[i16], rate: u32, channels: u16) {
+    let per_chunk = (rate as usize / 50) * channels as usize; // 20 ms
+    for chunk in samples.chunks(per_chunk) {
+        ws.send(Message::binary(protocol::encode_input_frame(*seq, chunk)))
+            .await
+            .expect("send audio");
+        *seq += 1;
+    }
+}
+
+fn done_of(seen: &[Got]) -> (DoneStatus, String, String, protocol::Latency) {
+    seen.iter()
+        .rev()
+        .find_map(|g| match g {
+            Got::Event(ServerMessage::ResponseDone {
+                status,
+                text,
+                heard_text,
+                latency,
+                ..
+            }) => Some((*status, text.clone(), heard_text.clone(), *latency)),
+            _ => None,
+        })
+        .expect("a response.done")
+}
+
+fn final_text(seen: &[Got]) -> Option<String> {
+    seen.iter().find_map(|g| match g {
+        Got::Event(ServerMessage::Transcript {
+            text,
+            is_final: true,
+            ..
+        }) => Some(text.clone()),
+        _ => None,
+    })
+}
+
+fn words(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect()
+}
+
+/// A full spoken turn at each input rate, answered in audio at several output rates.
+#[tokio::test]
+async fn spoken_turn_is_transcribed_and_answered_in_audio() {
+    let text = "I have five years of experience with Rust.";
+    for (input_rate, channels, output_rate) in [
+        (8000, 1, 16000),
+        (16000, 1, 24000),
+        (44100, 2, 48000),
+        (48000, 1, 24000),
+    ] {
+        let mut ws = connect().await;
+        start(&mut ws, input_rate, channels, output_rate).await;
+        // The interviewer greets first; let it finish.
+        let greeting = until(&mut ws, is_done(0)).await;
+        assert_eq!(done_of(&greeting).0, DoneStatus::Completed);
+        let mut seq = 0;
+        let mut audio = speech(text, input_rate, channels);
+        audio.extend(vec![
+            0i16;
+            (input_rate as usize * channels as usize) * 3 / 2
+        ]);
+        stream_audio(&mut ws, &mut seq, &audio, input_rate, channels).await;
+        let seen = until(&mut ws, is_done(1)).await;
+        let heard = final_text(&seen).expect("a final transcript");
+        let w = words(&heard);
+        // 8 kHz espeak audio loses the high band and whisper tiny mishears small words
+        // ("five year long"), so assert the words that survive every rate.
+        assert!(
+            w.contains("experience") && w.contains("five"),
+            "{input_rate} Hz: {heard:?}"
+        );
+        let (status, reply, _, latency) = done_of(&seen);
+        assert_eq!(status, DoneStatus::Completed, "{seen:?}");
+        assert!(!reply.is_empty());
+        assert!(
+            latency.first_audio_ms.is_some() && latency.total_ms.is_some(),
+            "{latency:?}"
+        );
+        assert!(latency.endpoint_ms.is_some() && latency.asr_ms.is_some());
+        let frames: Vec<&OutputChunk> = seen
+            .iter()
+            .filter_map(|g| match g {
+                Got::Audio(c) if c.turn == 1 => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            frames.first().is_some_and(|f| f.first),
+            "first frame flagged"
+        );
+        assert!(frames.last().is_some_and(|f| f.last), "last frame flagged");
+        let samples: usize = frames.iter().map(|f| f.samples.len()).sum();
+        let secs = samples as f64 / output_rate as f64;
+        // espeak at 175 wpm: about 2.5-3.5 words per second of audio.
+        let n_words = reply.split_whitespace().count() as f64;
+        assert!(
+            secs > n_words / 5.0 && secs < n_words / 1.5,
+            "{secs} s for {n_words} words"
+        );
+        for kind in ["input.speech_started", "input.speech_stopped", "audio.ack"] {
+            let found = seen.iter().any(|g| matches!(g, Got::Event(e) if e.to_json().contains(&format!("\"type\":\"{kind}\""))));
+            assert!(found, "{kind} missing at {input_rate} Hz");
+        }
+        send_json(&mut ws, json!({"type":"session.end"})).await;
+        let end = until(&mut ws, |e| matches!(e, ServerMessage::SessionEnded { .. })).await;
+        assert!(
+            matches!(end.last(), Some(Got::Event(ServerMessage::SessionEnded { turns, .. })) if *turns >= 2)
+        );
+    }
+}
+
+/// Reads until the first audio frame of `turn`.
+async fn until_audio(ws: &mut Ws, turn: u32) -> Vec<Got> {
+    let mut seen = Vec::new();
+    loop {
+        let g = next(ws).await;
+        let hit = matches!(&g, Got::Audio(c) if c.turn == turn);
+        assert!(!matches!(g, Got::Closed(_)), "closed: {seen:?}");
+        seen.push(g);
+        if hit {
+            return seen;
+        }
+    }
+}
+
+/// Talking over the AI cancels its response at once; nothing of it follows its done, and
+/// the new turn is transcribed and answered.
+#[tokio::test]
+async fn barge_in_cancels_the_response_and_starts_a_new_turn() {
+    let mut ws = connect().await;
+    start(&mut ws, 16000, 1, 24000).await;
+    until_audio(&mut ws, 0).await;
+    let mut seq = 0;
+    let mut audio = speech(
+        "The most challenging bug I fixed was a race condition.",
+        16000,
+        1,
+    );
+    audio.extend(vec![0i16; 24000]);
+    stream_audio(&mut ws, &mut seq, &audio, 16000, 1).await;
+    let seen = until(&mut ws, is_done(1)).await;
+    let done0 = seen
+        .iter()
+        .position(|g| {
+            matches!(
+                g,
+                Got::Event(ServerMessage::ResponseDone { turn_id: 0, .. })
+            )
+        })
+        .expect("the greeting's response.done");
+    assert!(matches!(
+        &seen[done0],
+        Got::Event(ServerMessage::ResponseDone {
+            status: DoneStatus::Cancelled,
+            ..
+        })
+    ));
+    let late = seen[done0..]
+        .iter()
+        .any(|g| matches!(g, Got::Audio(c) if c.turn == 0));
+    assert!(
+        !late,
+        "a frame of the cancelled turn followed its response.done"
+    );
+    let heard = words(&final_text(&seen[done0..]).expect("final transcript"));
+    assert!(heard.contains("race condition"), "{heard}");
+    assert_eq!(done_of(&seen).0, DoneStatus::Completed);
+}
+
+/// After `playback.position` and `response.cancel`, heardText is the played prefix.
+#[tokio::test]
+async fn heard_text_is_the_played_prefix_after_cancel() {
+    let mut ws = connect().await;
+    start(&mut ws, 16000, 1, 24000).await;
+    until_audio(&mut ws, 0).await;
+    // Let about 2 s of audio go out (the server paces output to real time).
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    send_json(
+        &mut ws,
+        json!({"type":"playback.position","turnId":0,"playedMs":1500}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    send_json(&mut ws, json!({"type":"response.cancel"})).await;
+    let seen = until(&mut ws, is_done(0)).await;
+    let (status, text, heard, _) = done_of(&seen);
+    assert_eq!(status, DoneStatus::Cancelled);
+    assert!(
+        text.starts_with(&heard),
+        "{heard:?} is not a prefix of {text:?}"
+    );
+    assert!(
+        !heard.is_empty() && heard.len() < text.len(),
+        "{heard:?} / {text:?}"
+    );
+}
+
+/// A typed turn (`input.text`) is a complete user turn.
+#[tokio::test]
+async fn typed_turn_gets_a_response() {
+    let mut ws = connect().await;
+    start(&mut ws, 16000, 1, 16000).await;
+    until(&mut ws, is_done(0)).await;
+    send_json(
+        &mut ws,
+        json!({"type":"input.text","text":"I built a payment system in Rust."}),
+    )
+    .await;
+    let seen = until(&mut ws, is_done(1)).await;
+    assert_eq!(
+        final_text(&seen).as_deref(),
+        Some("I built a payment system in Rust.")
+    );
+    let (status, text, heard, _) = done_of(&seen);
+    assert_eq!(status, DoneStatus::Completed);
+    assert_eq!(text, heard);
+}
+
+/// Manual turn detection: audio is only a turn once committed; clear discards it.
+#[tokio::test]
+async fn manual_mode_commits_and_clears() {
+    let mut ws = connect().await;
+    send_json(
+        &mut ws,
+        json!({"type":"session.start","input":{"sampleRate":16000},"turnDetection":{"mode":"manual"}}),
+    )
+    .await;
+    until(&mut ws, is_done(0)).await;
+    let mut seq = 0;
+    let noise = speech("This should be discarded.", 16000, 1);
+    stream_audio(&mut ws, &mut seq, &noise, 16000, 1).await;
+    send_json(&mut ws, json!({"type":"input.clear"})).await;
+    let audio = speech("I have five years of experience with Rust.", 16000, 1);
+    stream_audio(&mut ws, &mut seq, &audio, 16000, 1).await;
+    send_json(&mut ws, json!({"type":"input.commit"})).await;
+    let seen = until(&mut ws, is_done(1)).await;
+    let heard = words(&final_text(&seen).expect("final"));
+    assert!(
+        heard.contains("experience") && !heard.contains("discarded"),
+        "{heard}"
+    );
+}

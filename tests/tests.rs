@@ -1,0 +1,3 @@
+//! All integration tests, one binary (one link, one shared model load per area).
+
+mod server;
