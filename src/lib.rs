@@ -9,11 +9,14 @@
 //!   converter that turns registry-shipped CTranslate2 Whisper weights into ggml.
 //! - [`llm`]: the `ChatModel` trait, the scripted interviewer, the OpenAI-compatible client,
 //!   and the sentence splitter that feeds synthesis.
+//! - [`client`]: the callgate.v1 client: a reusable call connection and the `replay` CLI
+//!   test harness.
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
 #![deny(missing_docs)]
 
 pub mod asr;
 pub mod audio;
+pub mod client;
 pub mod llm;
 pub mod protocol;
 pub mod tts;
