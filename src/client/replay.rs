@@ -330,9 +330,10 @@ fn file_error(path: &Path, e: impl std::fmt::Display) -> ClientError {
 
 /// The true end of speech in a mono signal, in samples (exclusive): the end of the last
 /// 10 ms frame whose RMS is above `max(-45 dBFS, noise floor + 15 dB)`. The noise floor is
-/// the 10th percentile of the frames' RMS, so trailing silence, room tone or hiss of any
-/// constant level is not mistaken for speech. `None` when no frame is above the threshold
-/// (silence, steady noise, empty input).
+/// the 5th percentile of the frames' RMS, so trailing silence, room tone or hiss of any
+/// constant level is not mistaken for speech, while a file that is speech from end to end
+/// still finds its floor in the pauses between syllables. `None` when no frame is above
+/// the threshold (silence, steady noise, a steady tone, empty input).
 pub fn end_of_speech(mono: &[f32], rate: u32) -> Option<usize> {
     let frame = (rate as usize * EOS_FRAME_MS as usize / 1000).max(1);
     let levels: Vec<f32> = mono.chunks(frame).map(rms_dbfs).collect();
@@ -341,7 +342,7 @@ pub fn end_of_speech(mono: &[f32], rate: u32) -> Option<usize> {
     }
     let mut sorted = levels.clone();
     sorted.sort_by(f32::total_cmp);
-    let floor = sorted[sorted.len() / 10];
+    let floor = sorted[sorted.len() / 20];
     let threshold = EOS_MIN_DBFS.max(floor + EOS_FLOOR_MARGIN_DB);
     let last = levels.iter().rposition(|&db| db > threshold)?;
     Some(((last + 1) * frame).min(mono.len()))
@@ -1120,5 +1121,710 @@ fn failed_report(path: &Path, session_id: &str, status: TurnStatus, why: String)
         errors: Vec::new(),
         client_errors: vec![why],
         audio_file: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{
+        ClientMessage, ErrorCode, Limits, decode_input_frame, encode_output_frame,
+        parse_client_message,
+    };
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    /// Deterministic white noise in -1..1.
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((x >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `amp` is linear peak; a sine at amplitude a has RMS a/sqrt(2).
+    fn tone(n: usize, rate: u32, amp: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| amp * (2.0 * std::f32::consts::PI * 220.0 * i as f32 / rate as f32).sin())
+            .collect()
+    }
+
+    fn db_to_amp(db: f32) -> f32 {
+        10f32.powf(db / 20.0)
+    }
+
+    /// silence(pre) + tone(speech) + silence(post), each in ms, plus optional noise.
+    fn utterance(
+        rate: u32,
+        pre: usize,
+        speech: usize,
+        post: usize,
+        noise_db: Option<f32>,
+    ) -> Vec<f32> {
+        let r = rate as usize;
+        let mut s = vec![0.0; pre * r / 1000];
+        s.extend(tone(speech * r / 1000, rate, 0.3));
+        s.extend(vec![0.0; post * r / 1000]);
+        if let Some(db) = noise_db {
+            // Uniform noise in -a..a has RMS a/sqrt(3).
+            let a = db_to_amp(db) * 3f32.sqrt();
+            let n = noise(s.len(), 7);
+            for (v, n) in s.iter_mut().zip(n) {
+                *v += a * n;
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn rms_dbfs_levels() {
+        assert_eq!(rms_dbfs(&[]), -120.0);
+        assert_eq!(rms_dbfs(&[0.0; 160]), -120.0);
+        assert!((rms_dbfs(&[1.0, -1.0]) - 0.0).abs() < 1e-4);
+        let sine = tone(16000, 16000, 1.0);
+        assert!((rms_dbfs(&sine) + 3.01).abs() < 0.05, "{}", rms_dbfs(&sine));
+    }
+
+    #[test]
+    fn end_of_speech_in_clean_audio() {
+        for rate in [8000, 16000, 44100, 48000] {
+            let s = utterance(rate, 200, 500, 800, None);
+            let eos = end_of_speech(&s, rate).unwrap();
+            let want = 700 * rate as usize / 1000;
+            let frame = rate as usize / 100;
+            assert!(
+                eos >= want && eos <= want + frame,
+                "rate {rate}: {eos} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn end_of_speech_above_noise_floor() {
+        let rate = 16000;
+        // Quiet hiss: the -45 dBFS absolute floor decides.
+        let s = utterance(rate, 300, 1000, 1000, Some(-60.0));
+        let eos = end_of_speech(&s, rate).unwrap();
+        assert!((1300 * 16..=1310 * 16).contains(&eos), "{eos}");
+        // Loud room noise at -30 dBFS would pass -45: the floor + 15 dB rule must ignore it.
+        let s = utterance(rate, 300, 1000, 1000, Some(-30.0));
+        let eos = end_of_speech(&s, rate).unwrap();
+        assert!((1300 * 16..=1310 * 16).contains(&eos), "{eos}");
+    }
+
+    #[test]
+    fn end_of_speech_none_without_speech() {
+        assert_eq!(end_of_speech(&[], 16000), None);
+        assert_eq!(end_of_speech(&vec![0.0; 16000], 16000), None);
+        // Steady loud noise is a floor, not speech.
+        let n: Vec<f32> = noise(32000, 3).iter().map(|v| v * 0.2).collect();
+        assert_eq!(end_of_speech(&n, 16000), None);
+        // A quiet tone under -45 dBFS is not speech either.
+        assert_eq!(
+            end_of_speech(&tone(16000, 16000, db_to_amp(-50.0)), 16000),
+            None
+        );
+    }
+
+    #[test]
+    fn end_of_speech_at_end_of_file_and_partial_frame() {
+        // Speech-like (a 4 Hz syllable envelope) up to the last sample, no silence at all.
+        let s: Vec<f32> = tone(16000 + 37, 16000, 0.3)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v * (std::f32::consts::PI * 4.0 * (i as f32 + 1000.0) / 16000.0)
+                    .sin()
+                    .abs()
+            })
+            .collect();
+        assert_eq!(end_of_speech(&s, 16000), Some(s.len()));
+        // Known limit: a signal with no dip 15 dB under its level (a steady tone) is
+        // indistinguishable from steady noise, so it has no detectable end of speech.
+        assert_eq!(end_of_speech(&tone(16000, 16000, 0.3), 16000), None);
+        // Speech with only the last, partial frame loud.
+        let mut s = vec![0.0; 16005];
+        s[16001] = 0.9;
+        assert_eq!(end_of_speech(&s, 16000), Some(16005));
+    }
+
+    #[test]
+    fn chunk_math_is_consistent_and_does_not_drift() {
+        for rate in [8000, 11025, 16000, 22050, 44100, 48000] {
+            for chunk_ms in [10, 20, 30, 1000] {
+                let mut prev = 0;
+                for i in 0..300u64 {
+                    let end = chunk_end(i, rate, chunk_ms);
+                    assert!(end > prev || (i == 0 && end > 0));
+                    for f in prev..end {
+                        assert_eq!(
+                            chunk_index_of(f, rate, chunk_ms),
+                            i,
+                            "rate {rate} {chunk_ms} ms frame {f}"
+                        );
+                    }
+                    prev = end;
+                }
+                // After N chunks exactly N * chunk_ms of audio, to the frame.
+                assert_eq!(
+                    chunk_end(999, rate, chunk_ms),
+                    1000 * rate as u64 * chunk_ms as u64 / 1000
+                );
+            }
+        }
+        assert_eq!(chunk_end(0, 11025, 20), 220);
+        assert_eq!(chunk_end(1, 11025, 20), 441);
+        assert_eq!(chunk_count(0, 16000, 20), 0);
+        assert_eq!(chunk_count(1, 16000, 20), 1);
+        assert_eq!(chunk_count(320, 16000, 20), 1);
+        assert_eq!(chunk_count(321, 16000, 20), 2);
+        assert_eq!(chunk_count(44100, 44100, 20), 50);
+        assert_eq!(frames_to_duration(44100, 44100), Duration::from_secs(1));
+        assert_eq!(frames_to_duration(441, 44100), Duration::from_millis(10));
+        assert_eq!(
+            frames_to_duration(220, 11025),
+            Duration::from_nanos(19_954_648)
+        );
+    }
+
+    #[test]
+    fn unacked_window() {
+        assert_eq!(unacked(0, None), 0);
+        assert_eq!(unacked(64, None), 64);
+        assert_eq!(unacked(64, Some(63)), 0);
+        assert_eq!(unacked(100, Some(40)), 59);
+        // A stale ack beyond what was sent never underflows.
+        assert_eq!(unacked(5, Some(9)), 0);
+    }
+
+    fn report() -> TurnReport {
+        TurnReport {
+            file: PathBuf::from("a/answer.wav"),
+            session_id: "s1".into(),
+            turn_id: 1,
+            final_transcript: "I like Rust.".into(),
+            ai_text: "Why?".into(),
+            status: TurnStatus::Completed,
+            voice_to_voice_ms: Some(812),
+            latency: Latency {
+                endpoint_ms: Some(500),
+                asr_ms: Some(120),
+                llm_first_token_ms: None,
+                tts_first_audio_ms: Some(4),
+                first_audio_ms: Some(300),
+                total_ms: Some(900),
+            },
+            audio_ms_received: 1250,
+            errors: vec![],
+            client_errors: vec![],
+            audio_file: None,
+        }
+    }
+
+    #[test]
+    fn latency_formatting() {
+        assert_eq!(
+            format_latency(&report().latency),
+            "endpoint 500 | asr 120 | llm first token - | tts first audio 4 | first audio 300 | total 900 ms"
+        );
+        assert_eq!(
+            format_latency_line(&report()),
+            "turn 1 completed: voice-to-voice 812 ms | server: endpoint 500 | asr 120 | llm first token - | tts first audio 4 | first audio 300 | total 900 ms | AI audio 1.25 s"
+        );
+        let mut r = report();
+        r.status = TurnStatus::Timeout;
+        r.voice_to_voice_ms = None;
+        r.latency = Latency::default();
+        r.client_errors.push("no response.done".into());
+        let line = format_turn_line(&r);
+        assert!(line.starts_with("a/answer.wav\tturn 1\ttimeout\tv2v - ms\tserver first audio - ms\tyou: \"I like Rust.\"\tAI: \"Why?\""), "{line}");
+        assert!(line.ends_with("\tclient error: no response.done"), "{line}");
+    }
+
+    #[test]
+    fn report_json_shape() {
+        let v = serde_json::to_value(report()).unwrap();
+        assert_eq!(v["file"], "a/answer.wav");
+        assert_eq!(v["turnId"], 1);
+        assert_eq!(v["finalTranscript"], "I like Rust.");
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["voiceToVoiceMs"], 812);
+        assert_eq!(v["latency"]["firstAudioMs"], 300);
+        assert_eq!(v["audioMsReceived"], 1250);
+        assert_eq!(
+            serde_json::to_value(TurnStatus::Timeout).unwrap(),
+            "timeout"
+        );
+        let back: TurnReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, report());
+    }
+
+    #[derive(clap::Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        args: ReplayArgs,
+    }
+
+    #[test]
+    fn args_parse_and_convert() {
+        use clap::Parser;
+        let cli =
+            TestCli::try_parse_from(["replay", "ws://h:1/v1/call", "a.wav", "b.wav"]).unwrap();
+        assert!(!cli.args.json);
+        let o = ReplayOptions::from(cli.args);
+        assert_eq!(o.url, "ws://h:1/v1/call");
+        assert_eq!(o.files, [PathBuf::from("a.wav"), PathBuf::from("b.wav")]);
+        assert_eq!(
+            (o.chunk_ms, o.output_rate, o.tail_timeout),
+            (20, 24000, DEFAULT_TAIL_TIMEOUT)
+        );
+        assert!(
+            !o.fast
+                && !o.quiet
+                && o.out_dir.is_none()
+                && o.persona.is_none()
+                && o.silence_ms.is_none()
+        );
+        let cli = TestCli::try_parse_from([
+            "replay",
+            "ws://h:1/v1/call",
+            "a.wav",
+            "--fast",
+            "--out",
+            "o",
+            "--chunk-ms",
+            "40",
+            "--output-rate",
+            "16000",
+            "--persona",
+            "interviewer",
+            "--silence-ms",
+            "300",
+            "--json",
+            "-q",
+            "--tail-timeout",
+            "2.5",
+        ])
+        .unwrap();
+        assert!(cli.args.json);
+        let o = ReplayOptions::from(cli.args);
+        assert!(o.fast && o.quiet);
+        assert_eq!(o.out_dir, Some(PathBuf::from("o")));
+        assert_eq!(
+            (o.chunk_ms, o.output_rate, o.silence_ms),
+            (40, 16000, Some(300))
+        );
+        assert_eq!(o.persona.as_deref(), Some("interviewer"));
+        assert_eq!(o.tail_timeout, Duration::from_millis(2500));
+        assert!(TestCli::try_parse_from(["replay", "ws://h:1/v1/call"]).is_err());
+        assert!(TestCli::try_parse_from(["replay", "u", "a.wav", "--silence-ms", "50"]).is_err());
+        assert!(
+            TestCli::try_parse_from(["replay", "u", "a.wav", "--output-rate", "96000"]).is_err()
+        );
+    }
+
+    fn write_wav(path: &Path, rate: u32, channels: u16, mono: &[f32]) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for &s in mono {
+            for _ in 0..channels {
+                w.write_sample((s * 32767.0) as i16).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn load_wav_keeps_rate_and_channels() {
+        let dir = test_dir("load");
+        let p = dir.join("st.wav");
+        write_wav(&p, 44100, 2, &tone(4410, 44100, 0.5));
+        let a = load_wav(&p).unwrap();
+        assert_eq!((a.rate, a.channels, a.frames()), (44100, 2, 4410));
+        // 24-bit and float files become s16 at the same level.
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 24,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let p24 = dir.join("m24.wav");
+        let mut w = hound::WavWriter::create(&p24, spec).unwrap();
+        w.write_sample(1i32 << 22).unwrap();
+        w.finalize().unwrap();
+        assert_eq!(load_wav(&p24).unwrap().samples, [16384]);
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let pf = dir.join("f.wav");
+        let mut w = hound::WavWriter::create(&pf, spec).unwrap();
+        w.write_sample(-2.0f32).unwrap();
+        w.write_sample(0.5f32).unwrap();
+        w.finalize().unwrap();
+        assert_eq!(load_wav(&pf).unwrap().samples, [-32767, 16384]);
+        // A rate the protocol cannot carry is resampled into range, mono.
+        let p96 = dir.join("hi.wav");
+        write_wav(&p96, 96000, 2, &tone(9600, 96000, 0.5));
+        let a = load_wav(&p96).unwrap();
+        assert_eq!((a.rate, a.channels), (48000, 1));
+        assert!((a.frames() as i64 - 4800).abs() < 50, "{}", a.frames());
+        assert!(matches!(
+            load_wav(&dir.join("missing.wav")),
+            Err(ClientError::File { .. })
+        ));
+    }
+
+    fn test_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("callgate-replay-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// What the scripted server saw on one call.
+    #[derive(Debug, Default)]
+    struct CallLog {
+        start: Option<crate::protocol::SessionStart>,
+        subprotocol_offered: bool,
+        chunks: u32,
+        frames: u64,
+        max_outstanding: u32,
+        ended: bool,
+    }
+
+    /// TEST DOUBLE, not the real server: a scripted callgate.v1 peer that exercises the
+    /// client's own logic (handshake, seq numbering, ack window, event handling, audio
+    /// collection, reports) while `callgate serve` is written elsewhere. It greets (turn 0),
+    /// acks only when 64 chunks are outstanding (to exercise the `fast` window), and once
+    /// `reply_after_ms` of input has arrived plays out turn 1: speech events, transcripts,
+    /// a response with text deltas, two kind-2 frames and `response.done`.
+    async fn scripted_call(
+        stream: tokio::net::TcpStream,
+        reply_after_ms: u64,
+        reply_samples: usize,
+    ) -> CallLog {
+        let mut log = CallLog::default();
+        let mut offered = false;
+        let ws =
+            tokio_tungstenite::accept_hdr_async(stream, |req: &Request, mut resp: Response| {
+                if let Some(p) = req.headers().get("Sec-WebSocket-Protocol") {
+                    offered = p
+                        .to_str()
+                        .unwrap()
+                        .split(',')
+                        .any(|p| p.trim() == "callgate.v1");
+                    resp.headers_mut()
+                        .insert("Sec-WebSocket-Protocol", "callgate.v1".parse().unwrap());
+                }
+                Ok(resp)
+            })
+            .await
+            .unwrap();
+        log.subprotocol_offered = offered;
+        let (mut tx, mut rx) = ws.split();
+        let text = |m: ServerMessage| Message::text(m.to_json());
+        let Some(Ok(Message::Text(first))) = rx.next().await else {
+            panic!("no session.start")
+        };
+        let ClientMessage::SessionStart(start) = parse_client_message(first.as_str()).unwrap()
+        else {
+            panic!("first message is not session.start: {first}")
+        };
+        let (rate, channels) = (start.input.sample_rate as u64, start.input.channels as u64);
+        tx.send(text(ServerMessage::SessionStarted {
+            session_id: "sess-1".into(),
+            resume_token: "rt".into(),
+            protocol: "callgate.v1".into(),
+            input: start.input.clone(),
+            output: start.output.clone(),
+            limits: Limits::default(),
+        }))
+        .await
+        .unwrap();
+        log.start = Some(start);
+        // The greeting: printed by the client, not reported.
+        for m in [
+            ServerMessage::ResponseStarted {
+                turn_id: 0,
+                status: crate::protocol::ResponseStatus::Thinking,
+                eta_ms: None,
+            },
+            ServerMessage::ResponseTextDelta {
+                turn_id: 0,
+                index: 0,
+                delta: "Hello, welcome.".into(),
+            },
+        ] {
+            tx.send(text(m)).await.unwrap();
+        }
+        tx.send(Message::binary(encode_output_frame(
+            0, 0, true, true, &[7; 100],
+        )))
+        .await
+        .unwrap();
+        tx.send(text(ServerMessage::ResponseDone {
+            turn_id: 0,
+            status: DoneStatus::Completed,
+            text: "Hello, welcome.".into(),
+            heard_text: "Hello, welcome.".into(),
+            latency: Latency::default(),
+        }))
+        .await
+        .unwrap();
+        let mut acked: Option<u32> = None;
+        let mut replied = false;
+        let mut spoke = false;
+        while let Some(Ok(msg)) = rx.next().await {
+            match msg {
+                Message::Binary(b) => {
+                    let c = decode_input_frame(&b).unwrap();
+                    assert_eq!(c.seq, log.chunks, "seq must count from 0 without gaps");
+                    assert_eq!(c.samples.len() as u64 % channels, 0);
+                    log.chunks += 1;
+                    log.frames += c.samples.len() as u64 / channels;
+                    let outstanding = unacked(log.chunks, acked);
+                    log.max_outstanding = log.max_outstanding.max(outstanding);
+                    if outstanding >= MAX_UNACKED_CHUNKS || replied {
+                        acked = Some(c.seq);
+                        tx.send(text(ServerMessage::AudioAck { seq: c.seq }))
+                            .await
+                            .unwrap();
+                    }
+                    let got_ms = log.frames * 1000 / rate;
+                    if !spoke && got_ms >= 100 {
+                        spoke = true;
+                        tx.send(text(ServerMessage::InputSpeechStarted {
+                            turn_id: 1,
+                            audio_ms: 100,
+                        }))
+                        .await
+                        .unwrap();
+                        tx.send(text(ServerMessage::Transcript {
+                            turn_id: 1,
+                            text: "I have".into(),
+                            is_final: false,
+                            start_ms: None,
+                            end_ms: None,
+                        }))
+                        .await
+                        .unwrap();
+                    }
+                    if !replied && got_ms >= reply_after_ms {
+                        replied = true;
+                        for m in [
+                            ServerMessage::InputSpeechStopped {
+                                turn_id: 1,
+                                audio_ms: reply_after_ms,
+                            },
+                            ServerMessage::Transcript {
+                                turn_id: 1,
+                                text: "I have five years.".into(),
+                                is_final: true,
+                                start_ms: Some(100),
+                                end_ms: Some(reply_after_ms),
+                            },
+                            ServerMessage::ResponseStarted {
+                                turn_id: 1,
+                                status: crate::protocol::ResponseStatus::Thinking,
+                                eta_ms: None,
+                            },
+                            ServerMessage::ResponseTextDelta {
+                                turn_id: 1,
+                                index: 0,
+                                delta: "Great. ".into(),
+                            },
+                            ServerMessage::ResponseTextDelta {
+                                turn_id: 1,
+                                index: 1,
+                                delta: "Why Rust?".into(),
+                            },
+                            ErrorEvent::new(ErrorCode::TtsError, "scripted hiccup", true)
+                                .turn(1)
+                                .into(),
+                        ] {
+                            tx.send(text(m)).await.unwrap();
+                        }
+                        let half = reply_samples / 2;
+                        tx.send(Message::binary(encode_output_frame(
+                            1,
+                            1,
+                            true,
+                            false,
+                            &vec![1000; half],
+                        )))
+                        .await
+                        .unwrap();
+                        tx.send(Message::binary(encode_output_frame(
+                            2,
+                            1,
+                            false,
+                            true,
+                            &vec![-1000; reply_samples - half],
+                        )))
+                        .await
+                        .unwrap();
+                        tx.send(text(ServerMessage::ResponseDone {
+                            turn_id: 1,
+                            status: DoneStatus::Completed,
+                            text: "Great. Why Rust?".into(),
+                            heard_text: "Great. Why Rust?".into(),
+                            latency: Latency {
+                                endpoint_ms: Some(300),
+                                asr_ms: Some(90),
+                                llm_first_token_ms: Some(5),
+                                tts_first_audio_ms: Some(3),
+                                first_audio_ms: Some(110),
+                                total_ms: Some(150),
+                            },
+                        }))
+                        .await
+                        .unwrap();
+                    }
+                }
+                Message::Text(t) => {
+                    if let ClientMessage::SessionEnd = parse_client_message(t.as_str()).unwrap() {
+                        log.ended = true;
+                        tx.send(text(ServerMessage::SessionEnded {
+                            session_id: "sess-1".into(),
+                            reason: crate::protocol::EndReason::Client,
+                            turns: 1,
+                            duration_ms: 1,
+                        }))
+                        .await
+                        .unwrap();
+                        let _ = tx.close().await;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        log
+    }
+
+    #[tokio::test]
+    async fn replay_against_scripted_server() {
+        let dir = test_dir("e2e");
+        // File 1: 16 kHz mono, 2.2 s (110 chunks: more than the 64-chunk window).
+        let f1 = dir.join("mono16k.wav");
+        write_wav(&f1, 16000, 1, &utterance(16000, 300, 1500, 400, None));
+        // File 2: 44.1 kHz stereo, sent as is.
+        let f2 = dir.join("stereo44k.wav");
+        write_wav(&f2, 44100, 2, &utterance(44100, 100, 300, 200, None));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/call", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut logs = Vec::new();
+            for (reply_after_ms, samples) in [(2300, 8000), (700, 3200)] {
+                let (s, _) = listener.accept().await.unwrap();
+                logs.push(scripted_call(s, reply_after_ms, samples).await);
+            }
+            logs
+        });
+        let mut opts = ReplayOptions::new(url, vec![f1.clone(), f2.clone()]);
+        opts.fast = true;
+        opts.quiet = true;
+        opts.out_dir = Some(dir.join("out"));
+        opts.output_rate = 16000;
+        opts.persona = Some("interviewer".into());
+        opts.silence_ms = Some(300);
+        opts.tail_timeout = Duration::from_secs(10);
+        let reports = tokio::time::timeout(Duration::from_secs(30), replay(&opts))
+            .await
+            .expect("replay hung")
+            .unwrap();
+        let logs = server.await.unwrap();
+
+        assert_eq!(reports.len(), 2, "{reports:#?}");
+        for (r, (file, log, rate, channels, reply_samples)) in reports.iter().zip([
+            (&f1, &logs[0], 16000, 1, 8000usize),
+            (&f2, &logs[1], 44100, 2, 3200),
+        ]) {
+            assert!(log.subprotocol_offered);
+            let start = log.start.as_ref().unwrap();
+            assert_eq!(
+                (start.input.sample_rate, start.input.channels),
+                (rate, channels)
+            );
+            assert_eq!(start.output.sample_rate, 16000);
+            assert_eq!(start.persona.as_deref(), Some("interviewer"));
+            assert_eq!(start.turn_detection.silence_ms, Some(300));
+            assert!(log.ended, "session.end must be sent");
+            assert!(
+                log.max_outstanding <= MAX_UNACKED_CHUNKS,
+                "{}",
+                log.max_outstanding
+            );
+            // The whole file went out, then silence until the reply.
+            let file_frames = load_wav(file).unwrap().frames() as u64;
+            assert!(log.frames > file_frames, "{} <= {file_frames}", log.frames);
+
+            assert_eq!(&r.file, file);
+            assert_eq!(r.session_id, "sess-1");
+            assert_eq!(r.turn_id, 1, "the greeting is not a report");
+            assert_eq!(r.status, TurnStatus::Completed);
+            assert!(r.is_completed());
+            assert_eq!(r.final_transcript, "I have five years.");
+            assert_eq!(r.ai_text, "Great. Why Rust?");
+            assert_eq!(r.latency.first_audio_ms, Some(110));
+            assert_eq!(r.audio_ms_received, reply_samples as u64 * 1000 / 16000);
+            assert_eq!(r.errors.len(), 1);
+            assert_eq!(r.errors[0].code, ErrorCode::TtsError);
+            assert!(r.client_errors.is_empty(), "{:?}", r.client_errors);
+            let v2v = r.voice_to_voice_ms.expect("voice-to-voice measured");
+            assert!(v2v < 5000, "{v2v}");
+            let wav = r.audio_file.as_ref().unwrap();
+            let reader = hound::WavReader::open(wav).unwrap();
+            assert_eq!(reader.spec().sample_rate, 16000);
+            assert_eq!(reader.spec().channels, 1);
+            assert_eq!(reader.len() as usize, reply_samples);
+            assert!(wav.ends_with(format!(
+                "{}.turn1.wav",
+                file.file_stem().unwrap().to_str().unwrap()
+            )));
+        }
+        assert!(
+            logs[0].max_outstanding == MAX_UNACKED_CHUNKS,
+            "the window was exercised"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_report_not_a_panic() {
+        let dir = test_dir("refused");
+        let f = dir.join("a.wav");
+        write_wav(&f, 16000, 1, &utterance(16000, 100, 200, 100, None));
+        // Bind then drop to get a port with nothing listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut opts =
+            ReplayOptions::new(format!("ws://127.0.0.1:{port}/v1/call"), vec![f.clone()]);
+        opts.quiet = true;
+        let reports = replay(&opts).await.unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].status, TurnStatus::Error);
+        assert!(!reports[0].client_errors.is_empty());
+        // Unreadable input is an Err before any call.
+        opts.files.push(dir.join("missing.wav"));
+        assert!(matches!(replay(&opts).await, Err(ClientError::File { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
