@@ -587,8 +587,9 @@ struct TurnState {
     final_transcript: String,
     /// Deltas received, used when no `response.done` came.
     deltas: String,
-    /// Deltas printed live, so `response.done` knows whether to print the text.
-    printed_live: bool,
+    /// Some delta was not printed live (progress bar up, quiet): `response.done` prints
+    /// the whole text.
+    buffered: bool,
     /// Speech started (server VAD) or a response started: the turn expects a `response.done`.
     open: bool,
     responded: bool,
@@ -615,7 +616,8 @@ struct FileRun<'a> {
     opts: &'a ReplayOptions,
     printer: Printer,
     turns: BTreeMap<u32, TurnState>,
-    greeting: String,
+    /// The greeting (turn 0): printed, never reported.
+    greeting: TurnState,
     loose_errors: Vec<ErrorEvent>,
     loose_client_errors: Vec<String>,
     acked: Option<u32>,
@@ -635,7 +637,7 @@ async fn replay_file(
         opts,
         printer: Printer::new(opts.quiet),
         turns: BTreeMap::new(),
-        greeting: String::new(),
+        greeting: TurnState::default(),
         loose_errors: Vec::new(),
         loose_client_errors: Vec::new(),
         acked: None,
@@ -901,13 +903,9 @@ impl FileRun<'_> {
             }
             ServerMessage::ResponseTextDelta { turn_id, delta, .. } => {
                 let live = self.printer.ai_delta(turn_id, &delta);
-                if turn_id == 0 {
-                    self.greeting.push_str(&delta);
-                } else {
-                    let t = self.turn(turn_id);
-                    t.deltas.push_str(&delta);
-                    t.printed_live |= live;
-                }
+                let t = self.text_of(turn_id);
+                t.deltas.push_str(&delta);
+                t.buffered |= !live;
             }
             ServerMessage::ResponseAudioChunk { turn_id, audio, .. } => {
                 match base64_to_samples(&audio) {
@@ -958,17 +956,32 @@ impl FileRun<'_> {
         }
     }
 
-    fn done(&mut self, turn_id: u32, status: DoneStatus, text: String, latency: Latency) {
+    /// Where a turn's text goes: the greeting's own state for turn 0.
+    fn text_of(&mut self, turn_id: u32) -> &mut TurnState {
         if turn_id == 0 {
-            if self.printer.is_open_ai(0) {
-                self.printer.close_open();
+            &mut self.greeting
+        } else {
+            self.turn(turn_id)
+        }
+    }
+
+    fn done(&mut self, turn_id: u32, status: DoneStatus, text: String, latency: Latency) {
+        let t = self.text_of(turn_id);
+        let reprint = t.buffered || t.deltas.is_empty();
+        if self.printer.is_open_ai(turn_id) {
+            self.printer.close_open();
+        }
+        if reprint {
+            let who = if turn_id == 0 {
+                "greeting".to_owned()
             } else {
-                self.printer.line(&format!("AI [greeting]: {text}"), false);
-            }
-            self.greeting = text;
+                format!("turn {turn_id}")
+            };
+            self.printer.line(&format!("AI [{who}]: {text}"), false);
+        }
+        if turn_id == 0 {
             return;
         }
-        let printed_live = self.printer.is_open_ai(turn_id);
         let t = self.turn(turn_id);
         if t.done.is_some() {
             t.client_errors
@@ -976,13 +989,7 @@ impl FileRun<'_> {
             return;
         }
         t.open = false;
-        t.done = Some((status, text.clone(), latency));
-        if printed_live {
-            self.printer.close_open();
-        } else {
-            self.printer
-                .line(&format!("AI [turn {turn_id}]: {text}"), false);
-        }
+        t.done = Some((status, text, latency));
         // The latency line is printed by `finish`, once voice-to-voice is known.
     }
 
@@ -1069,10 +1076,10 @@ impl FileRun<'_> {
                 ),
             };
             reports.push(failed_report(path, session_id, status, why));
-        } else if let Some(e) = &broken {
-            if let Some(last) = reports.last_mut() {
-                last.client_errors.push(e.clone());
-            }
+        } else if let Some(e) = &broken
+            && let Some(last) = reports.last_mut()
+        {
+            last.client_errors.push(e.clone());
         }
         if let Some(last) = reports.last_mut() {
             last.errors.append(&mut self.loose_errors);
@@ -1504,6 +1511,8 @@ mod tests {
         frames: u64,
         max_outstanding: u32,
         ended: bool,
+        /// When each chunk arrived, with the frames received so far.
+        arrivals: Vec<(Instant, u64)>,
     }
 
     /// TEST DOUBLE, not the real server: a scripted callgate.v1 peer that exercises the
@@ -1512,6 +1521,7 @@ mod tests {
     /// acks only when 64 chunks are outstanding (to exercise the `fast` window), and once
     /// `reply_after_ms` of input has arrived plays out turn 1: speech events, transcripts,
     /// a response with text deltas, two kind-2 frames and `response.done`.
+    #[allow(clippy::result_large_err)] // accept_hdr_async's callback signature
     async fn scripted_call(
         stream: tokio::net::TcpStream,
         reply_after_ms: u64,
@@ -1596,6 +1606,7 @@ mod tests {
                     assert_eq!(c.samples.len() as u64 % channels, 0);
                     log.chunks += 1;
                     log.frames += c.samples.len() as u64 / channels;
+                    log.arrivals.push((Instant::now(), log.frames));
                     let outstanding = unacked(log.chunks, acked);
                     log.max_outstanding = log.max_outstanding.max(outstanding);
                     if outstanding >= MAX_UNACKED_CHUNKS || replied {
@@ -1737,7 +1748,8 @@ mod tests {
         });
         let mut opts = ReplayOptions::new(url, vec![f1.clone(), f2.clone()]);
         opts.fast = true;
-        opts.quiet = true;
+        // Set CALLGATE_REPLAY_TEST_VERBOSE=1 (and --nocapture) to see the live output.
+        opts.quiet = std::env::var_os("CALLGATE_REPLAY_TEST_VERBOSE").is_none();
         opts.out_dir = Some(dir.join("out"));
         opts.output_rate = 16000;
         opts.persona = Some("interviewer".into());
@@ -1801,6 +1813,47 @@ mod tests {
             logs[0].max_outstanding == MAX_UNACKED_CHUNKS,
             "the window was exercised"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn real_time_pace() {
+        let dir = test_dir("pace");
+        let f = dir.join("a.wav");
+        // 0.6 s at 8 kHz, speech ending at 0.4 s.
+        write_wav(&f, 8000, 1, &utterance(8000, 100, 300, 200, None));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/call", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            scripted_call(s, 700, 1600).await
+        });
+        let mut opts = ReplayOptions::new(url, vec![f.clone()]);
+        opts.quiet = true;
+        opts.chunk_ms = 40;
+        let reports = tokio::time::timeout(Duration::from_secs(20), replay(&opts))
+            .await
+            .expect("replay hung")
+            .unwrap();
+        let log = server.await.unwrap();
+        assert_eq!(reports[0].status, TurnStatus::Completed, "{reports:#?}");
+        // 40 ms chunks at 8 kHz = 320 frames; the file is 15 chunks.
+        let file_frames = 4800;
+        let (t_first, n_first) = log.arrivals[0];
+        assert_eq!(n_first, 320);
+        let (t_last, _) = *log
+            .arrivals
+            .iter()
+            .find(|(_, n)| *n >= file_frames)
+            .unwrap();
+        let spread = t_last.duration_since(t_first);
+        // Chunk 0 leaves at 40 ms, chunk 14 at 600 ms: 560 ms apart in real time.
+        assert!(spread >= Duration::from_millis(540), "{spread:?}");
+        assert!(spread < Duration::from_millis(900), "{spread:?}");
+        // Voice-to-voice counts from the send of the chunk holding the end of speech
+        // (chunk 9, sent at 400 ms); the double answers after 700 ms of input.
+        let v2v = reports[0].voice_to_voice_ms.unwrap();
+        assert!((250..700).contains(&v2v), "{v2v}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
