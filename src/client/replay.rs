@@ -221,7 +221,7 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Vec<TurnReport>, ClientError
     Ok(reports)
 }
 
-/// Parses-to-exit-code entry point for the CLI: replays, then prints the reports on stdout
+/// The CLI entry point: replays, then prints the reports on stdout
 /// (JSON lines with `--json`, else one summary line per turn). Returns whether every turn
 /// completed; the CLI exits non-zero when it did not.
 pub async fn run(args: ReplayArgs) -> Result<bool, ClientError> {
