@@ -33,6 +33,9 @@ enum Command {
     /// e.g. `listen = "0.0.0.0:8080"`), then CALLGATE_* environment variables, then flags;
     /// each later source wins.
     Serve(Box<ServeArgs>),
+    /// Replay WAV files against a running server, as a caller would, and report each
+    /// turn's transcript, reply and latency.
+    Replay(callgate::client::replay::ReplayArgs),
     /// Transcribe WAV files (any rate, mono or stereo) with the whisper model.
     Transcribe(TranscribeArgs),
     /// Convert a CTranslate2 (faster-whisper) Whisper model folder to a ggml file.
@@ -185,6 +188,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Replay(args) => replay(args),
         Command::Transcribe(args) => transcribe(args),
         Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
         Command::ModelInfo { model } => model_info(&model),
@@ -201,8 +205,10 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -308,6 +314,16 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn replay(args: callgate::client::replay::ReplayArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let all_completed = runtime.block_on(callgate::client::replay::run(args))?;
+    Ok(if all_completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn convert_model(ct2_dir: &std::path::Path, out: &std::path::Path) -> Result<ExitCode> {

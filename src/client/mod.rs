@@ -1,0 +1,412 @@
+//! Client side of callgate.v1: a reusable call connection ([`CallClient`]) for the CLI
+//! test harness ([`replay`]) and, later, the benchmark.
+//!
+//! A [`CallClient`] is an open call: the WebSocket is connected with subprotocol
+//! `callgate.v1`, `session.start` was sent and `session.started` received. It is two
+//! independent halves, public fields so a `tokio::select!` loop can borrow both at once:
+//!
+//! - [`CallSender`]: input audio as binary frames with the `seq` counted for you, and any
+//!   [`ClientMessage`].
+//! - [`CallReceiver`]: every server frame, parsed, stamped with the [`Instant`] it was read
+//!   off the socket by a background task (so timings do not depend on when the caller gets
+//!   round to polling).
+
+pub mod replay;
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::protocol::{
+    ClientMessage, ErrorEvent, InputFormat, MAX_SAMPLES_PER_FRAME, OutputChunk, OutputFormat,
+    PROTOCOL_NAME, ServerMessage, SessionStart, decode_output_frame, encode_input_frame,
+    parse_server_message,
+};
+
+/// How long [`CallClient::connect`] waits for the upgrade plus `session.started`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames the reader task may queue before it stops reading (back-pressure on the socket).
+const INCOMING_QUEUE: usize = 1024;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What can go wrong on the client side of a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL could not be turned into a WebSocket request.
+    #[error("bad URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The WebSocket connection or handshake failed, or a send failed.
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tungstenite::Error),
+    /// The server answered `session.start` (or the connection) with an `error`.
+    #[error("server refused the session: {} {}", .0.code, .0.message)]
+    Rejected(ErrorEvent),
+    /// The server sent something callgate.v1 does not allow (unparseable JSON, a bad audio
+    /// frame, an unexpected message). Not fatal: the connection goes on.
+    #[error("protocol violation by the server: {0}")]
+    Protocol(String),
+    /// The connection is closed. `code`/`reason` come from the server's close frame, if any.
+    #[error("connection closed{}", match .code { Some(c) => format!(" (code {c}: {reason})"), None => String::new() })]
+    Closed {
+        /// WebSocket close code, `None` when the socket dropped without a close frame.
+        code: Option<u16>,
+        /// Close reason text.
+        reason: String,
+    },
+    /// Nothing arrived in time.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, &'static str),
+    /// A local file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the call is over after this error ([`ClientError::Protocol`] is the only
+    /// error a receiver reports and then keeps going).
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Self::Protocol(_))
+    }
+}
+
+/// One thing the server sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A JSON message.
+    Event(ServerMessage),
+    /// A kind-2 binary audio frame.
+    Audio(OutputChunk),
+}
+
+/// An [`Incoming`] with the instant it was read off the socket.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// When the reader task got the frame.
+    pub at: Instant,
+    /// The frame.
+    pub msg: Incoming,
+}
+
+/// What `session.started` said: the call's id and the formats in effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    /// Server-assigned session id.
+    pub session_id: String,
+    /// Token for `session.resume`.
+    pub resume_token: String,
+    /// Input format the server will decode.
+    pub input: InputFormat,
+    /// Output format the server will send (its `sample_rate` is what kind-2 frames carry).
+    pub output: OutputFormat,
+    /// Largest frame the server accepts.
+    pub max_frame_bytes: usize,
+}
+
+/// What `session.ended` said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEnded {
+    /// The session that ended.
+    pub session_id: String,
+    /// Who ended it (`client` after [`CallClient::end`]).
+    pub reason: crate::protocol::EndReason,
+    /// User turns taken.
+    pub turns: u32,
+    /// Call length according to the server.
+    pub duration_ms: u64,
+}
+
+/// An open call: both halves plus what `session.started` said.
+pub struct CallClient {
+    /// Sends audio and messages.
+    pub tx: CallSender,
+    /// Yields what the server sends.
+    pub rx: CallReceiver,
+    /// The `session.started` contents.
+    pub session: SessionInfo,
+}
+
+impl CallClient {
+    /// Connects to `url` (`ws://host:port/v1/call`, query parameters such as
+    /// `access_token` allowed), offering subprotocol `callgate.v1`, sends `session.start`
+    /// and waits for `session.started`, with [`DEFAULT_CONNECT_TIMEOUT`].
+    pub async fn connect(url: &str, start: &SessionStart) -> Result<Self, ClientError> {
+        Self::connect_with_timeout(url, start, DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// [`CallClient::connect`] with an explicit limit on handshake plus `session.started`.
+    pub async fn connect_with_timeout(
+        url: &str,
+        start: &SessionStart,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let mut request = url.into_client_request().map_err(|e| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        request.headers_mut().insert(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(PROTOCOL_NAME),
+        );
+        let open = async {
+            let (ws, _response) = tokio_tungstenite::connect_async(request).await?;
+            let (sink, stream) = ws.split();
+            let mut tx = CallSender::new(sink);
+            let mut rx = CallReceiver::spawn(stream);
+            tx.send(&ClientMessage::SessionStart(start.clone())).await?;
+            loop {
+                let r = rx.recv().await?;
+                match r.msg {
+                    Incoming::Event(ServerMessage::SessionStarted {
+                        session_id,
+                        resume_token,
+                        input,
+                        output,
+                        limits,
+                        ..
+                    }) => {
+                        let session = SessionInfo {
+                            session_id,
+                            resume_token,
+                            input,
+                            output,
+                            max_frame_bytes: limits.max_frame_bytes,
+                        };
+                        return Ok(CallClient { tx, rx, session });
+                    }
+                    Incoming::Event(ServerMessage::Error(e)) => {
+                        return Err(ClientError::Rejected(e));
+                    }
+                    other => {
+                        tracing::warn!(?other, "ignoring a frame before session.started");
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, open)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout, "session.started"))?
+    }
+
+    /// Sends `session.end` and waits up to `timeout` for `session.ended`, then closes the
+    /// socket. Returns what `session.ended` said and every other frame that arrived in the
+    /// meantime (late responses, acks), in order, so the caller can still account for them.
+    pub async fn end(
+        mut self,
+        timeout: Duration,
+    ) -> (Result<SessionEnded, ClientError>, Vec<Received>) {
+        let mut others = Vec::new();
+        let result = async {
+            self.tx.send(&ClientMessage::SessionEnd).await?;
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let r = tokio::time::timeout_at(deadline, self.rx.recv())
+                    .await
+                    .map_err(|_| ClientError::Timeout(timeout, "session.ended"))?;
+                let r = match r {
+                    Ok(r) => r,
+                    Err(e) if !e.is_fatal() => {
+                        tracing::warn!("{e}");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                match r.msg {
+                    Incoming::Event(ServerMessage::SessionEnded {
+                        session_id,
+                        reason,
+                        turns,
+                        duration_ms,
+                    }) => {
+                        return Ok(SessionEnded {
+                            session_id,
+                            reason,
+                            turns,
+                            duration_ms,
+                        });
+                    }
+                    _ => others.push(r),
+                }
+            }
+        }
+        .await;
+        self.tx.close().await;
+        (result, others)
+    }
+}
+
+/// The sending half of a call.
+pub struct CallSender {
+    sink: SplitSink<Ws, Message>,
+    next_seq: u32,
+}
+
+impl CallSender {
+    fn new(sink: SplitSink<Ws, Message>) -> Self {
+        Self { sink, next_seq: 0 }
+    }
+
+    /// The `seq` the next audio frame will carry (= number of frames sent so far).
+    pub fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// Sends interleaved s16 samples (at the session's input rate and channels) as binary
+    /// input frames, split so no frame exceeds the protocol's limit; returns the `seq` of the
+    /// last frame sent. An empty slice sends nothing (the server rejects empty chunks) and
+    /// returns `None`.
+    pub async fn send_audio(&mut self, samples: &[i16]) -> Result<Option<u32>, ClientError> {
+        let mut last = None;
+        // Even split point so a stereo sample pair never straddles two frames.
+        let max = MAX_SAMPLES_PER_FRAME & !1;
+        for part in samples.chunks(max) {
+            let seq = self.next_seq;
+            self.sink
+                .send(Message::binary(encode_input_frame(seq, part)))
+                .await?;
+            self.next_seq += 1;
+            last = Some(seq);
+        }
+        Ok(last)
+    }
+
+    /// Sends one JSON message as a text frame.
+    pub async fn send(&mut self, msg: &ClientMessage) -> Result<(), ClientError> {
+        let text = serde_json::to_string(msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.sink.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    /// Sends a normal close frame and flushes; errors are ignored (the peer may be gone).
+    pub async fn close(&mut self) {
+        let _ = self.sink.close().await;
+    }
+}
+
+/// The receiving half of a call. Dropping it stops the reader task.
+pub struct CallReceiver {
+    rx: mpsc::Receiver<Result<Received, ClientError>>,
+    task: JoinHandle<()>,
+    closed: Option<(Option<u16>, String)>,
+}
+
+impl CallReceiver {
+    fn spawn(stream: SplitStream<Ws>) -> Self {
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        let task = tokio::spawn(read_loop(stream, tx));
+        Self {
+            rx,
+            task,
+            closed: None,
+        }
+    }
+
+    /// The next frame from the server. Cancel-safe (usable in `tokio::select!`).
+    ///
+    /// `Err(ClientError::Protocol)` reports a frame the server should not have sent and is
+    /// not the end: call again. Any other error means the connection is over, and every
+    /// later call returns [`ClientError::Closed`] again.
+    pub async fn recv(&mut self) -> Result<Received, ClientError> {
+        if let Some((code, reason)) = &self.closed {
+            return Err(ClientError::Closed {
+                code: *code,
+                reason: reason.clone(),
+            });
+        }
+        match self.rx.recv().await {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => {
+                if let ClientError::Closed { code, reason } = &e {
+                    self.closed = Some((*code, reason.clone()));
+                } else if e.is_fatal() {
+                    self.closed = Some((None, e.to_string()));
+                }
+                Err(e)
+            }
+            None => {
+                self.closed = Some((None, String::new()));
+                Err(ClientError::Closed {
+                    code: None,
+                    reason: String::new(),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for CallReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads frames until the socket ends; pings are answered by tungstenite itself (it queues
+/// the pong and flushes it on the next read).
+async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received, ClientError>>) {
+    while let Some(frame) = stream.next().await {
+        let at = Instant::now();
+        let item = match frame {
+            Ok(Message::Text(text)) => parse_server_message(text.as_str())
+                .map(|m| Received {
+                    at,
+                    msg: Incoming::Event(m),
+                })
+                .map_err(|e| ClientError::Protocol(format!("{e}: {}", clip(text.as_str())))),
+            Ok(Message::Binary(bytes)) => decode_output_frame(&bytes)
+                .map(|c| Received {
+                    at,
+                    msg: Incoming::Audio(c),
+                })
+                .map_err(|e| ClientError::Protocol(format!("bad output audio frame: {e}"))),
+            Ok(Message::Close(frame)) => {
+                let (code, reason) = match frame {
+                    Some(f) => (Some(u16::from(f.code)), f.reason.to_string()),
+                    None => (None, String::new()),
+                };
+                let _ = tx.send(Err(ClientError::Closed { code, reason })).await;
+                return;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = tx.send(Err(ClientError::WebSocket(e))).await;
+                return;
+            }
+        };
+        if tx.send(item).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx
+        .send(Err(ClientError::Closed {
+            code: None,
+            reason: String::new(),
+        }))
+        .await;
+}
+
+fn clip(text: &str) -> &str {
+    match text.char_indices().nth(200) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}

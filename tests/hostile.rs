@@ -1,0 +1,256 @@
+//! Hostile input against the real `callgate serve` process: every bad input in
+//! PROTOCOL.md gets its documented error, the call goes on, and the process survives.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+struct ServerProcess {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on an ephemeral port and reads the port from its log.
+fn spawn_server() -> ServerProcess {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let model = format!("{root}/models/ggml-tiny.en.bin");
+    assert!(
+        std::path::Path::new(&model).is_file(),
+        "{model} is missing: run scripts/fetch-models (scripts/test does this)"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--model",
+            &model,
+            "--calls-dir=/tmp/callgate-hostile-calls",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn callgate serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("ws://") {
+                let rest = &line[i + 5..];
+                let addr: String = rest.chars().take_while(|c| *c != '/').collect();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server announced its address");
+    ServerProcess { child, addr }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn recv_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("reply within 20 s")
+            .expect("socket open")
+            .expect("frame");
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("server JSON");
+                // Skip the greeting's stream and acks: the tests look for replies.
+                let ty = v["type"].as_str().unwrap_or_default();
+                if !ty.starts_with("response.") && ty != "audio.ack" {
+                    return v;
+                }
+            }
+            Message::Close(f) => {
+                return json!({"type": "closed", "code": f.map(|f| u16::from(f.code))});
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, code: &str, mentions: &str) -> Value {
+    let v = recv_json(ws).await;
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert_eq!(v["recoverable"], true, "{v}");
+    assert!(
+        v["userMessage"].as_str().is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(mentions),
+        "{message:?} should mention {mentions:?}"
+    );
+    v
+}
+
+fn frame(kind: u8, flags: u8, seq: u32, turn: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![kind, flags, 0, 0];
+    f.extend_from_slice(&seq.to_le_bytes());
+    f.extend_from_slice(&turn.to_le_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_its_error_and_the_server_survives() {
+    let mut server = spawn_server();
+    let url = format!("ws://{}/v1/call", server.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
+
+    // Before session.start.
+    ws.send(Message::binary(frame(1, 0, 0, 0, &[0; 320])))
+        .await
+        .expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "session.start first").await;
+    ws.send(Message::text("{not json")).await.expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "JSON").await;
+    ws.send(Message::text(r#"{"type":"nope"}"#))
+        .await
+        .expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "nope").await;
+    ws.send(Message::text(
+        r#"{"type":"session.start","input":{"sampleRate":96000}}"#,
+    ))
+    .await
+    .expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "input.sampleRate").await;
+    ws.send(Message::text(
+        r#"{"type":"session.start","input":{"sampleRate":16000,"channels":3}}"#,
+    ))
+    .await
+    .expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "channels").await;
+    ws.send(Message::text(r#"{"type":"ping","t":42}"#))
+        .await
+        .expect("send");
+    let pong = recv_json(&mut ws).await;
+    assert_eq!(
+        (pong["type"].as_str(), pong["t"].as_i64()),
+        (Some("pong"), Some(42)),
+        "{pong}"
+    );
+
+    // A valid start; the call goes on through everything below.
+    ws.send(Message::text(
+        r#"{"type":"session.start","input":{"sampleRate":16000},"unknownField":1}"#,
+    ))
+    .await
+    .expect("send");
+    let started = recv_json(&mut ws).await;
+    assert_eq!(started["type"], "session.started", "{started}");
+    assert_eq!(started["protocol"], "callgate.v1");
+
+    ws.send(Message::text(r#"{"type":"input.text","text":5}"#))
+        .await
+        .expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "input.text").await;
+    ws.send(Message::text(
+        r#"{"type":"session.start","input":{"sampleRate":16000}}"#,
+    ))
+    .await
+    .expect("send");
+    expect_error(&mut ws, "BAD_MESSAGE", "already").await;
+    ws.send(Message::binary(vec![1, 0, 0])).await.expect("send");
+    expect_error(&mut ws, "BAD_AUDIO", "").await;
+    ws.send(Message::binary(frame(2, 0, 0, 0, &[0; 320])))
+        .await
+        .expect("send");
+    expect_error(&mut ws, "BAD_AUDIO", "kind").await;
+    ws.send(Message::binary(frame(1, 0, 0, 0, &[0; 321])))
+        .await
+        .expect("send");
+    expect_error(&mut ws, "BAD_AUDIO", "").await;
+    ws.send(Message::text(
+        r#"{"type":"audio.chunk","seq":0,"audio":"***"}"#,
+    ))
+    .await
+    .expect("send");
+    expect_error(&mut ws, "BAD_AUDIO", "").await;
+
+    // Sequencing: 0, 1, a duplicate 1, then 40: 2..=7 can no longer arrive in the window.
+    for seq in [0u32, 1, 1, 40] {
+        ws.send(Message::binary(frame(1, 0, seq, 0, &[0; 640])))
+            .await
+            .expect("send");
+    }
+    let gap = expect_error(&mut ws, "AUDIO_GAP", "").await;
+    assert_eq!(gap["from"], 2, "{gap}");
+    assert!(
+        gap["to"].as_u64().is_some_and(|to| (2..40).contains(&to)),
+        "{gap}"
+    );
+
+    // A frame over 64 KiB closes the socket with 1009.
+    ws.send(Message::binary(frame(1, 0, 41, 0, &vec![0; 70_000])))
+        .await
+        .expect("send");
+    let closed = loop {
+        let v = recv_json(&mut ws).await;
+        if v["type"] == "closed" {
+            break v;
+        }
+    };
+    assert_eq!(closed["code"], 1009, "{closed}");
+
+    // The server is alive, healthy, and takes a new call.
+    let (mut ws2, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("reconnect");
+    ws2.send(Message::text(
+        r#"{"type":"session.start","input":{"sampleRate":16000}}"#,
+    ))
+    .await
+    .expect("send");
+    assert_eq!(recv_json(&mut ws2).await["type"], "session.started");
+    let health = http_get(&server.addr, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    let metrics = http_get(&server.addr, "/metrics").await;
+    assert!(
+        metrics.contains("callgate_turns_completed_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callgate_turn_latency_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "the server process died"
+    );
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
