@@ -9,13 +9,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use callgate::asr::whisper::WhisperEngine;
-use callgate::asr::{AudioContext, DecodeOptions, Transcriber, convert};
+use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
 
 /// The default model, relative to the repository root (made by scripts/fetch-models).
 pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
-/// The prompt that primes whisper for interview answers.
-pub const DEFAULT_PROMPT: &str = "A job interview for a software engineering role. The candidate talks about Rust, Python, Go, Java and distributed systems.";
 
 /// callgate: a voice mock-call gateway. A candidate speaks, an AI interviewer answers out
 /// loud, and can be interrupted.
@@ -59,13 +57,13 @@ struct TranscribeArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Encoder window: `full` (30 s), `trimmed` (clip length) or `floor:SECONDS`.
-    #[arg(long, default_value = "floor:10", value_parser = parse_audio_context)]
+    #[arg(long, default_value_t = DecodeOptions::default().audio_context, value_parser = parse_audio_context)]
     audio_context: AudioContext,
     /// Initial prompt that primes the decoder; pass '' for none.
     #[arg(long, default_value = DEFAULT_PROMPT)]
     prompt: String,
     /// Maximum tokens per decode.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = DecodeOptions::default().max_tokens)]
     max_tokens: u32,
     /// WAV files.
     #[arg(required = true)]
