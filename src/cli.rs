@@ -164,13 +164,13 @@ struct TranscribeArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Encoder window: `full` (30 s), `trimmed` (clip length) or `floor:SECONDS`.
-    #[arg(long, default_value = "floor:10", value_parser = parse_audio_context)]
+    #[arg(long, default_value_t = DecodeOptions::default().audio_context, value_parser = parse_audio_context)]
     audio_context: AudioContext,
     /// Initial prompt that primes the decoder; pass '' for none.
     #[arg(long, default_value = DEFAULT_PROMPT)]
     prompt: String,
     /// Maximum tokens per decode.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = DecodeOptions::default().max_tokens)]
     max_tokens: u32,
     /// WAV files.
     #[arg(required = true)]

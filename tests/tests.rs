@@ -1,4 +1,6 @@
-//! All integration tests, one binary (one link, one shared model load per area).
+//! The integration test binary: one module per area, so the crate links once for all.
 
+mod asr;
 mod hostile;
 mod server;
+mod util;

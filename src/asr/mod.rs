@@ -2,12 +2,16 @@
 
 pub mod convert;
 pub mod pool;
+pub mod score;
 pub mod whisper;
+
+pub use score::{WordErrors, normalize_words, wer, word_errors};
 
 use tokio_util::sync::CancellationToken;
 
-/// The prompt that primes whisper for interview answers: naming the topic and a few
-/// technology words measurably improves recognition of them (e.g. "Rust" vs "us").
+/// The initial prompt that primes whisper for interview answers. It lives in the library
+/// (not the CLI) so the server, the tests and the measurements all decode exactly as
+/// `callgate transcribe` does.
 pub const DEFAULT_PROMPT: &str = "A job interview for a software engineering role. The candidate talks about Rust, Python, Go, Java and distributed systems.";
 
 /// How much of whisper's 30 s encoder window a decode uses.
@@ -15,7 +19,7 @@ pub const DEFAULT_PROMPT: &str = "A job interview for a software engineering rol
 /// Whisper's encoder always sees 30 s; whisper.cpp can shrink that window (`audio_ctx`) to
 /// the clip's length, which cuts encoder time roughly in proportion. Trimming too far hurts
 /// accuracy on very short clips, so the default keeps a floor. The figures that chose the
-/// default are in README.md ("Speech recognition").
+/// default are in docs/asr.md.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AudioContext {
     /// The full 30 s window, as whisper was trained.
