@@ -532,17 +532,12 @@ impl Session {
         }
         let audio = s.utterance.clone();
         let cancel = self.partial_cancel.clone();
-        // Partials only need to look right while the user talks: decode them with the
-        // window trimmed to the audio (no floor), which roughly halves their CPU cost.
-        let options = crate::asr::DecodeOptions {
-            audio_context: crate::asr::AudioContext::Trimmed,
-            ..self.engines.decode.clone()
-        };
-        let Ok(rx) = self
-            .engines
-            .asr
-            .submit(Priority::Partial, audio, options, cancel)
-        else {
+        let Ok(rx) = self.engines.asr.submit(
+            Priority::Partial,
+            audio,
+            self.engines.decode.clone(),
+            cancel,
+        ) else {
             return;
         };
         self.partial_in_flight = true;
