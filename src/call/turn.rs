@@ -136,7 +136,7 @@ impl TurnTask {
         // 1. The user's words.
         let mut user_text = String::new();
         let mut transcript_span = None;
-        let mut asr_wait_from = None;
+        let mut asr_decode_ms = None;
         match input {
             UserInput::Greeting => {}
             UserInput::Text(t) => user_text = t,
@@ -154,9 +154,7 @@ impl TurnTask {
                     let _ = finished.send(TurnFinished::dropped(turn_id)).await;
                     return;
                 };
-                // asrMs is the decode time the turn really waited for; a speculative decode
-                // hides it inside the silence window (measured after the commit below).
-                asr_wait_from = Some(outcome.decode.as_millis() as u64);
+                asr_decode_ms = Some(outcome.decode.as_millis() as u64);
                 match outcome.result {
                     Ok(t) => user_text = t.text,
                     Err(crate::asr::AsrError::Cancelled) => {
@@ -267,16 +265,9 @@ impl TurnTask {
             return;
         };
         latency.endpoint_ms = c.endpoint_ms;
-        latency.asr_ms = asr_wait_from.map(|decode_ms| {
-            // What the turn still waited for after the decision; 0 when hidden entirely.
-            let hidden = c
-                .decided_at
-                .saturating_duration_since(llm_started)
-                .as_millis() as u64;
-            decode_ms
-                .saturating_sub(hidden.min(decode_ms))
-                .min(decode_ms)
-        });
+        // The final transcription's own decode time. When it ran speculatively inside the
+        // end-of-turn silence, firstAudioMs shows how much of it the user never waited for.
+        latency.asr_ms = asr_decode_ms;
 
         // 3. Committed: tell the client, then stream.
         if let Some((start_ms, end_ms)) = transcript_span {
