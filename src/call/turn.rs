@@ -233,12 +233,10 @@ impl TurnTask {
         let mut stream_done = false;
         while committed.is_none() {
             let Some(rx) = commit.as_mut() else { break };
+            // A committed turn always gets response.started and response.done, even when
+            // cancelled at once, so the commit is looked at before the cancellation.
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => {
-                    let _ = finished.send(TurnFinished::dropped(turn_id)).await;
-                    return;
-                }
                 c = rx => {
                     commit = None;
                     match c {
@@ -248,6 +246,10 @@ impl TurnTask {
                             return;
                         }
                     }
+                }
+                _ = cancel.cancelled() => {
+                    let _ = finished.send(TurnFinished::dropped(turn_id)).await;
+                    return;
                 }
                 item = stream.next(), if !stream_done => match item {
                     Some(item) => {
