@@ -43,6 +43,8 @@ pub enum Control {
     Continue,
     /// Close the socket with 1000 (the session has sent `session.ended`).
     Close,
+    /// Close the socket with 1008, policy (e.g. a resume that cannot be honoured).
+    ClosePolicy,
 }
 
 /// A partial transcript coming back from the pool.
@@ -190,7 +192,7 @@ impl Session {
                         false,
                     ))
                     .await?;
-                    Ok(Control::Close)
+                    Ok(Control::ClosePolicy)
                 }
                 ClientMessage::Ping { t } => {
                     self.pong(t).await?;

@@ -357,6 +357,10 @@ async fn serve_call(
         match step {
             Ok(Control::Continue) => {}
             Ok(Control::Close) => break,
+            Ok(Control::ClosePolicy) => {
+                close_frame = close(CloseCode::Policy, "session not found");
+                break;
+            }
             Err(_) => break,
         }
     }
