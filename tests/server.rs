@@ -426,3 +426,87 @@ async fn manual_mode_commits_and_clears() {
         "{heard}"
     );
 }
+
+/// A failing engine fails the turn, not the call: an LLM server that refuses connections
+/// gives `LLM_ERROR` and `response.done` failed, and the call takes the next turn.
+#[tokio::test]
+async fn failing_llm_fails_the_turn_and_the_call_goes_on() {
+    // Port 9 on loopback: nothing listens there, so every request is refused at once.
+    let settings = callgate::config::ServeSettings {
+        model: Some(model_path()),
+        llm: Some("openai".into()),
+        llm_url: Some("http://127.0.0.1:9/v1".into()),
+        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
+        ..Default::default()
+    };
+    let cfg = settings.resolve().expect("config");
+    let engines = callgate::call::Engines::from_config(&cfg)
+        .await
+        .expect("engines");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = callgate::server::Server::new(
+        Arc::new(engines),
+        callgate::call::CallSettings::from_config(&cfg),
+    );
+    tokio::spawn(callgate::server::run(
+        listener,
+        server,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+        .await
+        .expect("connect");
+    let started = start(&mut ws, 16000, 1, 16000).await;
+    let greeting = until(&mut ws, is_done(0)).await;
+    assert_eq!(done_of(&greeting).0, DoneStatus::Failed);
+    let err = greeting.iter().find_map(|g| match g {
+        Got::Event(ServerMessage::Error(e)) => Some(e.clone()),
+        _ => None,
+    });
+    let err = err.expect("an error event");
+    assert_eq!(err.code, protocol::ErrorCode::LlmError);
+    assert!(err.recoverable && !err.user_message.is_empty());
+    send_json(&mut ws, json!({"type":"input.text","text":"Hello?"})).await;
+    let seen = until(&mut ws, is_done(1)).await;
+    assert_eq!(done_of(&seen).0, DoneStatus::Failed);
+    // The call is alive: ping answers.
+    send_json(&mut ws, json!({"type":"ping","t":7})).await;
+    until(&mut ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
+    // Everything the server said is in the call's events.jsonl.
+    let session_id = started
+        .iter()
+        .find_map(|g| match g {
+            Got::Event(ServerMessage::SessionStarted { session_id, .. }) => {
+                Some(session_id.clone())
+            }
+            _ => None,
+        })
+        .expect("session id");
+    send_json(&mut ws, json!({"type":"session.end"})).await;
+    until(&mut ws, |e| matches!(e, ServerMessage::SessionEnded { .. })).await;
+    let log = std::env::temp_dir()
+        .join("callgate-test-calls")
+        .join(session_id)
+        .join("events.jsonl");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("session.ended") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for kind in [
+        "session.started",
+        "response.done",
+        "\"LLM_ERROR\"",
+        "pong",
+        "session.ended",
+    ] {
+        assert!(text.contains(kind), "{kind} missing from {}", log.display());
+    }
+}
