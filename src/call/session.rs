@@ -89,7 +89,6 @@ struct Speculation {
     cancel: CancellationToken,
     commit: oneshot::Sender<Commit>,
     played: watch::Sender<Option<u64>>,
-    start_ms: u64,
 }
 
 /// One call.
@@ -117,6 +116,8 @@ pub struct Session {
     turns_completed: u32,
     last_activity: Instant,
     recorder: Option<Arc<Recorder>>,
+    /// Every turn task of this call, so ending the call can wait for their response.done.
+    turn_tasks: tokio_util::task::TaskTracker,
 }
 
 impl Session {
@@ -157,6 +158,7 @@ impl Session {
             turns_completed: 0,
             last_activity: Instant::now(),
             recorder: None,
+            turn_tasks: tokio_util::task::TaskTracker::new(),
         };
         (session, finished_rx, partial_rx)
     }
@@ -382,6 +384,9 @@ impl Session {
         self.cancel_response();
         self.drop_speculation();
         self.partial_cancel.cancel();
+        // Let cancelled turns send their response.done before the call's session.ended.
+        self.turn_tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.turn_tasks.wait()).await;
         let Some(s) = self.started.as_ref() else {
             return Ok(());
         };
@@ -439,15 +444,14 @@ impl Session {
             played_ms: played_rx,
             finished: self.finished_tx.clone(),
         };
-        tokio::spawn(task.run(input));
+        self.turn_tasks.spawn(task.run(input));
         match speculative_start_ms {
-            Some(start_ms) => {
+            Some(_) => {
                 self.speculation = Some(Speculation {
                     turn_id,
                     cancel,
                     commit: commit_tx,
                     played: played_tx,
-                    start_ms,
                 });
             }
             None => {
@@ -801,7 +805,6 @@ impl Session {
                             cancel: spec.cancel,
                             played: spec.played,
                         });
-                        let _ = spec.start_ms;
                     }
                     other => {
                         if let Some(o) = other {
