@@ -698,7 +698,7 @@ impl Session {
         let Some(s) = self.started.as_mut() else {
             return Ok(());
         };
-        if chunk.samples.len() % s.channels as usize != 0 {
+        if !chunk.samples.len().is_multiple_of(s.channels as usize) {
             return self
                 .error(ErrorEvent::bad_audio(&FrameError::OddLength(
                     chunk.samples.len() * 2,
