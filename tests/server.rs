@@ -181,13 +181,48 @@ async fn start(ws: &mut Ws, input_rate: u32, channels: u16, output_rate: u32) ->
 }
 
 async fn stream_audio(ws: &mut Ws, seq: &mut u32, samples: &[i16], rate: u32, channels: u16) {
+    stream_audio_in_order(ws, seq, samples, rate, channels, false).await
+}
+
+/// Streams 20 ms chunks; with `swap_pairs` each pair of chunks goes out in reverse order,
+/// as a network might deliver them.
+async fn stream_audio_in_order(
+    ws: &mut Ws,
+    seq: &mut u32,
+    samples: &[i16],
+    rate: u32,
+    channels: u16,
+    swap_pairs: bool,
+) {
     let per_chunk = (rate as usize / 50) * channels as usize; // 20 ms
-    for chunk in samples.chunks(per_chunk) {
-        ws.send(Message::binary(protocol::encode_input_frame(*seq, chunk)))
+    let frames: Vec<Vec<u8>> = samples
+        .chunks(per_chunk)
+        .enumerate()
+        .map(|(i, chunk)| protocol::encode_input_frame(*seq + i as u32, chunk))
+        .collect();
+    *seq += frames.len() as u32;
+    let mut order: Vec<usize> = (0..frames.len()).collect();
+    if swap_pairs {
+        for pair in order.chunks_mut(2) {
+            pair.reverse();
+        }
+    }
+    for i in order {
+        ws.send(Message::binary(frames[i].clone()))
             .await
             .expect("send audio");
-        *seq += 1;
     }
+}
+
+fn session_id_of(seen: &[Got]) -> String {
+    seen.iter()
+        .find_map(|g| match g {
+            Got::Event(ServerMessage::SessionStarted { session_id, .. }) => {
+                Some(session_id.clone())
+            }
+            _ => None,
+        })
+        .expect("session.started")
 }
 
 fn done_of(seen: &[Got]) -> (DoneStatus, String, String, protocol::Latency) {
@@ -235,7 +270,7 @@ async fn spoken_turn_is_transcribed_and_answered_in_audio() {
         (48000, 1, 24000),
     ] {
         let mut ws = connect().await;
-        start(&mut ws, input_rate, channels, output_rate).await;
+        let started = start(&mut ws, input_rate, channels, output_rate).await;
         // The interviewer greets first; let it finish.
         let greeting = until(&mut ws, is_done(0)).await;
         assert_eq!(done_of(&greeting).0, DoneStatus::Completed);
@@ -245,7 +280,10 @@ async fn spoken_turn_is_transcribed_and_answered_in_audio() {
             0i16;
             (input_rate as usize * channels as usize) * 3 / 2
         ]);
-        stream_audio(&mut ws, &mut seq, &audio, input_rate, channels).await;
+        // At 16 kHz the chunks also arrive pairwise out of order: the sequencer must put them
+        // back, and the recording checked below proves nothing was lost or doubled.
+        let swap = input_rate == 16000;
+        stream_audio_in_order(&mut ws, &mut seq, &audio, input_rate, channels, swap).await;
         let seen = until(&mut ws, is_done(1)).await;
         let heard = final_text(&seen).expect("a final transcript");
         let w = words(&heard);
@@ -292,6 +330,29 @@ async fn spoken_turn_is_transcribed_and_answered_in_audio() {
         assert!(
             matches!(end.last(), Some(Got::Event(ServerMessage::SessionEnded { turns, .. })) if *turns >= 2)
         );
+        if swap {
+            // The server records input after sequencing (mono at the input rate): it must be
+            // the audio sent, sample for sample, despite the reordering.
+            let wav = std::env::temp_dir()
+                .join("callgate-test-calls")
+                .join(session_id_of(&started))
+                .join("input.wav");
+            let mut recorded = Vec::new();
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Ok(mut r) = hound::WavReader::open(&wav) {
+                    recorded = r
+                        .samples::<i16>()
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap_or_default();
+                    if recorded.len() >= audio.len() {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(recorded.len(), audio.len(), "input.wav length");
+            assert!(recorded == audio, "input.wav differs from the audio sent");
+        }
     }
 }
 

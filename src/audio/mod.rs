@@ -17,6 +17,18 @@ pub fn i16_to_mono_f32(samples: &[i16], channels: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Down-mixes interleaved 16-bit PCM to mono without leaving the integer domain, so a mono
+/// stream passes through bit-exact (recordings must equal what the client sent).
+pub fn downmix_i16(samples: &[i16], channels: usize) -> Vec<i16> {
+    if channels <= 1 {
+        return samples.to_vec();
+    }
+    samples
+        .chunks(channels)
+        .map(|f| (f.iter().map(|&s| s as i32).sum::<i32>() / f.len() as i32) as i16)
+        .collect()
+}
+
 /// Converts f32 samples to 16-bit PCM, clipping out-of-range values.
 pub fn f32_to_i16(samples: &[f32]) -> Vec<i16> {
     samples

@@ -672,7 +672,7 @@ impl Session {
     fn ingest(s: &mut Started, samples: &[i16], recorder: Option<&Recorder>) -> Vec<f32> {
         let mono = i16_to_mono_f32(samples, s.channels as usize);
         if let Some(r) = recorder {
-            r.input(&crate::audio::f32_to_i16(&mono));
+            r.input(&crate::audio::downmix_i16(samples, s.channels as usize));
         }
         let mut out = Vec::with_capacity(mono.len() * 16_000 / s.input_rate as usize + 16);
         if let Err(e) = s.resampler.push(&mono, &mut out) {
