@@ -2,5 +2,6 @@
 
 mod asr;
 mod hostile;
+mod llm;
 mod server;
 mod util;
