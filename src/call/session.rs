@@ -424,13 +424,25 @@ impl Session {
 
     /// Spawns a turn task; returns its cancel token, commit sender and playback channel.
     fn spawn_turn(&mut self, turn_id: u32, input: UserInput, speculative_start_ms: Option<u64>) {
+        let cancel = self.call_cancel.child_token();
+        self.spawn_turn_with(turn_id, input, speculative_start_ms, cancel);
+    }
+
+    /// As [`Self::spawn_turn`], with the turn's token made by the caller (so the turn's ASR
+    /// job can share it: dropping a speculation then also aborts its whisper decode).
+    fn spawn_turn_with(
+        &mut self,
+        turn_id: u32,
+        input: UserInput,
+        speculative_start_ms: Option<u64>,
+        cancel: CancellationToken,
+    ) {
         let Some(request) = self.turn_request() else {
             return;
         };
         let Some(output_rate) = self.started.as_ref().map(|s| s.output_rate) else {
             return;
         };
-        let cancel = self.call_cancel.child_token();
         let (commit_tx, commit_rx) = oneshot::channel();
         let (played_tx, played_rx) = watch::channel(None);
         let task = TurnTask {
@@ -640,13 +652,14 @@ impl Session {
         speculative: Option<u64>,
     ) -> Result<(), ClientGone> {
         let cancel = self.call_cancel.child_token();
-        match self
-            .engines
-            .asr
-            .submit(Priority::Final, audio, self.engines.decode.clone(), cancel)
-        {
+        match self.engines.asr.submit(
+            Priority::Final,
+            audio,
+            self.engines.decode.clone(),
+            cancel.clone(),
+        ) {
             Ok(rx) => {
-                self.spawn_turn(
+                self.spawn_turn_with(
                     turn_id,
                     UserInput::Audio {
                         asr: rx,
@@ -654,6 +667,7 @@ impl Session {
                         end_ms,
                     },
                     speculative,
+                    cancel,
                 );
                 Ok(())
             }
