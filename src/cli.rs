@@ -123,6 +123,12 @@ struct ServeArgs {
     /// Seconds calls get to finish on shutdown [default: 10].
     #[arg(long, env = "CALLGATE_DRAIN_S")]
     drain_s: Option<u64>,
+    /// Seconds the LLM may take to its first token before the turn fails [default: 20].
+    #[arg(long, env = "CALLGATE_LLM_FIRST_TOKEN_TIMEOUT_S")]
+    llm_first_token_timeout_s: Option<f64>,
+    /// Seconds the LLM may pause between tokens before the turn fails [default: 10].
+    #[arg(long, env = "CALLGATE_LLM_TOKEN_TIMEOUT_S")]
+    llm_token_timeout_s: Option<f64>,
 }
 
 impl ServeArgs {
@@ -148,6 +154,8 @@ impl ServeArgs {
             speculative_ms: self.speculative_ms,
             idle_timeout_s: self.idle_timeout_s,
             drain_s: self.drain_s,
+            llm_first_token_timeout_s: self.llm_first_token_timeout_s,
+            llm_token_timeout_s: self.llm_token_timeout_s,
         }
     }
 }

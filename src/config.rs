@@ -53,6 +53,10 @@ pub struct ServeSettings {
     pub idle_timeout_s: Option<u64>,
     /// Time calls get to finish on shutdown, seconds.
     pub drain_s: Option<u64>,
+    /// Seconds the LLM may take to its first token before the turn fails.
+    pub llm_first_token_timeout_s: Option<f64>,
+    /// Seconds the LLM may pause between tokens before the turn fails.
+    pub llm_token_timeout_s: Option<f64>,
 }
 
 /// Why the configuration is unusable. Each message names the setting.
@@ -137,6 +141,10 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Drain deadline on shutdown.
     pub drain: Duration,
+    /// LLM first-token stall limit.
+    pub llm_first_token_timeout: Duration,
+    /// LLM between-token stall limit.
+    pub llm_token_timeout: Duration,
 }
 
 impl ServeSettings {
@@ -175,7 +183,9 @@ impl ServeSettings {
             barge_in_ms,
             speculative_ms,
             idle_timeout_s,
-            drain_s
+            drain_s,
+            llm_first_token_timeout_s,
+            llm_token_timeout_s
         )
     }
 
@@ -260,7 +270,26 @@ impl ServeSettings {
             Some(p) => Some(p),
             None => Some(PathBuf::from("calls")),
         };
+        let secs = |v: Option<f64>, default: f64, setting: &'static str| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && (0.05..=600.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(invalid(
+                    setting,
+                    format!("must be 0.05..=600 seconds, got {v}"),
+                ))
+            }
+        };
+        let llm_first_token_timeout = secs(
+            self.llm_first_token_timeout_s,
+            20.0,
+            "llm-first-token-timeout-s",
+        )?;
+        let llm_token_timeout = secs(self.llm_token_timeout_s, 10.0, "llm-token-timeout-s")?;
         Ok(ServeConfig {
+            llm_first_token_timeout,
+            llm_token_timeout,
             listen,
             model: self
                 .model

@@ -571,3 +571,76 @@ async fn failing_llm_fails_the_turn_and_the_call_goes_on() {
         assert!(text.contains(kind), "{kind} missing from {}", log.display());
     }
 }
+
+/// A model that stalls mid-stream fails the turn after the between-token limit, with the
+/// text already streamed kept, and the call goes on. The fake server here is a test double
+/// on purpose: it is the only way to stall a model on demand.
+#[tokio::test]
+async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake_addr = fake.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = fake.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let _ = s.read(&mut buf).await;
+                let chunk = r#"data: {"choices":[{"delta":{"content":"Hello there."}}]}"#;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                let _ = s.write_all(format!("{head}{chunk}\n\n").as_bytes()).await;
+                // ...and then nothing: a stalled model.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    let settings = callgate::config::ServeSettings {
+        model: Some(model_path()),
+        llm: Some("openai".into()),
+        llm_url: Some(format!("http://{fake_addr}/v1")),
+        llm_token_timeout_s: Some(1.0),
+        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
+        ..Default::default()
+    };
+    let cfg = settings.resolve().expect("config");
+    let engines = callgate::call::Engines::from_config(&cfg)
+        .await
+        .expect("engines");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = callgate::server::Server::new(
+        Arc::new(engines),
+        callgate::call::CallSettings::from_config(&cfg),
+    );
+    tokio::spawn(callgate::server::run(
+        listener,
+        server,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+        .await
+        .expect("connect");
+    start(&mut ws, 16000, 1, 16000).await;
+    let started_at = std::time::Instant::now();
+    let greeting = until(&mut ws, is_done(0)).await;
+    let (status, text, _, _) = done_of(&greeting);
+    assert_eq!(status, DoneStatus::Failed);
+    assert_eq!(text, "Hello there.", "the streamed text is kept");
+    assert!(
+        started_at.elapsed() < Duration::from_secs(10),
+        "failed after the 1 s limit"
+    );
+    let err = greeting.iter().find_map(|g| match g {
+        Got::Event(ServerMessage::Error(e)) => Some(e.clone()),
+        _ => None,
+    });
+    let err = err.expect("an error event");
+    assert_eq!(err.code, protocol::ErrorCode::LlmError);
+    assert!(err.message.contains("token"), "{}", err.message);
+    send_json(&mut ws, json!({"type":"ping","t":1})).await;
+    until(&mut ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
+}

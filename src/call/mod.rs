@@ -29,6 +29,26 @@ pub struct Engines {
     pub personas: PersonaSet,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
+    /// How long the LLM may stay silent before the turn fails.
+    pub llm_timeouts: LlmTimeouts,
+}
+
+/// Stall limits for a streaming LLM.
+#[derive(Debug, Clone, Copy)]
+pub struct LlmTimeouts {
+    /// From the request (or the end-of-turn decision, if later) to the first token.
+    pub first_token: Duration,
+    /// Between two tokens.
+    pub between_tokens: Duration,
+}
+
+impl Default for LlmTimeouts {
+    fn default() -> Self {
+        Self {
+            first_token: Duration::from_secs(20),
+            between_tokens: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Per-call behaviour the operator can tune.
@@ -152,6 +172,10 @@ impl Engines {
             tts: Arc::new(tts),
             personas,
             metrics: Arc::new(Metrics::default()),
+            llm_timeouts: LlmTimeouts {
+                first_token: cfg.llm_first_token_timeout,
+                between_tokens: cfg.llm_token_timeout,
+            },
         })
     }
 }

@@ -316,11 +316,29 @@ impl TurnTask {
             let item = match pending.next() {
                 Some(item) => Some(item),
                 None if stream_done => None,
-                None => tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => { outcome = Outcome::Cancelled; break; }
-                    item = stream.next() => item,
-                },
+                None => {
+                    // A model that stalls fails the turn instead of holding the call.
+                    let limit = if first_token_at.is_none() {
+                        engines.llm_timeouts.first_token
+                    } else {
+                        engines.llm_timeouts.between_tokens
+                    };
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => { outcome = Outcome::Cancelled; break; }
+                        item = tokio::time::timeout(limit, stream.next()) => match item {
+                            Ok(item) => item,
+                            Err(_) => {
+                                let what = if first_token_at.is_none() { "a first token" } else { "the next token" };
+                                outcome = Outcome::Failed(
+                                    ErrorCode::LlmError,
+                                    format!("the language model sent no {what} within {} s", limit.as_secs_f32()),
+                                );
+                                break;
+                            }
+                        },
+                    }
+                }
             };
             if cancel.is_cancelled() {
                 outcome = Outcome::Cancelled;
@@ -572,6 +590,7 @@ async fn speak(
     let mut held: Option<Vec<i16>> = None;
     let mut first = true;
     let mut sent_ms = 0u64;
+    let mut tts_error_reported = false;
     // Audio handed to the outbox so far (ms) and when the first frame went out.
     let mut queued_ms = 0u64;
     let mut clock_start: Option<Instant> = None;
@@ -589,8 +608,23 @@ async fn speak(
             Ok(s) => s,
             Err(crate::tts::TtsError::Cancelled) => return report,
             Err(e) => {
-                report.error = Some(e.to_string());
-                break;
+                // One unspeakable sentence should not silence the rest of the answer: skip it,
+                // tell the client once, go on with the next.
+                tracing::warn!(turn_id, error = %e, "synthesis failed; skipping a sentence");
+                if !tts_error_reported {
+                    tts_error_reported = true;
+                    let _ = outbox
+                        .event(
+                            ErrorEvent::new(ErrorCode::TtsError, e.to_string(), true)
+                                .turn(turn_id)
+                                .user_message(
+                                    "Part of the interviewer's answer could not be spoken.",
+                                )
+                                .into(),
+                        )
+                        .await;
+                }
+                continue;
             }
         };
         report
