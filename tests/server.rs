@@ -644,3 +644,84 @@ async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
     send_json(&mut ws, json!({"type":"ping","t":1})).await;
     until(&mut ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
 }
+
+/// An overloaded model (503) is retried with `response.started` status `retrying`, then the
+/// turn completes. A fault-injection server again: overload on demand.
+#[tokio::test]
+async fn busy_llm_is_retried_then_answers() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake_addr = fake.local_addr().expect("addr");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = fake.accept().await {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let _ = s.read(&mut buf).await;
+                let reply = if n < 2 {
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy".to_string()
+                } else {
+                    let chunk =
+                        r#"data: {"choices":[{"delta":{"content":"Welcome to the call."}}]}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{chunk}\n\ndata: [DONE]\n\n"
+                    )
+                };
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let settings = callgate::config::ServeSettings {
+        model: Some(model_path()),
+        llm: Some("openai".into()),
+        llm_url: Some(format!("http://{fake_addr}/v1")),
+        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
+        ..Default::default()
+    };
+    let cfg = settings.resolve().expect("config");
+    let engines = callgate::call::Engines::from_config(&cfg)
+        .await
+        .expect("engines");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = callgate::server::Server::new(
+        Arc::new(engines),
+        callgate::call::CallSettings::from_config(&cfg),
+    );
+    tokio::spawn(callgate::server::run(
+        listener,
+        server,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+        .await
+        .expect("connect");
+    start(&mut ws, 16000, 1, 16000).await;
+    let greeting = until(&mut ws, is_done(0)).await;
+    let retrying = greeting
+        .iter()
+        .filter(|g| {
+            matches!(
+                g,
+                Got::Event(ServerMessage::ResponseStarted {
+                    status: protocol::ResponseStatus::Retrying,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(retrying, 2, "{greeting:?}");
+    let (status, text, _, _) = done_of(&greeting);
+    assert_eq!(status, DoneStatus::Completed);
+    assert_eq!(text, "Welcome to the call.");
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}

@@ -227,6 +227,9 @@ impl TurnTask {
 
         // 2. Start the LLM now (maybe before the commit: speculation), buffering tokens.
         let llm_started = Instant::now();
+        // Kept to retry an overloaded model (429/503) before it has said anything.
+        let retry_request = request.clone();
+        let mut retries = 0u32;
         let mut stream = engines.llm.stream(request);
         let mut buffered: Vec<Result<String, crate::llm::LlmError>> = Vec::new();
         let mut first_token_at: Option<Instant> = None;
@@ -348,7 +351,27 @@ impl TurnTask {
                 None => break,
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
-                    outcome = Outcome::Failed(ErrorCode::LlmError, e.to_string());
+                    if text.is_empty() && retries < MAX_LLM_RETRIES && is_retryable(&e) {
+                        retries += 1;
+                        let backoff = std::time::Duration::from_millis(500 << retries);
+                        tracing::info!(turn_id, retries, error = %e, "LLM busy; retrying");
+                        let _ = outbox
+                            .event(ServerMessage::ResponseStarted {
+                                turn_id,
+                                status: ResponseStatus::Retrying,
+                                eta_ms: Some(backoff.as_millis() as u64),
+                            })
+                            .await;
+                        tokio::select! {
+                            biased;
+                            _ = cancel.cancelled() => { outcome = Outcome::Cancelled; break; }
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        stream = engines.llm.stream(retry_request.clone());
+                        stream_done = false;
+                        continue;
+                    }
+                    outcome = Outcome::Failed(ErrorCode::LlmError, describe_llm_error(&e));
                     break;
                 }
             };
@@ -515,6 +538,32 @@ async fn fail(
             latency,
         })
         .await;
+}
+
+/// Attempts after the first when the model says it is busy.
+const MAX_LLM_RETRIES: u32 = 2;
+
+/// Overload answers are worth a bounded retry; anything else fails the turn at once.
+fn is_retryable(e: &crate::llm::LlmError) -> bool {
+    matches!(
+        e,
+        crate::llm::LlmError::Http {
+            status: 429 | 503,
+            ..
+        }
+    )
+}
+
+/// The developer-facing message, made explicit for the cases an operator must fix.
+fn describe_llm_error(e: &crate::llm::LlmError) -> String {
+    match e {
+        crate::llm::LlmError::Http {
+            status: 401 | 403, ..
+        } => {
+            format!("{e} (the API key is missing or wrong: set CALLGATE_LLM_API_KEY)")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Finds where `sentence` (trimmed by the splitter) ends in `text`, searching from `from`.
