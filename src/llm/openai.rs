@@ -75,7 +75,8 @@ impl OpenAiChat {
         self
     }
 
-    /// The messages sent for `request`: system prompt, then the history.
+    /// The messages sent for `request`: the persona's system prompt always first, then the
+    /// most recent history that fits [`HISTORY_MAX_MESSAGES`] and [`HISTORY_MAX_CHARS`].
     pub fn messages(request: &ChatRequest) -> Vec<ChatMessage> {
         let persona = &request.persona;
         let system = persona.fill(&persona.system_prompt, &request.context);
@@ -86,7 +87,11 @@ impl OpenAiChat {
                 content: system,
             });
         }
-        messages.extend(request.history.iter().cloned());
+        messages.extend(
+            bounded_history(&request.history, HISTORY_MAX_MESSAGES, HISTORY_MAX_CHARS)
+                .iter()
+                .cloned(),
+        );
         messages
     }
 
@@ -258,6 +263,35 @@ async fn http_error(mut response: reqwest::Response) -> LlmError {
     }
 }
 
+/// Most history messages sent to the model: a long call must not outgrow its context.
+pub const HISTORY_MAX_MESSAGES: usize = 24;
+/// Most history characters sent to the model (the newest turns win).
+pub const HISTORY_MAX_CHARS: usize = 6000;
+
+/// The newest suffix of `history` within both limits, starting on a user turn so the model
+/// never sees an orphaned answer; the latest message is always kept.
+pub fn bounded_history(
+    history: &[ChatMessage],
+    max_messages: usize,
+    max_chars: usize,
+) -> &[ChatMessage] {
+    let mut start = history.len();
+    let mut chars = 0usize;
+    while start > 0 {
+        let next = history[start - 1].content.chars().count();
+        let full = history.len() - start >= max_messages || chars + next > max_chars;
+        if full && start < history.len() {
+            break;
+        }
+        chars += next;
+        start -= 1;
+    }
+    while start < history.len().saturating_sub(1) && history[start].role != Role::User {
+        start += 1;
+    }
+    &history[start..]
+}
+
 fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
@@ -284,6 +318,39 @@ impl ChatModel for OpenAiChat {
 
     fn name(&self) -> &'static str {
         "openai"
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    #[test]
+    fn history_is_bounded_newest_first_and_starts_on_a_user_turn() {
+        let h: Vec<ChatMessage> = (0..10)
+            .map(|i| {
+                if i % 2 == 0 {
+                    ChatMessage::user(format!("q{i}"))
+                } else {
+                    ChatMessage::assistant(format!("a{i}"))
+                }
+            })
+            .collect();
+        assert_eq!(bounded_history(&h, 100, 10_000).len(), 10);
+        let b = bounded_history(&h, 5, 10_000);
+        assert_eq!(b.len(), 4, "5 would start on an assistant turn");
+        assert_eq!(b[0].content, "q6");
+        let b = bounded_history(&h, 100, 6);
+        assert_eq!(
+            b.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+            ["q8", "a9"]
+        );
+        let long = vec![ChatMessage::user("x".repeat(50_000))];
+        assert_eq!(
+            bounded_history(&long, 24, 6000).len(),
+            1,
+            "the latest turn is always sent"
+        );
     }
 }
 
