@@ -725,3 +725,83 @@ async fn busy_llm_is_retried_then_answers() {
     assert_eq!(text, "Welcome to the call.");
     assert_eq!(requests.load(Ordering::SeqCst), 3);
 }
+
+/// One call's stalled model does not slow another call: calls share the backend but not
+/// its stalls. The fake server stalls every request whose prompt names the role "STALL".
+#[tokio::test]
+async fn a_stalled_model_in_one_call_does_not_slow_another() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let fake_addr = fake.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = fake.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if String::from_utf8_lossy(&buf[..n]).contains("STALL") {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return;
+                }
+                let chunk = r#"data: {"choices":[{"delta":{"content":"Hello."}}]}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{chunk}\n\ndata: [DONE]\n\n"
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let settings = callgate::config::ServeSettings {
+        model: Some(model_path()),
+        llm: Some("openai".into()),
+        llm_url: Some(format!("http://{fake_addr}/v1")),
+        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
+        ..Default::default()
+    };
+    let cfg = settings.resolve().expect("config");
+    let engines = callgate::call::Engines::from_config(&cfg)
+        .await
+        .expect("engines");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = callgate::server::Server::new(
+        Arc::new(engines),
+        callgate::call::CallSettings::from_config(&cfg),
+    );
+    tokio::spawn(callgate::server::run(
+        listener,
+        server,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    let url = format!("ws://{addr}/v1/call");
+    let (mut stalled, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
+    send_json(
+        &mut stalled,
+        json!({"type":"session.start","input":{"sampleRate":16000},"context":{"role":"STALL"}}),
+    )
+    .await;
+    until(&mut stalled, |e| {
+        matches!(e, ServerMessage::ResponseStarted { .. })
+    })
+    .await;
+    // The other call, while the first one's model hangs.
+    let (mut ok, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
+    let t = std::time::Instant::now();
+    start(&mut ok, 16000, 1, 16000).await;
+    let greeting = until(&mut ok, is_done(0)).await;
+    assert_eq!(done_of(&greeting).0, DoneStatus::Completed);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+}
