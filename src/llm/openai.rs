@@ -268,8 +268,8 @@ pub const HISTORY_MAX_MESSAGES: usize = 24;
 /// Most history characters sent to the model (the newest turns win).
 pub const HISTORY_MAX_CHARS: usize = 6000;
 
-/// The newest suffix of `history` within both limits, starting on a user turn so the model
-/// never sees an orphaned answer; the latest message is always kept.
+/// The newest suffix of `history` within both limits; when it had to cut, it starts on a user
+/// turn so the model never sees an orphaned answer. The latest message is always kept.
 pub fn bounded_history(
     history: &[ChatMessage],
     max_messages: usize,
@@ -286,7 +286,9 @@ pub fn bounded_history(
         chars += next;
         start -= 1;
     }
-    while start < history.len().saturating_sub(1) && history[start].role != Role::User {
+    // Only a cut history needs realigning: a whole one may start with the greeting.
+    while start > 0 && start < history.len().saturating_sub(1) && history[start].role != Role::User
+    {
         start += 1;
     }
     &history[start..]
