@@ -645,8 +645,8 @@ async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
     until(&mut ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
 }
 
-/// An overloaded model (503) is retried with `response.started` status `retrying`, then the
-/// turn completes. A fault-injection server again: overload on demand.
+/// An overloaded model (503, Retry-After honoured) is retried with `response.started` status
+/// `retrying`, then the turn completes. A fault-injection server again: overload on demand.
 #[tokio::test]
 async fn busy_llm_is_retried_then_answers() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -664,7 +664,7 @@ async fn busy_llm_is_retried_then_answers() {
                 let mut buf = vec![0u8; 16384];
                 let _ = s.read(&mut buf).await;
                 let reply = if n < 2 {
-                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy".to_string()
+                    "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy".to_string()
                 } else {
                     let chunk =
                         r#"data: {"choices":[{"delta":{"content":"Welcome to the call."}}]}"#;
@@ -720,6 +720,14 @@ async fn busy_llm_is_retried_then_answers() {
         })
         .count();
     assert_eq!(retrying, 2, "{greeting:?}");
+    // The server's Retry-After (0 s here) sets the wait.
+    assert!(greeting.iter().any(|g| matches!(
+        g,
+        Got::Event(ServerMessage::ResponseStarted {
+            eta_ms: Some(0),
+            ..
+        })
+    )));
     let (status, text, _, _) = done_of(&greeting);
     assert_eq!(status, DoneStatus::Completed);
     assert_eq!(text, "Welcome to the call.");

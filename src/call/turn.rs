@@ -353,7 +353,14 @@ impl TurnTask {
                 Some(Err(e)) => {
                     if text.is_empty() && retries < MAX_LLM_RETRIES && is_retryable(&e) {
                         retries += 1;
-                        let backoff = std::time::Duration::from_millis(500 << retries);
+                        // The server's Retry-After when given (capped), else 1 s, then 2 s.
+                        let backoff = match &e {
+                            crate::llm::LlmError::Http {
+                                retry_after: Some(d),
+                                ..
+                            } => (*d).min(std::time::Duration::from_secs(5)),
+                            _ => std::time::Duration::from_millis(500 << retries),
+                        };
                         tracing::info!(turn_id, retries, error = %e, "LLM busy; retrying");
                         let _ = outbox
                             .event(ServerMessage::ResponseStarted {

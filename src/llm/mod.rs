@@ -108,6 +108,8 @@ pub enum LlmError {
         status: u16,
         /// The start of the response body, for the log.
         body: String,
+        /// The server's `Retry-After` (delta-seconds form), when it sent one.
+        retry_after: Option<std::time::Duration>,
     },
     /// The response body broke off while streaming.
     #[error("LLM response stream failed: {0}")]

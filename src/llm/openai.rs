@@ -248,6 +248,13 @@ impl State {
 
 async fn http_error(mut response: reqwest::Response) -> LlmError {
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(std::time::Duration::from_secs_f64);
     let mut body = Vec::new();
     // Read only a little: the body is for the log, and an error page can be large.
     while body.len() < ERROR_BODY_LIMIT {
@@ -259,6 +266,7 @@ async fn http_error(mut response: reqwest::Response) -> LlmError {
     let body = String::from_utf8_lossy(&body);
     LlmError::Http {
         status,
+        retry_after,
         body: truncate(body.trim(), ERROR_BODY_LIMIT),
     }
 }
@@ -553,7 +561,7 @@ mod tests {
         let items: Vec<_> = model.stream(request()).collect().await;
         assert_eq!(items.len(), 1);
         match &items[0] {
-            Err(LlmError::Http { status, body }) => {
+            Err(LlmError::Http { status, body, .. }) => {
                 assert_eq!(*status, 500);
                 assert!(body.contains("model not loaded"), "{body}");
             }
