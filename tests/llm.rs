@@ -2,7 +2,6 @@
 //! SmolLM2-135M) behind the gateway's `openai` backend, with a barge-in during generation.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -63,33 +62,11 @@ async fn start_llm() -> (LlmServer, String) {
 #[tokio::test]
 async fn spoken_call_through_llama_cpp_with_barge_in_during_generation() {
     let (_llm, url) = start_llm().await;
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/ggml-tiny.en.bin");
-    let settings = callgate::config::ServeSettings {
-        model: Some(model.into()),
-        llm: Some("openai".into()),
-        llm_url: Some(url),
+    let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
         llm_model: Some("smollm2".into()),
-        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
-        ..Default::default()
-    };
-    let cfg = settings.resolve().expect("config");
-    let engines = callgate::call::Engines::from_config(&cfg)
-        .await
-        .expect("engines");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = callgate::server::Server::new(
-        Arc::new(engines),
-        callgate::call::CallSettings::from_config(&cfg),
-    );
-    tokio::spawn(callgate::server::run(
-        listener,
-        server,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+        ..crate::util::openai_backend(url)
+    })
+    .await;
 
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
         .await

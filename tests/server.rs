@@ -1,7 +1,7 @@
 //! The gateway end to end: a real server (whisper, scripted interviewer, espeak-ng) on an
 //! ephemeral port, driven by a tokio-tungstenite client over real sockets.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -13,21 +13,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use callgate::protocol::{self, DoneStatus, OutputChunk, ServerMessage};
 
+use crate::util::{FakeReply, fake_llm, openai_backend, sse_reply};
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model_path() -> PathBuf {
-    let model = repo_root().join("models/ggml-tiny.en.bin");
-    assert!(
-        model.is_file(),
-        "{} is missing: run scripts/fetch-models (scripts/test does this)",
-        model.display()
-    );
-    model
-}
 
 /// One server for the whole test binary, on its own runtime thread, so tests share one
 /// loaded model.
@@ -38,31 +26,13 @@ fn server_addr() -> std::net::SocketAddr {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             rt.block_on(async move {
-                let settings = callgate::config::ServeSettings {
-                    model: Some(model_path()),
-                    listen: Some("127.0.0.1:0".into()),
-                    calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
+                let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
                     record: Some(true),
                     ..Default::default()
-                };
-                let cfg = settings.resolve().expect("config");
-                let engines = callgate::call::Engines::from_config(&cfg)
-                    .await
-                    .expect("engines");
-                let call_settings = callgate::call::CallSettings::from_config(&cfg);
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                let server = callgate::server::Server::new(Arc::new(engines), call_settings);
-                callgate::server::run(
-                    listener,
-                    server,
-                    std::future::pending(),
-                    Duration::from_secs(1),
-                )
+                })
                 .await;
+                tx.send(addr).expect("send addr");
+                std::future::pending::<()>().await;
             });
         });
         rx.recv_timeout(Duration::from_secs(60))
@@ -493,31 +463,7 @@ async fn manual_mode_commits_and_clears() {
 #[tokio::test]
 async fn failing_llm_fails_the_turn_and_the_call_goes_on() {
     // Port 9 on loopback: nothing listens there, so every request is refused at once.
-    let settings = callgate::config::ServeSettings {
-        model: Some(model_path()),
-        llm: Some("openai".into()),
-        llm_url: Some("http://127.0.0.1:9/v1".into()),
-        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
-        ..Default::default()
-    };
-    let cfg = settings.resolve().expect("config");
-    let engines = callgate::call::Engines::from_config(&cfg)
-        .await
-        .expect("engines");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = callgate::server::Server::new(
-        Arc::new(engines),
-        callgate::call::CallSettings::from_config(&cfg),
-    );
-    tokio::spawn(callgate::server::run(
-        listener,
-        server,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let addr = crate::util::spawn_gateway(openai_backend("http://127.0.0.1:9/v1".into())).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
         .await
         .expect("connect");
@@ -577,50 +523,13 @@ async fn failing_llm_fails_the_turn_and_the_call_goes_on() {
 /// on purpose: it is the only way to stall a model on demand.
 #[tokio::test]
 async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let fake_addr = fake.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = fake.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16384];
-                let _ = s.read(&mut buf).await;
-                let chunk = r#"data: {"choices":[{"delta":{"content":"Hello there."}}]}"#;
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
-                let _ = s.write_all(format!("{head}{chunk}\n\n").as_bytes()).await;
-                // ...and then nothing: a stalled model.
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            });
-        }
-    });
-    let settings = callgate::config::ServeSettings {
-        model: Some(model_path()),
-        llm: Some("openai".into()),
-        llm_url: Some(format!("http://{fake_addr}/v1")),
+    // One token, then nothing: a stalled model.
+    let url = fake_llm(|_, _| FakeReply::SendThenStall(sse_reply("Hello there.", false))).await;
+    let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
         llm_token_timeout_s: Some(1.0),
-        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
-        ..Default::default()
-    };
-    let cfg = settings.resolve().expect("config");
-    let engines = callgate::call::Engines::from_config(&cfg)
-        .await
-        .expect("engines");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = callgate::server::Server::new(
-        Arc::new(engines),
-        callgate::call::CallSettings::from_config(&cfg),
-    );
-    tokio::spawn(callgate::server::run(
-        listener,
-        server,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+        ..openai_backend(url)
+    })
+    .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
         .await
         .expect("connect");
@@ -650,58 +559,18 @@ async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
 #[tokio::test]
 async fn busy_llm_is_retried_then_answers() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let fake_addr = fake.local_addr().expect("addr");
     let requests = Arc::new(AtomicUsize::new(0));
     let counter = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = fake.accept().await {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16384];
-                let _ = s.read(&mut buf).await;
-                let reply = if n < 2 {
-                    "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy".to_string()
-                } else {
-                    let chunk =
-                        r#"data: {"choices":[{"delta":{"content":"Welcome to the call."}}]}"#;
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{chunk}\n\ndata: [DONE]\n\n"
-                    )
-                };
-                let _ = s.write_all(reply.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    let settings = callgate::config::ServeSettings {
-        model: Some(model_path()),
-        llm: Some("openai".into()),
-        llm_url: Some(format!("http://{fake_addr}/v1")),
-        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
-        ..Default::default()
-    };
-    let cfg = settings.resolve().expect("config");
-    let engines = callgate::call::Engines::from_config(&cfg)
-        .await
-        .expect("engines");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = callgate::server::Server::new(
-        Arc::new(engines),
-        callgate::call::CallSettings::from_config(&cfg),
-    );
-    tokio::spawn(callgate::server::run(
-        listener,
-        server,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let url = fake_llm(move |n, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        FakeReply::Send(if n < 2 {
+            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy".into()
+        } else {
+            sse_reply("Welcome to the call.", true)
+        })
+    })
+    .await;
+    let addr = crate::util::spawn_gateway(openai_backend(url)).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
         .await
         .expect("connect");
@@ -738,54 +607,15 @@ async fn busy_llm_is_retried_then_answers() {
 /// its stalls. The fake server stalls every request whose prompt names the role "STALL".
 #[tokio::test]
 async fn a_stalled_model_in_one_call_does_not_slow_another() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let fake_addr = fake.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = fake.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                if String::from_utf8_lossy(&buf[..n]).contains("STALL") {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    return;
-                }
-                let chunk = r#"data: {"choices":[{"delta":{"content":"Hello."}}]}"#;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{chunk}\n\ndata: [DONE]\n\n"
-                );
-                let _ = s.write_all(reply.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
+    let url = fake_llm(|_, request| {
+        if request.contains("STALL") {
+            FakeReply::Stall
+        } else {
+            FakeReply::Send(sse_reply("Hello.", true))
         }
-    });
-    let settings = callgate::config::ServeSettings {
-        model: Some(model_path()),
-        llm: Some("openai".into()),
-        llm_url: Some(format!("http://{fake_addr}/v1")),
-        calls_dir: Some(std::env::temp_dir().join("callgate-test-calls")),
-        ..Default::default()
-    };
-    let cfg = settings.resolve().expect("config");
-    let engines = callgate::call::Engines::from_config(&cfg)
-        .await
-        .expect("engines");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = callgate::server::Server::new(
-        Arc::new(engines),
-        callgate::call::CallSettings::from_config(&cfg),
-    );
-    tokio::spawn(callgate::server::run(
-        listener,
-        server,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    })
+    .await;
+    let addr = crate::util::spawn_gateway(openai_backend(url)).await;
     let url = format!("ws://{addr}/v1/call");
     let (mut stalled, _) = tokio_tungstenite::connect_async(&url)
         .await

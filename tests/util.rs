@@ -197,3 +197,101 @@ pub const INTERVIEW_ANSWERS: &[(&str, &str)] = &[
         "If I joined your team, I would first spend a few weeks reading the code and fixing small bugs, so that I understand how the system really behaves before proposing larger changes.",
     ),
 ];
+
+/// Starts an in-process gateway on an ephemeral port on the current runtime, with the real
+/// tiny.en model and the test calls folder unless `settings` says otherwise; returns its
+/// address. It serves until the test's runtime ends.
+pub async fn spawn_gateway(mut settings: callgate::config::ServeSettings) -> std::net::SocketAddr {
+    settings.model.get_or_insert_with(tiny_model);
+    settings
+        .calls_dir
+        .get_or_insert_with(|| std::env::temp_dir().join("callgate-test-calls"));
+    let cfg = settings.resolve().expect("config");
+    let engines = callgate::call::Engines::from_config(&cfg)
+        .await
+        .expect("engines");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = callgate::server::Server::new(
+        std::sync::Arc::new(engines),
+        callgate::call::CallSettings::from_config(&cfg),
+    );
+    tokio::spawn(callgate::server::run(
+        listener,
+        server,
+        std::future::pending(),
+        std::time::Duration::from_secs(1),
+    ));
+    addr
+}
+
+/// Gateway settings for the `openai` backend at `url`.
+pub fn openai_backend(url: String) -> callgate::config::ServeSettings {
+    callgate::config::ServeSettings {
+        llm: Some("openai".into()),
+        llm_url: Some(url),
+        ..Default::default()
+    }
+}
+
+/// What the fake LLM server does with one request.
+pub enum FakeReply {
+    /// Send this whole HTTP response and close.
+    Send(String),
+    /// Send this much of a response, then hang (a model stalled mid-stream).
+    SendThenStall(String),
+    /// Say nothing at all (a model stalled before answering).
+    Stall,
+}
+
+/// A fault-injection LLM server (a test double on purpose: it is the only way to produce
+/// stalls and overloads on demand). `reply` decides, from the request's index (from 0) and
+/// raw text, what happens. Returns the OpenAI-style base URL.
+pub async fn fake_llm(reply: impl Fn(usize, &str) -> FakeReply + Send + Sync + 'static) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reply = std::sync::Arc::new(reply);
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let reply = reply.clone();
+            let index = n;
+            n += 1;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let len = s.read(&mut buf).await.unwrap_or(0);
+                let stall = match reply(index, &String::from_utf8_lossy(&buf[..len])) {
+                    FakeReply::Send(text) => {
+                        let _ = s.write_all(text.as_bytes()).await;
+                        let _ = s.shutdown().await;
+                        false
+                    }
+                    FakeReply::SendThenStall(text) => {
+                        let _ = s.write_all(text.as_bytes()).await;
+                        true
+                    }
+                    FakeReply::Stall => true,
+                };
+                if stall {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+/// An SSE response streaming `content` as one delta; `done` adds the `[DONE]` marker and
+/// closes, otherwise the caller decides what follows.
+pub fn sse_reply(content: &str, done: bool) -> String {
+    let chunk = serde_json::json!({"choices":[{"delta":{"content": content}}]});
+    let tail = if done { "data: [DONE]\n\n" } else { "" };
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: {chunk}\n\n{tail}"
+    )
+}
