@@ -375,7 +375,7 @@ impl Session {
             })
             .await?;
         // The interviewer speaks first.
-        self.spawn_turn(0, UserInput::Greeting, None);
+        self.spawn_turn(0, UserInput::Greeting, false);
         Ok(Control::Continue)
     }
 
@@ -423,9 +423,9 @@ impl Session {
     }
 
     /// Spawns a turn task; returns its cancel token, commit sender and playback channel.
-    fn spawn_turn(&mut self, turn_id: u32, input: UserInput, speculative_start_ms: Option<u64>) {
+    fn spawn_turn(&mut self, turn_id: u32, input: UserInput, speculative: bool) {
         let cancel = self.call_cancel.child_token();
-        self.spawn_turn_with(turn_id, input, speculative_start_ms, cancel);
+        self.spawn_turn_with(turn_id, input, speculative, cancel);
     }
 
     /// As [`Self::spawn_turn`], with the turn's token made by the caller (so the turn's ASR
@@ -434,7 +434,7 @@ impl Session {
         &mut self,
         turn_id: u32,
         input: UserInput,
-        speculative_start_ms: Option<u64>,
+        speculative: bool,
         cancel: CancellationToken,
     ) {
         let Some(request) = self.turn_request() else {
@@ -457,26 +457,29 @@ impl Session {
             finished: self.finished_tx.clone(),
         };
         self.turn_tasks.spawn(task.run(input));
-        match speculative_start_ms {
-            Some(_) => {
-                self.speculation = Some(Speculation {
-                    turn_id,
-                    cancel,
-                    commit: commit_tx,
-                    played: played_tx,
-                });
-            }
-            None => {
-                let _ = commit_tx.send(Commit {
-                    decided_at: Instant::now(),
-                    endpoint_ms: None,
-                });
-                self.response = Some(Active {
-                    turn_id,
-                    cancel,
-                    played: played_tx,
-                });
-            }
+        self.speculation = Some(Speculation {
+            turn_id,
+            cancel,
+            commit: commit_tx,
+            played: played_tx,
+        });
+        if !speculative {
+            self.commit_speculation(Commit {
+                decided_at: Instant::now(),
+                endpoint_ms: None,
+            });
+        }
+    }
+
+    /// The held turn becomes the response in flight: it may now speak.
+    fn commit_speculation(&mut self, commit: Commit) {
+        if let Some(spec) = self.speculation.take() {
+            let _ = spec.commit.send(commit);
+            self.response = Some(Active {
+                turn_id: spec.turn_id,
+                cancel: spec.cancel,
+                played: spec.played,
+            });
         }
     }
 
@@ -597,7 +600,7 @@ impl Session {
                 end_ms: None,
             })
             .await?;
-        self.spawn_turn(turn_id, UserInput::Text(text), None);
+        self.spawn_turn(turn_id, UserInput::Text(text), false);
         Ok(())
     }
 
@@ -639,7 +642,7 @@ impl Session {
         self.speaking_turn = None;
         self.partial_cancel.cancel();
         self.partial_cancel = CancellationToken::new();
-        self.submit_final(turn_id, audio, start_ms, end_ms, None)
+        self.submit_final(turn_id, audio, start_ms, end_ms, false)
             .await
     }
 
@@ -649,7 +652,7 @@ impl Session {
         audio: Vec<f32>,
         start_ms: u64,
         end_ms: u64,
-        speculative: Option<u64>,
+        speculative: bool,
     ) -> Result<(), ClientGone> {
         let cancel = self.call_cancel.child_token();
         match self.engines.asr.submit(
@@ -808,34 +811,22 @@ impl Session {
                 let Some(s) = self.started.as_mut() else {
                     return Ok(());
                 };
-                let audio = cut_utterance(s, speech_end_ms);
                 let start_ms = s.utterance_start_ms;
-                s.utterance.clear();
-                match self.speculation.take() {
-                    Some(spec) if spec.turn_id == turn_id => {
-                        let _ = spec.commit.send(commit);
-                        self.response = Some(Active {
-                            turn_id,
-                            cancel: spec.cancel,
-                            played: spec.played,
-                        });
-                    }
-                    other => {
-                        if let Some(o) = other {
-                            o.cancel.cancel();
-                        }
-                        self.submit_final(turn_id, audio, start_ms, speech_end_ms, Some(start_ms))
-                            .await?;
-                        if let Some(spec) = self.speculation.take() {
-                            let _ = spec.commit.send(commit);
-                            self.response = Some(Active {
-                                turn_id,
-                                cancel: spec.cancel,
-                                played: spec.played,
-                            });
-                        }
-                    }
+                // Keep the speculative turn if it is this one; otherwise decode now.
+                if self
+                    .speculation
+                    .as_ref()
+                    .is_none_or(|spec| spec.turn_id != turn_id)
+                {
+                    let audio = cut_utterance(s, speech_end_ms);
+                    s.utterance.clear();
+                    self.drop_speculation();
+                    self.submit_final(turn_id, audio, start_ms, speech_end_ms, true)
+                        .await?;
+                } else {
+                    s.utterance.clear();
                 }
+                self.commit_speculation(commit);
             }
         }
         Ok(())
@@ -893,7 +884,7 @@ impl Session {
             let end_ms = s.vad.position_ms().saturating_sub(silence_ms);
             let audio = cut_utterance(s, end_ms);
             let start_ms = s.utterance_start_ms;
-            self.submit_final(turn_id, audio, start_ms, end_ms, Some(start_ms))
+            self.submit_final(turn_id, audio, start_ms, end_ms, true)
                 .await?;
         } else if silence_ms < spec_ms && self.speculation.is_some() {
             self.drop_speculation();

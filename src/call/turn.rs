@@ -205,7 +205,7 @@ impl TurnTask {
         let is_greeting = request.history.is_empty() && user_text.is_empty();
         if user_text.trim().is_empty() && !is_greeting {
             // Nothing intelligible was said: close the user turn, no response.
-            if let Some(c) = wait_commit(&cancel, &mut commit).await {
+            if wait_commit(&cancel, &mut commit).await.is_some() {
                 let (start_ms, end_ms) = transcript_span.unzip();
                 let _ = outbox
                     .event(ServerMessage::Transcript {
@@ -216,7 +216,6 @@ impl TurnTask {
                         end_ms,
                     })
                     .await;
-                let _ = c;
             }
             let _ = finished.send(TurnFinished::dropped(turn_id)).await;
             return;
