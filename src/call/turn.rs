@@ -692,14 +692,13 @@ async fn speak(
             resample_all(&i16_to_mono_f32(&samples, 1), rate, output_rate).map(|o| f32_to_i16(&o))
         })
         .await;
-        let audio = match job {
-            Ok(Ok(audio)) => audio,
-            Ok(Err(e)) => {
-                report.error = Some(e.to_string());
-                break;
-            }
+        let audio = match job
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            Ok(audio) => audio,
             Err(e) => {
-                report.error = Some(e.to_string());
+                report.error = Some(e);
                 break;
             }
         };
