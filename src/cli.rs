@@ -129,6 +129,20 @@ struct ServeArgs {
     /// Seconds the LLM may pause between tokens before the turn fails [default: 10].
     #[arg(long, env = "CALLGATE_LLM_TOKEN_TIMEOUT_S")]
     llm_token_timeout_s: Option<f64>,
+    /// Seconds to wait for a TCP connection to the LLM server [default: 5].
+    #[arg(long, env = "CALLGATE_LLM_CONNECT_TIMEOUT_S")]
+    llm_connect_timeout_s: Option<f64>,
+    /// Most conversation messages sent to the LLM with each request; the persona's system
+    /// prompt always goes first on top of them [default: 24].
+    #[arg(long, env = "CALLGATE_LLM_HISTORY_MESSAGES")]
+    llm_history_messages: Option<usize>,
+    /// Most conversation characters sent to the LLM with each request (newest kept)
+    /// [default: 6000].
+    #[arg(long, env = "CALLGATE_LLM_HISTORY_CHARS")]
+    llm_history_chars: Option<usize>,
+    /// Most tokens the LLM may generate for one answer [default: 256].
+    #[arg(long, env = "CALLGATE_LLM_MAX_TOKENS")]
+    llm_max_tokens: Option<u32>,
 }
 
 impl ServeArgs {
@@ -156,6 +170,10 @@ impl ServeArgs {
             drain_s: self.drain_s,
             llm_first_token_timeout_s: self.llm_first_token_timeout_s,
             llm_token_timeout_s: self.llm_token_timeout_s,
+            llm_connect_timeout_s: self.llm_connect_timeout_s,
+            llm_history_messages: self.llm_history_messages,
+            llm_history_chars: self.llm_history_chars,
+            llm_max_tokens: self.llm_max_tokens,
         }
     }
 }

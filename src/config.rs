@@ -57,6 +57,14 @@ pub struct ServeSettings {
     pub llm_first_token_timeout_s: Option<f64>,
     /// Seconds the LLM may pause between tokens before the turn fails.
     pub llm_token_timeout_s: Option<f64>,
+    /// Seconds to wait for a TCP connection to the LLM server.
+    pub llm_connect_timeout_s: Option<f64>,
+    /// Most conversation messages sent to the LLM with each request.
+    pub llm_history_messages: Option<usize>,
+    /// Most conversation characters sent to the LLM with each request.
+    pub llm_history_chars: Option<usize>,
+    /// Most tokens the LLM may generate per answer.
+    pub llm_max_tokens: Option<u32>,
 }
 
 /// Why the configuration is unusable. Each message names the setting.
@@ -101,6 +109,12 @@ pub enum LlmBackend {
         model: String,
         /// Bearer token, if the server needs one.
         api_key: Option<String>,
+        /// How much conversation each request carries.
+        history: crate::llm::openai::HistoryLimits,
+        /// TCP connect timeout.
+        connect_timeout: Duration,
+        /// `max_tokens` of each request.
+        max_tokens: u32,
     },
 }
 
@@ -185,7 +199,11 @@ impl ServeSettings {
             idle_timeout_s,
             drain_s,
             llm_first_token_timeout_s,
-            llm_token_timeout_s
+            llm_token_timeout_s,
+            llm_connect_timeout_s,
+            llm_history_messages,
+            llm_history_chars,
+            llm_max_tokens
         )
     }
 
@@ -222,6 +240,25 @@ impl ServeSettings {
                 format!("expected full, trimmed or floor:SECONDS, got {ac:?}"),
             )
         })?;
+        let secs = |v: Option<f64>, default: f64, setting: &'static str| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && (0.05..=600.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(invalid(
+                    setting,
+                    format!("must be 0.05..=600 seconds, got {v}"),
+                ))
+            }
+        };
+        let count = |v: Option<usize>, default: usize, setting: &'static str, max: usize| {
+            let v = v.unwrap_or(default);
+            if (1..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(setting, format!("must be 1..={max}, got {v}")))
+            }
+        };
         let llm = match self.llm.as_deref().unwrap_or("script") {
             "script" => LlmBackend::Script,
             "openai" => {
@@ -241,6 +278,31 @@ impl ServeSettings {
                     url,
                     model: self.llm_model.unwrap_or_else(|| "default".into()),
                     api_key: self.llm_api_key.filter(|k| !k.is_empty()),
+                    history: crate::llm::openai::HistoryLimits {
+                        max_messages: count(
+                            self.llm_history_messages,
+                            crate::llm::openai::HISTORY_MAX_MESSAGES,
+                            "llm-history-messages",
+                            10_000,
+                        )?,
+                        max_chars: count(
+                            self.llm_history_chars,
+                            crate::llm::openai::HISTORY_MAX_CHARS,
+                            "llm-history-chars",
+                            10_000_000,
+                        )?,
+                    },
+                    connect_timeout: secs(
+                        self.llm_connect_timeout_s,
+                        5.0,
+                        "llm-connect-timeout-s",
+                    )?,
+                    max_tokens: count(
+                        self.llm_max_tokens.map(|t| t as usize),
+                        256,
+                        "llm-max-tokens",
+                        32_768,
+                    )? as u32,
                 }
             }
             other => {
@@ -269,17 +331,6 @@ impl ServeSettings {
             Some(p) if p.as_os_str().is_empty() => None,
             Some(p) => Some(p),
             None => Some(PathBuf::from("calls")),
-        };
-        let secs = |v: Option<f64>, default: f64, setting: &'static str| {
-            let v = v.unwrap_or(default);
-            if v.is_finite() && (0.05..=600.0).contains(&v) {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(invalid(
-                    setting,
-                    format!("must be 0.05..=600 seconds, got {v}"),
-                ))
-            }
         };
         let llm_first_token_timeout = secs(
             self.llm_first_token_timeout_s,
@@ -372,5 +423,40 @@ mod tests {
         );
         let parsed: Result<ServeSettings, _> = toml::from_str("listne = \"x\"");
         assert!(parsed.is_err(), "unknown keys are rejected");
+        let bad = ServeSettings {
+            llm: Some("openai".into()),
+            llm_url: Some("http://127.0.0.1:8081/v1".into()),
+            llm_history_messages: Some(0),
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve()
+                .expect_err("no history")
+                .to_string()
+                .starts_with("llm-history-messages")
+        );
+    }
+
+    #[test]
+    fn openai_limits_come_from_the_file() {
+        let file: ServeSettings = toml::from_str(
+            "llm = \"openai\"\nllm-url = \"http://127.0.0.1:8081/v1\"\n\
+             llm-history-messages = 8\nllm-history-chars = 2000\nllm-max-tokens = 64\n\
+             llm-connect-timeout-s = 1.5",
+        )
+        .expect("toml");
+        match file.resolve().expect("valid").llm {
+            LlmBackend::OpenAi {
+                history,
+                connect_timeout,
+                max_tokens,
+                ..
+            } => {
+                assert_eq!((history.max_messages, history.max_chars), (8, 2000));
+                assert_eq!(max_tokens, 64);
+                assert_eq!(connect_timeout, Duration::from_millis(1500));
+            }
+            other => panic!("expected openai, got {other:?}"),
+        }
     }
 }

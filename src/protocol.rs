@@ -721,6 +721,9 @@ pub enum ServerMessage {
         heard_text: String,
         /// Stage timings.
         latency: Latency,
+        /// Tokens the model reported using for this turn, when its server sends them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<TokenUsage>,
     },
     /// Something went wrong; see [`ErrorEvent`].
     #[serde(rename = "error")]
@@ -879,6 +882,16 @@ pub struct Latency {
     pub first_audio_ms: Option<u64>,
     /// End-of-turn decision to `response.done`.
     pub total_ms: Option<u64>,
+}
+
+/// Token counts a model server reported for one response (OpenAI's `usage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    /// Tokens of the prompt (system prompt and history).
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
 }
 
 /// Protocol error codes.
@@ -1727,6 +1740,7 @@ mod tests {
                 first_audio_ms: Some(400),
                 total_ms: Some(2100),
             },
+            usage: None,
         });
         assert_eq!(
             v,
@@ -1734,6 +1748,21 @@ mod tests {
                 "text":"Tell me about a project you led.","heardText":"Tell me about",
                 "latency":{"endpointMs":500,"asrMs":120,"llmFirstTokenMs":80,
                     "ttsFirstAudioMs":null,"firstAudioMs":400,"totalMs":2100}})
+        );
+        let with_usage = shape(&ServerMessage::ResponseDone {
+            turn_id: 5,
+            status: DoneStatus::Completed,
+            text: "Hi.".into(),
+            heard_text: "Hi.".into(),
+            latency: Latency::default(),
+            usage: Some(TokenUsage {
+                prompt_tokens: 120,
+                completion_tokens: 3,
+            }),
+        });
+        assert_eq!(
+            with_usage["usage"],
+            json!({"promptTokens":120,"completionTokens":3})
         );
         assert_eq!(
             serde_json::to_value(DoneStatus::Completed).unwrap(),

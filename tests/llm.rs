@@ -1,6 +1,9 @@
-//! A real call through a real LLM: llama.cpp's OpenAI-compatible server (scripts/llm-server,
-//! SmolLM2-135M) behind the gateway's `openai` backend, with a barge-in during generation.
+//! Real calls through a real LLM: llama.cpp's OpenAI-compatible server (scripts/llm-server,
+//! SmolLM2-135M) behind the gateway's `openai` backend. A barge-in during generation closes
+//! the model's stream (the server logs the disconnect), and a server killed mid-answer fails
+//! the turn, not the call.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -8,14 +11,24 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use callgate::protocol::{self, DoneStatus, ServerMessage};
+use callgate::protocol::{self, DoneStatus, ErrorCode, ServerMessage};
 
-struct LlmServer(Child);
+/// A llama.cpp server process; its stdout and stderr go to `log`.
+struct LlmServer {
+    child: Child,
+    log: PathBuf,
+}
+
+impl LlmServer {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
 
 impl Drop for LlmServer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -39,13 +52,18 @@ async fn start_llm() -> (LlmServer, String) {
         "{venv} is missing: run scripts/llm-server --prepare (scripts/test does this)"
     );
     let port = free_port();
+    let log = std::env::temp_dir().join(format!("callgate-llm-{port}.log"));
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    // scripts/llm-server execs the server, so this child is the server itself.
     let child = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/llm-server"))
         .args(["--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .expect("start scripts/llm-server");
-    let server = LlmServer(child);
+    let server = LlmServer { child, log };
     let url = format!("http://127.0.0.1:{port}/v1");
     for _ in 0..240 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -56,110 +74,170 @@ async fn start_llm() -> (LlmServer, String) {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    panic!("the LLM server did not start within 60 s");
+    panic!(
+        "the LLM server did not start within 60 s:\n{}",
+        server.log_text()
+    );
 }
 
-#[tokio::test]
-async fn spoken_call_through_llama_cpp_with_barge_in_during_generation() {
-    let (_llm, url) = start_llm().await;
-    let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
-        llm_model: Some("smollm2".into()),
-        ..crate::util::openai_backend(url)
-    })
-    .await;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+/// A call through a gateway whose `openai` backend is the llama.cpp server at `url`.
+struct Call {
+    ws: Ws,
+    /// Every event, in order.
+    events: Vec<ServerMessage>,
+    /// Audio frames as (turn, number of events seen before it).
+    frames: Vec<(u32, usize)>,
+}
+
+impl Call {
+    async fn start(url: String) -> Self {
+        let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
+            llm_model: Some("smollm2".into()),
+            llm_max_tokens: Some(150),
+            ..crate::util::openai_backend(url)
+        })
+        .await;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+            .await
+            .expect("connect");
+        ws.send(Message::text(
+            json!({"type":"session.start","input":{"sampleRate":16000},"output":{"sampleRate":16000}})
+                .to_string(),
+        ))
         .await
-        .expect("connect");
-    ws.send(Message::text(
-        json!({"type":"session.start","input":{"sampleRate":16000},"output":{"sampleRate":16000}})
-            .to_string(),
-    ))
-    .await
-    .expect("send");
+        .expect("send");
+        Self {
+            ws,
+            events: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
 
-    // Reads frames until `stop` says so; returns (events, audio frames as (turn, index)).
-    let mut events: Vec<ServerMessage> = Vec::new();
-    let mut frames: Vec<(u32, usize)> = Vec::new();
-    async fn step(
-        ws: &mut tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        events: &mut Vec<ServerMessage>,
-        frames: &mut Vec<(u32, usize)>,
-    ) {
-        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+    /// Reads one frame.
+    async fn step(&mut self) {
+        let msg = tokio::time::timeout(Duration::from_secs(60), self.ws.next())
             .await
             .expect("the server went quiet for 60 s")
             .expect("open")
             .expect("frame");
         match msg {
-            Message::Text(t) => {
-                events.push(protocol::parse_server_message(t.as_str()).expect("json"))
-            }
+            Message::Text(t) => self
+                .events
+                .push(protocol::parse_server_message(t.as_str()).expect("json")),
             Message::Binary(b) => {
                 let c = protocol::decode_output_frame(&b).expect("frame");
-                frames.push((c.turn, events.len()));
+                self.frames.push((c.turn, self.events.len()));
             }
             _ => {}
         }
     }
-    // The model's greeting: wait for its first audio (tokens -> sentence -> espeak-ng).
-    while !frames.iter().any(|(t, _)| *t == 0) {
-        step(&mut ws, &mut events, &mut frames).await;
-        if let Some(ServerMessage::ResponseDone { turn_id: 0, .. }) = events.last() {
-            panic!("the greeting ended before it could be interrupted: {events:?}");
+
+    /// Reads until an event matches.
+    async fn until(&mut self, pred: impl Fn(&ServerMessage) -> bool) {
+        while !self.events.last().is_some_and(&pred) {
+            self.step().await;
         }
     }
-    let deltas = events
-        .iter()
-        .filter(|e| matches!(e, ServerMessage::ResponseTextDelta { turn_id: 0, .. }))
-        .count();
-    assert!(deltas > 0, "streamed tokens from the model");
 
-    // Barge in while the model is still generating/speaking.
-    let fixture = std::env::temp_dir().join("callgate-llm-bargein.wav");
-    let ok = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
-        .arg(&fixture)
-        .arg("Sorry, can I stop you there? I have five years of experience with Rust.")
-        .status()
-        .expect("espeak-ng");
-    assert!(ok.success());
+    async fn until_done(&mut self, turn: u32) -> DoneStatus {
+        self.until(
+            |e| matches!(e, ServerMessage::ResponseDone { turn_id, .. } if *turn_id == turn),
+        )
+        .await;
+        match self.events.last() {
+            Some(ServerMessage::ResponseDone { status, .. }) => *status,
+            _ => unreachable!("until stopped on response.done"),
+        }
+    }
+
+    async fn until_first_delta(&mut self, turn: u32) {
+        self.until(
+            |e| matches!(e, ServerMessage::ResponseTextDelta { turn_id, .. } if *turn_id == turn),
+        )
+        .await;
+    }
+
+    async fn say_text(&mut self, text: &str) {
+        let msg = json!({"type":"input.text","text":text}).to_string();
+        self.ws.send(Message::text(msg)).await.expect("send");
+    }
+
+    fn errors(&self, turn: u32) -> Vec<&protocol::ErrorEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ServerMessage::Error(err) if err.turn_id == Some(turn) => Some(err),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A long answer, so the model is still generating when it is interrupted or killed.
+const LONG_REQUEST: &str = "Please tell me, in great detail and at length, the full story of \
+    every project your company has ever shipped, one by one.";
+
+#[tokio::test]
+async fn spoken_call_through_llama_cpp_with_barge_in_during_generation() {
+    let (llm, url) = start_llm().await;
+    let mut call = Call::start(url).await;
+    assert_eq!(
+        call.until_done(0).await,
+        DoneStatus::Completed,
+        "{:?}",
+        call.errors(0)
+    );
+    assert!(
+        call.events
+            .iter()
+            .any(|e| matches!(e, ServerMessage::ResponseTextDelta { turn_id: 0, .. })),
+        "streamed tokens from the model"
+    );
+    assert!(
+        call.frames.iter().any(|(t, _)| *t == 0),
+        "the greeting was spoken"
+    );
+    let disconnects_before = llm.log_text().matches("Disconnected from client").count();
+
+    // Ask for a long answer and talk over it as soon as the model starts streaming.
+    call.say_text(LONG_REQUEST).await;
+    call.until_first_delta(1).await;
+    let fixture = crate::util::espeak_wav(
+        "Sorry, can I stop you there? I have five years of experience with Rust.",
+        "en-us",
+        16000,
+        1,
+    );
     let clip = callgate::audio::wav::read_mono_at(&fixture, 16000).expect("wav");
     let mut audio = callgate::audio::f32_to_i16(&clip.samples);
     audio.extend(vec![0i16; 24000]);
     for (seq, chunk) in audio.chunks(320).enumerate() {
-        ws.send(Message::binary(protocol::encode_input_frame(
-            seq as u32, chunk,
-        )))
-        .await
-        .expect("send");
+        call.ws
+            .send(Message::binary(protocol::encode_input_frame(
+                seq as u32, chunk,
+            )))
+            .await
+            .expect("send");
     }
-    // Until the new turn's answer is audible.
-    while !frames.iter().any(|(t, _)| *t == 1) {
-        step(&mut ws, &mut events, &mut frames).await;
+    assert_eq!(call.until_done(1).await, DoneStatus::Cancelled);
+    let done1 = call.events.len() - 1;
+    // The new turn is transcribed and answered by the model, in audio.
+    while !call.frames.iter().any(|(t, _)| *t == 2) {
+        call.step().await;
     }
-    let done0 = events
-        .iter()
-        .position(|e| matches!(e, ServerMessage::ResponseDone { turn_id: 0, .. }))
-        .expect("greeting's response.done");
-    assert!(matches!(
-        events[done0],
-        ServerMessage::ResponseDone {
-            status: DoneStatus::Cancelled,
-            ..
-        }
-    ));
     assert!(
-        !frames.iter().any(|(t, at)| *t == 0 && *at > done0),
+        !call.frames.iter().any(|(t, at)| *t == 1 && *at > done1),
         "audio of the cancelled turn followed its response.done"
     );
-    let transcript = events
+    let transcript = call
+        .events
         .iter()
         .find_map(|e| match e {
             ServerMessage::Transcript {
-                turn_id: 1,
+                turn_id: 2,
                 text,
                 is_final: true,
                 ..
@@ -169,11 +247,63 @@ async fn spoken_call_through_llama_cpp_with_barge_in_during_generation() {
         .expect("final transcript");
     assert!(transcript.contains("experience"), "{transcript}");
     assert!(
-        events
+        call.events
             .iter()
-            .any(|e| matches!(e, ServerMessage::ResponseTextDelta { turn_id: 1, .. }))
+            .any(|e| matches!(e, ServerMessage::ResponseTextDelta { turn_id: 2, .. }))
     );
-    ws.send(Message::text(r#"{"type":"session.end"}"#))
+    // llama.cpp saw its stream to us closed early (llama-cpp-python logs each disconnect).
+    let mut closed = false;
+    for _ in 0..100 {
+        if llm.log_text().matches("Disconnected from client").count() > disconnects_before {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        closed,
+        "llama.cpp never saw the cancelled request's stream closed:\n{}",
+        llm.log_text()
+    );
+    call.ws
+        .send(Message::text(r#"{"type":"session.end"}"#))
         .await
         .expect("send");
+}
+
+/// The real server killed mid-answer: the turn fails with a recoverable `LLM_ERROR`, the text
+/// streamed so far is kept, and the call goes on (the next turn fails fast: nothing listens).
+#[tokio::test]
+async fn llama_cpp_killed_mid_stream_fails_the_turn_not_the_call() {
+    let (mut llm, url) = start_llm().await;
+    let mut call = Call::start(url).await;
+    assert_eq!(call.until_done(0).await, DoneStatus::Completed);
+    call.say_text(LONG_REQUEST).await;
+    call.until_first_delta(1).await;
+    llm.child.kill().expect("kill the LLM server");
+    assert_eq!(call.until_done(1).await, DoneStatus::Failed);
+    match call.events.last() {
+        Some(ServerMessage::ResponseDone { text, .. }) => {
+            assert!(!text.is_empty(), "the streamed text is kept")
+        }
+        other => panic!("expected response.done, got {other:?}"),
+    }
+    let errs = call.errors(1);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].code, ErrorCode::LlmError);
+    assert!(errs[0].recoverable && !errs[0].user_message.is_empty());
+
+    call.say_text("Hello? Are you still there?").await;
+    assert_eq!(call.until_done(2).await, DoneStatus::Failed);
+    let errs = call.errors(2);
+    assert!(
+        errs.len() == 1 && errs[0].message.contains("cannot reach"),
+        "{errs:?}"
+    );
+    call.ws
+        .send(Message::text(r#"{"type":"ping","t":1}"#))
+        .await
+        .expect("send");
+    call.until(|e| matches!(e, ServerMessage::Pong { .. }))
+        .await;
 }

@@ -201,15 +201,24 @@ pub const INTERVIEW_ANSWERS: &[(&str, &str)] = &[
 /// Starts an in-process gateway on an ephemeral port on the current runtime, with the real
 /// tiny.en model and the test calls folder unless `settings` says otherwise; returns its
 /// address. It serves until the test's runtime ends.
-pub async fn spawn_gateway(mut settings: callgate::config::ServeSettings) -> std::net::SocketAddr {
+pub async fn spawn_gateway(settings: callgate::config::ServeSettings) -> std::net::SocketAddr {
+    spawn_gateway_with(settings, |_| {}).await
+}
+
+/// As [`spawn_gateway`], letting `adjust` swap an engine first (fault injection).
+pub async fn spawn_gateway_with(
+    mut settings: callgate::config::ServeSettings,
+    adjust: impl FnOnce(&mut callgate::call::Engines),
+) -> std::net::SocketAddr {
     settings.model.get_or_insert_with(tiny_model);
     settings
         .calls_dir
         .get_or_insert_with(|| std::env::temp_dir().join("callgate-test-calls"));
     let cfg = settings.resolve().expect("config");
-    let engines = callgate::call::Engines::from_config(&cfg)
+    let mut engines = callgate::call::Engines::from_config(&cfg)
         .await
         .expect("engines");
+    adjust(&mut engines);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -284,6 +293,22 @@ pub async fn fake_llm(reply: impl Fn(usize, &str) -> FakeReply + Send + Sync + '
         }
     });
     format!("http://{addr}/v1")
+}
+
+/// A 200 event-stream response cut off mid-body: one chunk of `content`, then the connection
+/// closes without the chunked terminator (a server that died mid-answer).
+pub fn sse_cut_off(content: &str) -> String {
+    let chunk = serde_json::json!({"choices":[{"delta":{"content": content}}]});
+    let event = format!("data: {chunk}\n\n");
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+        event.len()
+    )
+}
+
+/// A 200 event-stream response with this raw body, closed after it.
+pub fn sse_raw(body: &str) -> String {
+    format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{body}")
 }
 
 /// An SSE response streaming `content` as one delta; `done` adds the `[DONE]` marker and

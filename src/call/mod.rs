@@ -153,11 +153,20 @@ impl Engines {
                 url,
                 model,
                 api_key,
+                history,
+                connect_timeout,
+                max_tokens,
             } => {
-                let mut chat = crate::llm::OpenAiChat::new(url.clone(), model.clone())?;
+                let mut chat = crate::llm::OpenAiChat::with_connect_timeout(
+                    url.clone(),
+                    model.clone(),
+                    *connect_timeout,
+                )?;
                 if let Some(k) = api_key {
                     chat = chat.with_api_key(k.clone());
                 }
+                chat.history = *history;
+                chat.max_tokens = Some(*max_tokens);
                 Arc::new(chat)
             }
         };

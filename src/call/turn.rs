@@ -16,7 +16,7 @@ use super::outbox::Outbox;
 use crate::asr::pool::AsrOutcome;
 use crate::audio::resample::resample_all;
 use crate::audio::{f32_to_i16, i16_to_mono_f32};
-use crate::llm::{ChatMessage, ChatRequest, SentenceSplitter};
+use crate::llm::{ChatMessage, ChatRequest, LlmEvent, SentenceSplitter};
 use crate::protocol::{DoneStatus, ErrorCode, ErrorEvent, Latency, ResponseStatus, ServerMessage};
 
 /// Output audio goes out in frames of this length: small enough to start playback early,
@@ -105,6 +105,8 @@ struct SpeakerReport {
     first_audio_at: Option<Instant>,
     tts_first_ms: Option<u64>,
     error: Option<String>,
+    /// Whether `error` already went to the client as an `error` event.
+    error_reported: bool,
     /// Audio actually handed to the socket, ms: the most a client can have played.
     sent_ms: u64,
 }
@@ -230,7 +232,8 @@ impl TurnTask {
         let retry_request = request.clone();
         let mut retries = 0u32;
         let mut stream = engines.llm.stream(request);
-        let mut buffered: Vec<Result<String, crate::llm::LlmError>> = Vec::new();
+        let mut buffered: Vec<Result<LlmEvent, crate::llm::LlmError>> = Vec::new();
+        let mut usage = None;
         let mut first_token_at: Option<Instant> = None;
         let mut stream_done = false;
         while committed.is_none() {
@@ -255,7 +258,9 @@ impl TurnTask {
                 }
                 item = stream.next(), if !stream_done => match item {
                     Some(item) => {
-                        first_token_at.get_or_insert_with(Instant::now);
+                        if !matches!(item, Ok(LlmEvent::Usage(_))) {
+                            first_token_at.get_or_insert_with(Instant::now);
+                        }
                         let is_err = item.is_err();
                         buffered.push(item);
                         if is_err { stream_done = true; }
@@ -348,7 +353,11 @@ impl TurnTask {
             }
             let delta = match item {
                 None => break,
-                Some(Ok(d)) => d,
+                Some(Ok(LlmEvent::Usage(u))) => {
+                    usage = Some(u);
+                    continue;
+                }
+                Some(Ok(LlmEvent::Text(d))) => d,
                 Some(Err(e)) => {
                     if text.is_empty() && retries < MAX_LLM_RETRIES && is_retryable(&e) {
                         retries += 1;
@@ -402,6 +411,12 @@ impl TurnTask {
             }
         }
         drop(stream);
+        if matches!(outcome, Outcome::Completed) && text.trim().is_empty() {
+            outcome = Outcome::Failed(
+                ErrorCode::LlmError,
+                "the language model returned an empty answer".into(),
+            );
+        }
         if matches!(outcome, Outcome::Completed)
             && let Some(rest) = splitter.finish()
         {
@@ -421,6 +436,7 @@ impl TurnTask {
             first_audio_at: None,
             tts_first_ms: None,
             error: Some("speaker task ended abnormally".into()),
+            error_reported: false,
             sent_ms: 0,
         });
         if cancel.is_cancelled() {
@@ -455,13 +471,16 @@ impl TurnTask {
         };
         if let Outcome::Failed(code, message) = &outcome {
             tracing::warn!(turn_id, %message, "turn failed");
-            let _ = outbox
-                .event(
-                    ErrorEvent::new(*code, message.clone(), true)
-                        .turn(turn_id)
-                        .into(),
-                )
-                .await;
+            // A speaker that failed outright told the client when its first sentence failed.
+            if !(*code == ErrorCode::TtsError && report.error_reported) {
+                let _ = outbox
+                    .event(
+                        ErrorEvent::new(*code, message.clone(), true)
+                            .turn(turn_id)
+                            .into(),
+                    )
+                    .await;
+            }
         }
         let counter = match status {
             DoneStatus::Completed => &engines.metrics.turns_completed,
@@ -479,6 +498,7 @@ impl TurnTask {
                 text: text.clone(),
                 heard_text: heard_text.clone(),
                 latency,
+                usage,
             })
             .await;
         let _ = finished
@@ -542,6 +562,7 @@ async fn fail(
             text: String::new(),
             heard_text: String::new(),
             latency,
+            usage: None,
         })
         .await;
 }
@@ -637,6 +658,7 @@ async fn speak(
         first_audio_at: None,
         tts_first_ms: None,
         error: None,
+        error_reported: false,
         sent_ms: 0,
     };
     let frame_len = (output_rate * FRAME_MS / 1000) as usize;
@@ -645,7 +667,7 @@ async fn speak(
     let mut held: Option<Vec<i16>> = None;
     let mut first = true;
     let mut sent_ms = 0u64;
-    let mut tts_error_reported = false;
+    let mut last_tts_error: Option<String> = None;
     // Audio handed to the outbox so far (ms) and when the first frame went out.
     let mut queued_ms = 0u64;
     let mut clock_start: Option<Instant> = None;
@@ -666,8 +688,9 @@ async fn speak(
                 // One unspeakable sentence should not silence the rest of the answer: skip it,
                 // tell the client once, go on with the next.
                 tracing::warn!(turn_id, error = %e, "synthesis failed; skipping a sentence");
-                if !tts_error_reported {
-                    tts_error_reported = true;
+                last_tts_error = Some(e.to_string());
+                if !report.error_reported {
+                    report.error_reported = true;
                     let _ = outbox
                         .event(
                             ErrorEvent::new(ErrorCode::TtsError, e.to_string(), true)
@@ -741,9 +764,19 @@ async fn speak(
     if cancel.is_cancelled() {
         return report;
     }
+    if report.spoken.is_empty()
+        && let Some(e) = last_tts_error
+    {
+        // Not one sentence could be spoken: the engine is broken, not one sentence.
+        report.error = Some(format!("no sentence of the answer could be spoken: {e}"));
+        return report;
+    }
     let last = held.take().unwrap_or_default();
-    if outbox.audio(turn_id, first, true, &last).await.is_ok() && first {
-        report.first_audio_at = Some(Instant::now());
+    if outbox.audio(turn_id, first, true, &last).await.is_ok() {
+        report.sent_ms = queued_ms + last.len() as u64 * 1000 / output_rate as u64;
+        if first {
+            report.first_audio_at = Some(Instant::now());
+        }
     }
     report
 }

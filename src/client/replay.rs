@@ -1592,6 +1592,7 @@ mod tests {
             text: "Hello, welcome.".into(),
             heard_text: "Hello, welcome.".into(),
             latency: Latency::default(),
+            usage: None,
         }))
         .await
         .unwrap();
@@ -1701,6 +1702,7 @@ mod tests {
                                 first_audio_ms: Some(110),
                                 total_ms: Some(150),
                             },
+                            usage: None,
                         }))
                         .await
                         .unwrap();

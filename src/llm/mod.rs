@@ -14,6 +14,8 @@ use std::sync::Arc;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
+pub use crate::protocol::TokenUsage;
+
 pub mod openai;
 pub mod persona;
 pub mod script;
@@ -77,10 +79,18 @@ pub struct ChatRequest {
     pub history: Vec<ChatMessage>,
 }
 
-/// The interviewer's answer as it is generated: text deltas in order, each one to be appended
-/// to the previous. An `Err` item is the last item. Drop the stream to cancel (see the
-/// module docs).
-pub type TokenStream = Pin<Box<dyn Stream<Item = Result<String, LlmError>> + Send>>;
+/// One item of a model's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmEvent {
+    /// A text delta, to be appended to the previous ones.
+    Text(String),
+    /// The server's token count for the request (OpenAI `usage`), usually last.
+    Usage(TokenUsage),
+}
+
+/// The interviewer's answer as it is generated, in order. An `Err` item is the last item.
+/// Drop the stream to cancel (see the module docs).
+pub type TokenStream = Pin<Box<dyn Stream<Item = Result<LlmEvent, LlmError>> + Send>>;
 
 /// A source of interviewer turns.
 pub trait ChatModel: Send + Sync {

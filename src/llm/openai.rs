@@ -11,7 +11,9 @@ use futures_util::stream;
 use serde::{Deserialize, Serialize};
 
 use super::sse::SseParser;
-use super::{ChatMessage, ChatModel, ChatRequest, LlmError, Role, TokenStream};
+use super::{
+    ChatMessage, ChatModel, ChatRequest, LlmError, LlmEvent, Role, TokenStream, TokenUsage,
+};
 
 /// How much of an error response body ends up in [`LlmError::Http`].
 const ERROR_BODY_LIMIT: usize = 512;
@@ -41,12 +43,42 @@ pub struct OpenAiChat {
     pub max_tokens: Option<u32>,
     /// Sampling temperature; `None` leaves the server's default.
     pub temperature: Option<f32>,
+    /// How much conversation is sent with each request.
+    pub history: HistoryLimits,
+}
+
+/// The newest part of the conversation sent to the model: a long call must not outgrow the
+/// model's context. The persona's system prompt is always sent on top of this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Most user/assistant messages.
+    pub max_messages: usize,
+    /// Most characters over those messages (the newest message is sent whole regardless).
+    pub max_chars: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        Self {
+            max_messages: HISTORY_MAX_MESSAGES,
+            max_chars: HISTORY_MAX_CHARS,
+        }
+    }
 }
 
 impl OpenAiChat {
     /// A client for `base_url` (scheme `http`) and `model`, with a 5 s connect timeout and
     /// no overall timeout (a turn may stream for a while; the caller cancels by dropping).
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Result<Self, LlmError> {
+        Self::with_connect_timeout(base_url, model, Duration::from_secs(5))
+    }
+
+    /// As [`OpenAiChat::new`], with this TCP connect timeout.
+    pub fn with_connect_timeout(
+        base_url: impl Into<String>,
+        model: impl Into<String>,
+        connect_timeout: Duration,
+    ) -> Result<Self, LlmError> {
         let base_url = base_url.into().trim_end_matches('/').to_owned();
         let url = reqwest::Url::parse(&base_url)
             .map_err(|e| LlmError::Config(format!("base URL {base_url:?}: {e}")))?;
@@ -56,7 +88,7 @@ impl OpenAiChat {
             )));
         }
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(connect_timeout)
             .build()
             .map_err(LlmError::Connect)?;
         Ok(Self {
@@ -66,6 +98,7 @@ impl OpenAiChat {
             client,
             max_tokens: Some(256),
             temperature: None,
+            history: HistoryLimits::default(),
         })
     }
 
@@ -76,8 +109,8 @@ impl OpenAiChat {
     }
 
     /// The messages sent for `request`: the persona's system prompt always first, then the
-    /// most recent history that fits [`HISTORY_MAX_MESSAGES`] and [`HISTORY_MAX_CHARS`].
-    pub fn messages(request: &ChatRequest) -> Vec<ChatMessage> {
+    /// most recent history within `limits`.
+    pub fn messages(request: &ChatRequest, limits: HistoryLimits) -> Vec<ChatMessage> {
         let persona = &request.persona;
         let system = persona.fill(&persona.system_prompt, &request.context);
         let mut messages = Vec::with_capacity(request.history.len() + 1);
@@ -88,7 +121,7 @@ impl OpenAiChat {
             });
         }
         messages.extend(
-            bounded_history(&request.history, HISTORY_MAX_MESSAGES, HISTORY_MAX_CHARS)
+            bounded_history(&request.history, limits.max_messages, limits.max_chars)
                 .iter()
                 .cloned(),
         );
@@ -98,8 +131,11 @@ impl OpenAiChat {
     fn build(&self, request: &ChatRequest) -> reqwest::RequestBuilder {
         let body = Body {
             model: &self.model,
-            messages: Self::messages(request),
+            messages: Self::messages(request, self.history),
             stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
             max_tokens: self.max_tokens,
             temperature: self.temperature,
         };
@@ -120,10 +156,17 @@ struct Body<'a> {
     model: &'a str,
     messages: Vec<ChatMessage>,
     stream: bool,
+    /// Asks for a final chunk with `usage`; servers that do not know it ignore it.
+    stream_options: StreamOptions,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +174,15 @@ struct Chunk {
     #[serde(default)]
     choices: Vec<Choice>,
     error: Option<serde_json::Value>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -154,7 +206,7 @@ struct State {
     phase: Phase,
     parser: SseParser,
     /// Deltas (or the final error) decoded from a chunk but not yet yielded.
-    ready: VecDeque<Result<String, LlmError>>,
+    ready: VecDeque<Result<LlmEvent, LlmError>>,
 }
 
 impl State {
@@ -175,6 +227,12 @@ impl State {
                 false
             }
             Ok(chunk) => {
+                if let Some(usage) = &chunk.usage {
+                    self.ready.push_back(Ok(LlmEvent::Usage(TokenUsage {
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                    })));
+                }
                 let content = chunk
                     .choices
                     .into_iter()
@@ -182,7 +240,7 @@ impl State {
                     .and_then(|c| c.delta)
                     .and_then(|d| d.content);
                 if let Some(content) = content.filter(|c| !c.is_empty()) {
-                    self.ready.push_back(Ok(content));
+                    self.ready.push_back(Ok(LlmEvent::Text(content)));
                 }
                 true
             }
@@ -214,7 +272,7 @@ impl State {
         }
     }
 
-    async fn next(&mut self) -> Option<Result<String, LlmError>> {
+    async fn next(&mut self) -> Option<Result<LlmEvent, LlmError>> {
         loop {
             if let Some(item) = self.ready.pop_front() {
                 return Some(item);
@@ -471,6 +529,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
+    /// The text of a stream item that must be a text delta.
+    fn text(item: Result<LlmEvent, LlmError>) -> String {
+        match item {
+            Ok(LlmEvent::Text(t)) => t,
+            other => panic!("expected a text delta, got {other:?}"),
+        }
+    }
+
     fn event(content: &str) -> String {
         let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}}]});
         format!("data: {chunk}\r\n\r\n")
@@ -509,11 +575,7 @@ mod tests {
             let model = OpenAiChat::new(url, "test-model")
                 .expect("client")
                 .with_api_key("sk-test");
-            let tokens: Vec<String> = model
-                .stream(request())
-                .map(|t| t.expect("token"))
-                .collect()
-                .await;
+            let tokens: Vec<String> = model.stream(request()).map(text).collect().await;
             assert_eq!(
                 tokens.concat(),
                 "Nice to meet you, caf\u{e9} \u{1f600}.",
@@ -531,6 +593,7 @@ mod tests {
             let json: serde_json::Value = serde_json::from_str(json).expect("json body");
             assert_eq!(json["model"], "test-model");
             assert_eq!(json["stream"], true);
+            assert_eq!(json["stream_options"]["include_usage"], true);
             let messages = json["messages"].as_array().expect("messages");
             assert_eq!(messages.len(), 3);
             assert_eq!(messages[0]["role"], "system");
@@ -550,8 +613,30 @@ mod tests {
         let (url, _req) = serve(Reply::Stream(vec![body.into_bytes()])).await;
         let model = OpenAiChat::new(url, "m").expect("client");
         let tokens: Vec<_> = model.stream(request()).collect().await;
-        let tokens: Vec<String> = tokens.into_iter().map(|t| t.expect("ok")).collect();
+        let tokens: Vec<String> = tokens.into_iter().map(text).collect();
         assert_eq!(tokens, ["Hi", " there"]);
+    }
+
+    #[tokio::test]
+    async fn usage_chunk_is_reported() {
+        let body = format!(
+            "{}data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":42,\"completion_tokens\":7,\"total_tokens\":49}}}}\n\ndata: [DONE]\n\n",
+            event("Hi.")
+        );
+        let (url, _req) = serve(Reply::Stream(vec![body.into_bytes()])).await;
+        let model = OpenAiChat::new(url, "m").expect("client");
+        let items: Vec<_> = model.stream(request()).collect().await;
+        let items: Vec<LlmEvent> = items.into_iter().map(|i| i.expect("ok")).collect();
+        assert_eq!(
+            items,
+            [
+                LlmEvent::Text("Hi.".into()),
+                LlmEvent::Usage(TokenUsage {
+                    prompt_tokens: 42,
+                    completion_tokens: 7
+                })
+            ]
+        );
     }
 
     #[tokio::test]
@@ -576,7 +661,10 @@ mod tests {
         let model = OpenAiChat::new(url, "m").expect("client");
         let items: Vec<_> = model.stream(request()).collect().await;
         assert_eq!(items.len(), 2, "{items:?}");
-        assert_eq!(items[0].as_ref().expect("first token"), "Hello");
+        assert!(
+            matches!(&items[0], Ok(LlmEvent::Text(t)) if t == "Hello"),
+            "{items:?}"
+        );
         assert!(matches!(items[1], Err(LlmError::Protocol(_))), "{items:?}");
     }
 
@@ -615,7 +703,7 @@ mod tests {
         .await;
         let model = OpenAiChat::new(url, "m").expect("client");
         let mut stream = model.stream(request());
-        let first = stream.next().await.expect("an item").expect("a token");
+        let first = text(stream.next().await.expect("an item"));
         assert_eq!(first, "First");
         drop(stream);
         tokio::time::timeout(Duration::from_secs(3), closed_rx)

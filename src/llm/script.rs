@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::stream;
 
 use super::persona::{ECHO, Persona, fill_with};
-use super::{ChatMessage, ChatModel, ChatRequest, LlmError, Role, TokenStream};
+use super::{ChatMessage, ChatModel, ChatRequest, LlmError, LlmEvent, Role, TokenStream};
 
 /// Words that carry no meaning in an echo: hesitations, hedges and glue. Lowercase.
 const FILLER: &[&str] = &[
@@ -148,7 +148,7 @@ impl ChatModel for ScriptedInterviewer {
                 } else {
                     tokio::time::sleep(delay).await;
                 }
-                Some((Ok::<_, LlmError>(token), tokens))
+                Some((Ok::<_, LlmError>(LlmEvent::Text(token)), tokens))
             },
         ))
     }
@@ -341,7 +341,10 @@ mod tests {
     async fn collect(model: &ScriptedInterviewer, req: ChatRequest) -> Vec<String> {
         model
             .stream(req)
-            .map(|t| t.expect("scripted model never fails"))
+            .map(|t| match t.expect("scripted model never fails") {
+                LlmEvent::Text(text) => text,
+                LlmEvent::Usage(_) => String::new(),
+            })
             .collect()
             .await
     }
