@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -47,12 +47,72 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Mint a call token (HS256 JWT) for local use and print it alone on stdout. The secret
+    /// comes from --jwt-secret, CALLGATE_JWT_SECRET or the serve config file, as for serve.
+    Token(TokenArgs),
     /// Print a ggml Whisper model's header and tensor count.
     ModelInfo {
         /// The ggml file.
         #[arg(default_value = DEFAULT_MODEL)]
         model: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The user id (`sub` claim); per-user call limits and resume checks use it.
+    #[arg(long)]
+    sub: String,
+    /// How long the token is valid: e.g. 90s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: Duration,
+    /// The server's secret (prefer the environment variable).
+    #[arg(long, env = "CALLGATE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// A serve config file to read `jwt-secret` from.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Parses `90s`, `30m`, `1h`, `7d` (a bare number is seconds).
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with s, m, h or d, e.g. 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?}; use s, m, h or d"
+            ));
+        }
+    };
+    if secs == 0 {
+        return Err("the token must be valid for at least a second".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn token(args: TokenArgs) -> Result<ExitCode> {
+    let from_file = match &args.config {
+        Some(path) => callgate::config::ServeSettings::from_file(path)?.jwt_secret,
+        None => None,
+    };
+    let Some(secret) = args.jwt_secret.or(from_file).filter(|s| !s.is_empty()) else {
+        anyhow::bail!(
+            "no secret: pass --jwt-secret, set CALLGATE_JWT_SECRET, or --config a file with jwt-secret"
+        );
+    };
+    let token = callgate::server::auth::mint(&secret, &args.sub, args.ttl)?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
@@ -143,6 +203,38 @@ struct ServeArgs {
     /// Most tokens the LLM may generate for one answer [default: 256].
     #[arg(long, env = "CALLGATE_LLM_MAX_TOKENS")]
     llm_max_tokens: Option<u32>,
+    /// HS256 secret (at least 16 bytes) that call tokens must be signed with; without it
+    /// calls need no token, so the server refuses a non-loopback --listen (prefer the
+    /// environment variable).
+    #[arg(long, env = "CALLGATE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Listen on a non-loopback address without a JWT secret (anyone who can reach the
+    /// port can open calls).
+    #[arg(long, env = "CALLGATE_INSECURE")]
+    insecure: bool,
+    /// Browser origins allowed to open calls, comma-separated, e.g.
+    /// https://app.example.com (default: any). Requests without Origin are not affected.
+    #[arg(long, env = "CALLGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
+    /// Calls at once; the next gets close code 1013 [default: 256].
+    #[arg(long, env = "CALLGATE_MAX_CALLS")]
+    max_calls: Option<usize>,
+    /// Calls at once per user (token `sub`) [default: 3].
+    #[arg(long, env = "CALLGATE_MAX_CALLS_PER_USER")]
+    max_calls_per_user: Option<usize>,
+    /// Longest call, in minutes; then it ends with reason `timeout` [default: 60].
+    #[arg(long, env = "CALLGATE_MAX_CALL_MINUTES")]
+    max_call_minutes: Option<f64>,
+    /// Text messages per second per call (bursts of twice that pass) [default: 50].
+    #[arg(long, env = "CALLGATE_MAX_TEXT_RATE")]
+    max_text_rate: Option<f64>,
+    /// Input audio faster than this multiple of real time (after a 10 s burst) is refused
+    /// with RATE_LIMITED; 0 turns the guard off [default: 4].
+    #[arg(long, env = "CALLGATE_MAX_AUDIO_RATE")]
+    max_audio_rate: Option<f64>,
+    /// Seconds a call whose connection dropped waits for session.resume [default: 30].
+    #[arg(long, env = "CALLGATE_RESUME_GRACE_S")]
+    resume_grace_s: Option<f64>,
 }
 
 impl ServeArgs {
@@ -174,6 +266,15 @@ impl ServeArgs {
             llm_history_messages: self.llm_history_messages,
             llm_history_chars: self.llm_history_chars,
             llm_max_tokens: self.llm_max_tokens,
+            jwt_secret: self.jwt_secret.clone(),
+            insecure: self.insecure.then_some(true),
+            allowed_origins: self.allowed_origins.clone(),
+            max_calls: self.max_calls,
+            max_calls_per_user: self.max_calls_per_user,
+            max_call_minutes: self.max_call_minutes,
+            max_text_rate: self.max_text_rate,
+            max_audio_rate: self.max_audio_rate,
+            resume_grace_s: self.resume_grace_s,
         }
     }
 }
@@ -215,6 +316,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
+        Command::Token(args) => token(args),
         Command::Transcribe(args) => transcribe(args),
         Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
         Command::ModelInfo { model } => model_info(&model),
@@ -313,7 +415,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             "callgate serving: ws://{}/v1/call",
             listener.local_addr()?
         );
-        let server = callgate::server::Server::new(std::sync::Arc::new(engines), settings);
+        let server = callgate::server::Server::with_access(
+            std::sync::Arc::new(engines),
+            settings,
+            callgate::server::Access::from_config(&cfg),
+        );
         callgate::server::run(listener, server, shutdown_signal(), cfg.drain).await;
         tracing::info!("stopped");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)

@@ -65,6 +65,24 @@ pub struct ServeSettings {
     pub llm_history_chars: Option<usize>,
     /// Most tokens the LLM may generate per answer.
     pub llm_max_tokens: Option<u32>,
+    /// HS256 secret for JWT authentication; unset = no authentication.
+    pub jwt_secret: Option<String>,
+    /// Allow a non-loopback listen address without a JWT secret.
+    pub insecure: Option<bool>,
+    /// Origins allowed to open calls from a browser page (empty = any).
+    pub allowed_origins: Option<Vec<String>>,
+    /// Calls at once on this server.
+    pub max_calls: Option<usize>,
+    /// Calls at once per user.
+    pub max_calls_per_user: Option<usize>,
+    /// Longest call, minutes.
+    pub max_call_minutes: Option<f64>,
+    /// Text messages per second per call.
+    pub max_text_rate: Option<f64>,
+    /// Input audio faster than this multiple of real time is refused (0 = off).
+    pub max_audio_rate: Option<f64>,
+    /// Seconds a dropped call waits for session.resume.
+    pub resume_grace_s: Option<f64>,
 }
 
 /// Why the configuration is unusable. Each message names the setting.
@@ -159,6 +177,12 @@ pub struct ServeConfig {
     pub llm_first_token_timeout: Duration,
     /// LLM between-token stall limit.
     pub llm_token_timeout: Duration,
+    /// JWT secret; `None` = no authentication.
+    pub jwt_secret: Option<String>,
+    /// Browser origins allowed (empty = any).
+    pub allowed_origins: Vec<String>,
+    /// Call limits.
+    pub limits: crate::server::limits::LimitSettings,
 }
 
 impl ServeSettings {
@@ -203,7 +227,16 @@ impl ServeSettings {
             llm_connect_timeout_s,
             llm_history_messages,
             llm_history_chars,
-            llm_max_tokens
+            llm_max_tokens,
+            jwt_secret,
+            insecure,
+            allowed_origins,
+            max_calls,
+            max_calls_per_user,
+            max_call_minutes,
+            max_text_rate,
+            max_audio_rate,
+            resume_grace_s
         )
     }
 
@@ -212,7 +245,7 @@ impl ServeSettings {
         let invalid =
             |setting: &'static str, message: String| ConfigError::Invalid { setting, message };
         let listen_s = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen_s.parse().map_err(|_| {
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
             invalid(
                 "listen",
                 format!("{listen_s:?} is not an address like 127.0.0.1:8080"),
@@ -338,7 +371,83 @@ impl ServeSettings {
             "llm-first-token-timeout-s",
         )?;
         let llm_token_timeout = secs(self.llm_token_timeout_s, 10.0, "llm-token-timeout-s")?;
+        let jwt_secret = self.jwt_secret.filter(|s| !s.is_empty());
+        if let Some(secret) = &jwt_secret
+            && secret.len() < 16
+        {
+            return Err(invalid(
+                "jwt-secret",
+                format!("must be at least 16 bytes, got {}", secret.len()),
+            ));
+        }
+        if jwt_secret.is_none() && !self.insecure.unwrap_or(false) && !listen.ip().is_loopback() {
+            return Err(invalid(
+                "listen",
+                format!(
+                    "{listen} is reachable from other machines, and without --jwt-secret anyone \
+                     there could open calls and stream audio: set a secret \
+                     (CALLGATE_JWT_SECRET), listen on 127.0.0.1, or pass --insecure"
+                ),
+            ));
+        }
+        let positive = |v: Option<f64>, default: f64, setting: &'static str, min: f64| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && v >= min && v <= 1e6 {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    setting,
+                    format!("must be {min}..=1000000, got {v}"),
+                ))
+            }
+        };
+        let defaults = crate::server::limits::LimitSettings::default();
+        let limits = crate::server::limits::LimitSettings {
+            max_calls: count(self.max_calls, defaults.max_calls, "max-calls", 100_000)?,
+            max_calls_per_user: count(
+                self.max_calls_per_user,
+                defaults.max_calls_per_user,
+                "max-calls-per-user",
+                100_000,
+            )?,
+            max_call_duration: Duration::from_secs_f64(
+                60.0 * positive(self.max_call_minutes, 60.0, "max-call-minutes", 0.01)?,
+            ),
+            text_messages_per_s: positive(
+                self.max_text_rate,
+                defaults.text_messages_per_s,
+                "max-text-rate",
+                1.0,
+            )?,
+            max_audio_rate: positive(
+                self.max_audio_rate,
+                defaults.max_audio_rate,
+                "max-audio-rate",
+                0.0,
+            )?,
+            resume_grace: Duration::from_secs_f64(positive(
+                self.resume_grace_s,
+                defaults.resume_grace.as_secs_f64(),
+                "resume-grace-s",
+                0.0,
+            )?),
+        };
+        if limits.max_audio_rate > 0.0 && limits.max_audio_rate < 1.0 {
+            return Err(invalid(
+                "max-audio-rate",
+                "must be 0 (off) or at least 1 (real time)".into(),
+            ));
+        }
         Ok(ServeConfig {
+            jwt_secret,
+            allowed_origins: self
+                .allowed_origins
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            limits,
             llm_first_token_timeout,
             llm_token_timeout,
             listen,

@@ -9,9 +9,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-struct ServerProcess {
-    child: Child,
-    addr: String,
+pub(crate) struct ServerProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
 }
 
 impl Drop for ServerProcess {
@@ -23,6 +23,11 @@ impl Drop for ServerProcess {
 
 /// Starts the real binary on an ephemeral port and reads the port from its log.
 fn spawn_server() -> ServerProcess {
+    spawn_server_with("/tmp/callgate-hostile-calls", &[])
+}
+
+/// As [`spawn_server`], with this calls folder and extra `serve` flags.
+pub(crate) fn spawn_server_with(calls_dir: &str, extra: &[&str]) -> ServerProcess {
     let root = env!("CARGO_MANIFEST_DIR");
     let model = format!("{root}/models/ggml-tiny.en.bin");
     assert!(
@@ -36,8 +41,9 @@ fn spawn_server() -> ServerProcess {
             "127.0.0.1:0",
             "--model",
             &model,
-            "--calls-dir=/tmp/callgate-hostile-calls",
+            &format!("--calls-dir={calls_dir}"),
         ])
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -244,7 +250,7 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
     );
 }
 
-async fn http_get(addr: &str, path: &str) -> String {
+pub(crate) async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())

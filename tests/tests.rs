@@ -5,4 +5,5 @@ mod faults;
 mod hostile;
 mod llm;
 mod server;
+mod trust;
 mod util;

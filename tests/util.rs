@@ -223,9 +223,10 @@ pub async fn spawn_gateway_with(
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let server = callgate::server::Server::new(
+    let server = callgate::server::Server::with_access(
         std::sync::Arc::new(engines),
         callgate::call::CallSettings::from_config(&cfg),
+        callgate::server::Access::from_config(&cfg),
     );
     tokio::spawn(callgate::server::run(
         listener,

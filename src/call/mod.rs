@@ -69,6 +69,8 @@ pub struct CallSettings {
     pub idle_timeout: Duration,
     /// Persona used when `session.start` names none.
     pub default_persona: String,
+    /// Rates, durations and counts a call may not exceed.
+    pub limits: crate::server::limits::LimitSettings,
 }
 
 impl Default for CallSettings {
@@ -81,6 +83,7 @@ impl Default for CallSettings {
             record_audio: false,
             idle_timeout: Duration::from_secs(300),
             default_persona: crate::llm::persona::DEFAULT_PERSONA.to_string(),
+            limits: crate::server::limits::LimitSettings::default(),
         }
     }
 }
@@ -199,6 +202,7 @@ impl CallSettings {
             record_audio: cfg.record,
             idle_timeout: cfg.idle_timeout,
             default_persona: cfg.persona.clone(),
+            limits: cfg.limits.clone(),
             ..Self::default()
         }
     }

@@ -20,7 +20,9 @@ const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A cloneable handle that serialises everything the server says on one call.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Message>,
+    /// The attached socket's writer queue; `None` while the call waits for a resume, when
+    /// output is logged but not sent.
+    tx: Arc<std::sync::Mutex<Option<mpsc::Sender<Message>>>>,
     transport: Transport,
     /// Output audio `seq` counts across the whole call, whichever turn sends.
     out_seq: Arc<AtomicU32>,
@@ -45,7 +47,7 @@ impl Outbox {
         call_cancel: CancellationToken,
     ) -> Self {
         Self {
-            tx,
+            tx: Arc::new(std::sync::Mutex::new(Some(tx))),
             transport,
             out_seq: Arc::new(AtomicU32::new(0)),
             recorder,
@@ -64,8 +66,22 @@ impl Outbox {
         self.recorder = Some(recorder);
     }
 
+    /// Sends to a new socket from now on (a resumed call).
+    pub fn attach(&self, tx: mpsc::Sender<Message>) {
+        *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    /// Stops sending (the socket dropped); output is still logged.
+    pub fn detach(&self) {
+        *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     async fn push(&self, msg: Message) -> Result<(), ClientGone> {
-        match tokio::time::timeout(SLOW_CLIENT_TIMEOUT, self.tx.send(msg)).await {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(tx) = tx else {
+            return Ok(());
+        };
+        match tokio::time::timeout(SLOW_CLIENT_TIMEOUT, tx.send(msg)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(ClientGone),
             Err(_) => {

@@ -23,9 +23,10 @@ use crate::audio::{ASR_SAMPLE_RATE, i16_to_mono_f32};
 use crate::llm::{ChatMessage, ChatRequest, Persona};
 use crate::protocol::{
     BadMessage, ClientMessage, EndReason, ErrorCode, ErrorEvent, FrameError, InputChunk, Limits,
-    MAX_FRAME_BYTES, PROTOCOL_NAME, ServerMessage, SessionStart, TurnMode, decode_input_frame,
-    decode_json_input_audio, parse_client_message,
+    MAX_FRAME_BYTES, PROTOCOL_NAME, ServerMessage, SessionStart, TurnMode, TurnRecord,
+    decode_input_frame, decode_json_input_audio, parse_client_message,
 };
+use crate::server::limits::{AudioRateGuard, TokenBucket};
 
 /// Input audio kept from before the detected onset, so the first syllable is not clipped.
 const PREROLL_MS: u64 = 300;
@@ -35,6 +36,10 @@ const TAIL_MS: u64 = 150;
 const MAX_UTTERANCE_MS: u64 = 30_000;
 /// Acknowledge input at least this often (in ms of audio).
 const ACK_EVERY_MS: u64 = 200;
+
+fn settings_text_rate(settings: &CallSettings) -> f64 {
+    settings.limits.text_messages_per_s.max(1.0)
+}
 
 /// What the connection loop should do after a message.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,6 +61,8 @@ pub struct PartialResult {
 
 struct Started {
     session_id: String,
+    /// Proves ownership of the call to a new socket (`session.resume`).
+    resume_token: String,
     started_at: Instant,
     input_rate: u32,
     channels: u16,
@@ -118,6 +125,16 @@ pub struct Session {
     recorder: Option<Arc<Recorder>>,
     /// Every turn task of this call, so ending the call can wait for their response.done.
     turn_tasks: tokio_util::task::TaskTracker,
+    /// The conversation so far, for `session.resumed`.
+    turn_log: Vec<TurnRecord>,
+    /// Text messages allowed per second.
+    text_rate: TokenBucket,
+    /// Input audio allowed ahead of real time.
+    audio_rate: AudioRateGuard,
+    /// When a `RATE_LIMITED` error was last sent: one a second is enough.
+    last_rate_error: Option<Instant>,
+    /// The authenticated user (`sub`), when the server checks tokens.
+    user: Option<String>,
 }
 
 impl Session {
@@ -138,7 +155,6 @@ impl Session {
         let (partial_tx, partial_rx) = mpsc::channel(16);
         let session = Self {
             engines,
-            settings,
             outbox,
             call_cancel,
             started: None,
@@ -159,6 +175,15 @@ impl Session {
             last_activity: Instant::now(),
             recorder: None,
             turn_tasks: tokio_util::task::TaskTracker::new(),
+            turn_log: Vec::new(),
+            text_rate: TokenBucket::new(
+                settings_text_rate(&settings),
+                2.0 * settings_text_rate(&settings),
+            ),
+            audio_rate: AudioRateGuard::new(settings.limits.max_audio_rate),
+            last_rate_error: None,
+            user: None,
+            settings,
         };
         (session, finished_rx, partial_rx)
     }
@@ -168,6 +193,74 @@ impl Session {
         self.started.as_ref().map(|s| s.session_id.as_str())
     }
 
+    /// The resume token once started.
+    pub fn resume_token(&self) -> Option<&str> {
+        self.started.as_ref().map(|s| s.resume_token.as_str())
+    }
+
+    /// Records the authenticated user of this call (before `session.start`).
+    pub fn set_user(&mut self, user: Option<String>) {
+        self.user = user;
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// How long the call has been going, once started.
+    pub fn elapsed(&self) -> Option<Duration> {
+        self.started.as_ref().map(|s| s.started_at.elapsed())
+    }
+
+    /// Whether a response is being prepared or spoken.
+    pub fn busy(&self) -> bool {
+        self.response.is_some() || self.speculation.is_some()
+    }
+
+    /// The socket dropped: the response in flight is cancelled (nobody is there to hear
+    /// it; what was played stays in the history as heard) and the call waits for a resume.
+    /// The input state (sequencer, VAD, the utterance so far) is kept, so resent audio
+    /// continues the turn where it broke off.
+    pub fn on_detached(&mut self) {
+        self.cancel_response();
+        self.drop_speculation();
+        self.partial_cancel.cancel();
+        self.partial_cancel = CancellationToken::new();
+        self.partial_in_flight = false;
+    }
+
+    /// A new socket took over: tells it where to resend from and what was said so far.
+    pub async fn on_resumed(&mut self) -> Result<(), ClientGone> {
+        self.last_activity = Instant::now();
+        let Some(s) = self.started.as_ref() else {
+            return Ok(());
+        };
+        let msg = ServerMessage::SessionResumed {
+            session_id: s.session_id.clone(),
+            next_seq: s.sequencer.next_seq(),
+            turns: self.turn_log.clone(),
+        };
+        tracing::info!(session_id = s.session_id, "call resumed");
+        self.outbox.event(msg).await
+    }
+
+    /// A `RATE_LIMITED` error, at most one a second.
+    async fn rate_limited(&mut self, what: &str, retry_after_ms: u64) -> Result<(), ClientGone> {
+        if self
+            .last_rate_error
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.last_rate_error = Some(Instant::now());
+        self.error(
+            ErrorEvent::new(ErrorCode::RateLimited, what.to_owned(), true)
+                .retry_after(retry_after_ms),
+        )
+        .await
+    }
+
     async fn error(&self, e: ErrorEvent) -> Result<(), ClientGone> {
         self.outbox.event(e.into()).await
     }
@@ -175,6 +268,15 @@ impl Session {
     /// Handles one text frame.
     pub async fn on_text(&mut self, text: &str) -> Result<Control, ClientGone> {
         self.last_activity = Instant::now();
+        if !self.text_rate.take_at(Instant::now()) {
+            let limit = self.settings.limits.text_messages_per_s;
+            self.rate_limited(
+                &format!("more than {limit} text messages a second; message dropped"),
+                1000,
+            )
+            .await?;
+            return Ok(Control::Continue);
+        }
         let msg = match parse_client_message(text) {
             Ok(m) => m,
             Err(e) => {
@@ -339,8 +441,10 @@ impl Session {
                 }
             }
         }
+        let resume_token = random_id();
         self.started = Some(Started {
             session_id: session_id.clone(),
+            resume_token: resume_token.clone(),
             started_at: Instant::now(),
             input_rate: start.input.sample_rate,
             channels,
@@ -361,11 +465,26 @@ impl Session {
             .metrics
             .calls_total
             .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(session_id, persona = persona_id, "call started");
+        tracing::info!(
+            session_id,
+            persona = persona_id,
+            user = self.user.as_deref().unwrap_or("-"),
+            "call started"
+        );
+        if let Some(r) = &self.recorder {
+            // Who the call belongs to, first in its event log.
+            r.event(
+                &serde_json::json!({"type":"call.meta","sessionId":session_id,
+                    "user":self.user,"persona":persona_id})
+                .to_string(),
+            );
+        }
+        // The greeting and the audio rate are measured from here.
+        self.audio_rate = AudioRateGuard::new(self.settings.limits.max_audio_rate);
         self.outbox
             .event(ServerMessage::SessionStarted {
                 session_id,
-                resume_token: random_id(),
+                resume_token,
                 protocol: PROTOCOL_NAME.to_string(),
                 input: start.input,
                 output: start.output,
@@ -506,6 +625,11 @@ impl Session {
             self.response = None;
         }
         let Some(_status) = f.status else { return };
+        self.turn_log.push(TurnRecord {
+            turn_id: f.turn_id,
+            user_text: f.user_text.clone(),
+            ai_text: f.heard_text.clone(),
+        });
         if !f.user_text.is_empty() {
             self.history.push(ChatMessage::user(f.user_text));
         }
@@ -720,6 +844,19 @@ impl Session {
                 .error(ErrorEvent::bad_audio(&FrameError::OddLength(
                     chunk.samples.len() * 2,
                 )))
+                .await;
+        }
+        let chunk_ms =
+            chunk.samples.len() as f64 * 1000.0 / (s.input_rate as f64 * s.channels as f64);
+        if !self.audio_rate.accept_at(chunk_ms, Instant::now()) {
+            let rate = self.settings.limits.max_audio_rate;
+            return self
+                .rate_limited(
+                    &format!(
+                        "input audio is arriving faster than {rate}x real time; chunk dropped"
+                    ),
+                    1000,
+                )
                 .await;
         }
         let events = s.sequencer.push(chunk.seq, chunk.samples);

@@ -1,6 +1,9 @@
 //! The listener: plain HTTP (`/`, `/healthz`, `/metrics`, `/v1/personas`) and the
 //! `/v1/call` WebSocket upgrade on one port, one task per connection, graceful shutdown.
 
+pub mod auth;
+pub mod calls;
+pub mod limits;
 pub mod metrics;
 
 use std::future::Future;
@@ -8,22 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::call::outbox::Outbox;
-use crate::call::session::{Control, Session, TICK};
 use crate::call::{CallSettings, Engines};
-use crate::protocol::{EndReason, MAX_FRAME_BYTES, PROTOCOL_NAME, Transport};
+use crate::protocol::{MAX_FRAME_BYTES, PROTOCOL_NAME};
+use auth::Authenticator;
 
 /// The placeholder page until the browser client lands.
 const INDEX_HTML: &str = include_str!("index.html");
@@ -39,40 +37,95 @@ pub struct Server {
     pub settings: CallSettings,
     /// False while draining: `/healthz` says 503 and new calls are refused.
     accepting: AtomicBool,
+    /// Who may call.
+    access: Access,
+    /// Calls by session id, so a new socket can resume a dropped one.
+    calls: calls::CallRegistry,
+    /// Open calls per authenticated user.
+    user_calls: Arc<limits::UserCalls>,
+    /// The drain deadline `run` was given, for calls finishing on shutdown.
+    drain_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Who may open a call: the token check and the browser origin allowlist.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// JWT verification (off without a secret).
+    pub auth: Authenticator,
+    /// Allowed `Origin`s; empty allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Access {
+    /// The access rules of a configuration.
+    pub fn from_config(cfg: &crate::config::ServeConfig) -> Self {
+        Self {
+            auth: Authenticator::new(cfg.jwt_secret.as_deref()),
+            allowed_origins: cfg.allowed_origins.clone(),
+        }
+    }
 }
 
 impl Server {
-    /// A server over built engines.
+    /// A server over built engines that lets anyone call (loopback use and tests).
     pub fn new(engines: Arc<Engines>, settings: CallSettings) -> Arc<Self> {
+        Self::with_access(engines, settings, Access::default())
+    }
+
+    /// A server over built engines with these access rules.
+    pub fn with_access(engines: Arc<Engines>, settings: CallSettings, access: Access) -> Arc<Self> {
         Arc::new(Self {
             engines,
             settings,
             accepting: AtomicBool::new(true),
+            access,
+            calls: calls::CallRegistry::default(),
+            user_calls: Arc::new(limits::UserCalls::default()),
+            drain_ms: std::sync::atomic::AtomicU64::new(10_000),
         })
     }
 }
 
-/// Serves on an already-bound listener until `shutdown` resolves, then ends every call
-/// (`session.ended` reason `shutdown`) and returns once they are gone or `drain` passed.
+/// Serves on an already-bound listener until `shutdown` resolves. Then it drains: new calls
+/// are refused and `/healthz` says 503 (HTTP is still answered), every call finishes its
+/// response in flight and ends with `session.ended` reason `shutdown`, and `run` returns
+/// once they are gone or `drain` has passed.
 pub async fn run(
     listener: TcpListener,
     server: Arc<Server>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    server
+        .drain_ms
+        .store(drain.as_millis() as u64, Ordering::SeqCst);
     let root = CancellationToken::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
+    // Armed when shutdown begins.
+    let drain_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(drain_deadline);
+    let mut draining = false;
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown, if !draining => {
+                draining = true;
+                tracing::info!(calls = server.calls.len(), "shutting down: finishing calls");
+                server.accepting.store(false, Ordering::SeqCst);
+                root.cancel();
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + drain);
+            }
+            _ = &mut drain_deadline, if draining => {
+                tracing::warn!(calls = server.calls.len(), "drain deadline passed; closing the rest");
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let server = server.clone();
-                    let cancel = root.child_token();
+                    let shutdown = root.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, server, cancel).await {
+                        if let Err(e) = handle_connection(stream, server, shutdown).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -85,21 +138,20 @@ pub async fn run(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+        if draining && server.engines.metrics.calls_active.load(Ordering::SeqCst) == 0 {
+            break;
+        }
     }
-    tracing::info!(calls = connections.len(), "shutting down: ending calls");
-    server.accepting.store(false, Ordering::SeqCst);
-    root.cancel();
-    let _ = tokio::time::timeout(drain, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
     connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
 /// The parts of an HTTP request head the server looks at.
 struct RequestHead {
     method: String,
     path: String,
+    /// The part after `?`, if any.
+    query: Option<String>,
     headers: Vec<(String, String)>,
 }
 
@@ -118,7 +170,10 @@ fn parse_head(raw: &[u8]) -> Option<RequestHead> {
     let mut first = lines.next()?.split_whitespace();
     let method = first.next()?.to_string();
     let target = first.next()?;
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
     let headers = lines
         .take_while(|l| !l.is_empty())
         .filter_map(|l| {
@@ -129,6 +184,7 @@ fn parse_head(raw: &[u8]) -> Option<RequestHead> {
     Some(RequestHead {
         method,
         path,
+        query,
         headers,
     })
 }
@@ -176,7 +232,7 @@ async fn handle_connection(
     let Ok(Ok(Some(raw))) = head else {
         return Ok(());
     };
-    let Some(req) = parse_head(&raw) else {
+    let Some(mut req) = parse_head(&raw) else {
         return respond(
             &mut stream,
             "400 Bad Request",
@@ -199,6 +255,41 @@ async fn handle_connection(
                 )
                 .await;
             }
+            if !auth::origin_allowed(&server.access.allowed_origins, req.header("origin")) {
+                tracing::info!(
+                    origin = req.header("origin"),
+                    "upgrade from a disallowed origin"
+                );
+                return respond(
+                    &mut stream,
+                    "403 Forbidden",
+                    "text/plain",
+                    "origin not allowed\n",
+                )
+                .await;
+            }
+            // A token given on the request is checked before the upgrade (401); without one,
+            // session.start must carry it.
+            let mut user = None;
+            if server.access.auth.enabled()
+                && let Some(token) =
+                    auth::request_token(req.header("authorization"), req.query.as_deref())
+            {
+                match server.access.auth.verify(&token) {
+                    Ok(claims) => user = Some(claims.sub),
+                    Err(e) => {
+                        tracing::info!(error = %e, "upgrade with a bad token");
+                        return respond(
+                            &mut stream,
+                            "401 Unauthorized",
+                            "text/plain",
+                            &format!("{e}\n"),
+                        )
+                        .await;
+                    }
+                }
+            }
+            req.query = None;
             let Some(key) = req.header("sec-websocket-key") else {
                 return respond(
                     &mut stream,
@@ -224,7 +315,7 @@ async fn handle_connection(
                 .max_message_size(Some(MAX_FRAME_BYTES))
                 .max_frame_size(Some(MAX_FRAME_BYTES));
             let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-            serve_call(ws, server, cancel).await;
+            calls::serve_socket(ws, server, cancel, user).await;
             Ok(())
         }
         ("GET", "/healthz", _) => {
@@ -265,110 +356,4 @@ async fn handle_connection(
         }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }
-}
-
-/// Runs one call over an upgraded socket: a reader loop driving the session, and one
-/// writer task fed by a bounded queue.
-async fn serve_call(
-    ws: WebSocketStream<TcpStream>,
-    server: Arc<Server>,
-    server_cancel: CancellationToken,
-) {
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(256);
-    let call_cancel = server_cancel.child_token();
-    let writer = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            let closing = matches!(msg, Message::Close(_));
-            if sink.send(msg).await.is_err() || closing {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let metrics = server.engines.metrics.clone();
-    let outbox = Outbox::new(
-        tx,
-        Transport::Binary,
-        None,
-        metrics.clone(),
-        call_cancel.clone(),
-    );
-    let (mut session, mut finished_rx, mut partial_rx) = Session::new(
-        server.engines.clone(),
-        server.settings.clone(),
-        outbox.clone(),
-        call_cancel.clone(),
-    );
-    metrics.calls_active.fetch_add(1, Ordering::Relaxed);
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-
-    let close = |code: CloseCode, reason: &str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.to_string().into(),
-        }))
-    };
-    let mut close_frame = close(CloseCode::Normal, "");
-    loop {
-        let step = tokio::select! {
-            biased;
-            _ = call_cancel.cancelled() => {
-                let reason = if server_cancel.is_cancelled() { EndReason::Shutdown } else { EndReason::Error };
-                let _ = session.end(reason).await;
-                if reason == EndReason::Shutdown {
-                    close_frame = close(CloseCode::Away, "server shutting down");
-                }
-                break;
-            }
-            Some(f) = finished_rx.recv() => { session.on_turn_finished(f); Ok(Control::Continue) }
-            Some(p) = partial_rx.recv() => session.on_partial(p).await.map(|_| Control::Continue),
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
-                Some(Ok(Message::Binary(bytes))) => session.on_binary(&bytes).await,
-                Some(Ok(Message::Ping(p))) => outbox.raw(Message::Pong(p)).await.map(|_| Control::Continue),
-                Some(Ok(Message::Pong(_))) | Some(Ok(Message::Frame(_))) => Ok(Control::Continue),
-                Some(Ok(Message::Close(_))) | None => {
-                    tracing::debug!(session = session.session_id(), "client closed the connection");
-                    break;
-                }
-                Some(Err(e)) => {
-                    use tokio_tungstenite::tungstenite::Error as WsError;
-                    if let WsError::Capacity(_) = e {
-                        tracing::info!(session = session.session_id(), "frame too big; closing with 1009");
-                        close_frame = close(CloseCode::Size, "frame larger than 65536 bytes");
-                        let _ = session.end(EndReason::Error).await;
-                    } else {
-                        tracing::debug!(error = %e, "socket read error");
-                    }
-                    break;
-                }
-            },
-            _ = tick.tick() => {
-                if session.is_idle() {
-                    let _ = session.end(EndReason::Idle).await;
-                    break;
-                }
-                session.on_tick();
-                Ok(Control::Continue)
-            }
-        };
-        match step {
-            Ok(Control::Continue) => {}
-            Ok(Control::Close) => break,
-            Ok(Control::ClosePolicy) => {
-                close_frame = close(CloseCode::Policy, "session not found");
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    // Hang-up or end: stop every turn of this call.
-    call_cancel.cancel();
-    let _ = outbox.raw(close_frame).await;
-    drop(outbox);
-    drop(session);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    metrics.calls_active.fetch_sub(1, Ordering::Relaxed);
 }

@@ -1,0 +1,596 @@
+//! Who gets in and what a dropped connection costs: JWT authentication where PROTOCOL.md
+//! puts it, the origin allowlist, every configurable limit, `session.resume` without losing
+//! or doubling audio, a vanished client cleaned up after the grace period, and a real
+//! server process finishing its calls on SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use callgate::config::ServeSettings;
+use callgate::protocol;
+
+use crate::util::spawn_gateway;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SECRET: &str = "test-secret-0123456789";
+
+fn token(sub: &str) -> String {
+    callgate::server::auth::mint(SECRET, sub, Duration::from_secs(600)).expect("mint")
+}
+
+fn with_secret() -> ServeSettings {
+    ServeSettings {
+        jwt_secret: Some(SECRET.into()),
+        ..Default::default()
+    }
+}
+
+/// Connects with optional `Authorization` and `Origin` headers and a query string; the
+/// HTTP status when the upgrade is refused.
+async fn connect_with(
+    addr: std::net::SocketAddr,
+    query: &str,
+    bearer: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Ws, u16> {
+    let mut req = format!("ws://{addr}/v1/call{query}")
+        .into_client_request()
+        .expect("request");
+    if let Some(t) = bearer {
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("origin", o.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+/// The next JSON event whose type is not in `skip`, or `{"type":"closed","code":N}`.
+async fn next_event(ws: &mut Ws, skip: &[&str]) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("the server went quiet for 30 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                if !skip.contains(&v["type"].as_str().unwrap_or_default()) {
+                    return v;
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                return json!({"type":"closed","code": f.map(|f| u16::from(f.code))});
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return json!({"type":"closed","code":null}),
+        }
+    }
+}
+
+/// Events of the streaming kind that the tests below step over.
+const CHATTER: &[&str] = &[
+    "response.started",
+    "response.text.delta",
+    "response.done",
+    "audio.ack",
+    "transcript",
+    "input.speech_started",
+    "input.speech_stopped",
+];
+
+async fn start_session(ws: &mut Ws, extra: Value) -> Value {
+    let mut msg = json!({"type":"session.start","input":{"sampleRate":16000},
+        "turnDetection":{"mode":"server_vad","silenceMs":500}});
+    if let (Some(m), Some(e)) = (msg.as_object_mut(), extra.as_object()) {
+        m.extend(e.clone());
+    }
+    send(ws, msg).await;
+    next_event(ws, CHATTER).await
+}
+
+async fn http(addr: std::net::SocketAddr, path: &str) -> String {
+    crate::hostile::http_get(&addr.to_string(), path).await
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+#[tokio::test]
+async fn tokens_are_checked_where_the_protocol_puts_them() {
+    let addr = spawn_gateway(with_secret()).await;
+    // Bad tokens on the upgrade request: 401 before the upgrade.
+    assert_eq!(
+        connect_with(addr, "", Some("nonsense"), None).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        connect_with(addr, "?access_token=nonsense", None, None)
+            .await
+            .err(),
+        Some(401)
+    );
+    let foreign =
+        callgate::server::auth::mint("another-secret-456789", "ada", Duration::from_secs(60))
+            .expect("mint");
+    assert_eq!(
+        connect_with(addr, "", Some(&foreign), None).await.err(),
+        Some(401)
+    );
+
+    // No token anywhere: UNAUTHORIZED and close 1008 at session.start.
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    let e = start_session(&mut ws, json!({})).await;
+    assert_eq!(e["code"], "UNAUTHORIZED", "{e}");
+    assert_eq!(e["recoverable"], false);
+    assert!(e["userMessage"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(next_event(&mut ws, &[]).await["code"], 1008);
+    // A bad token in session.start: the same.
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    let e = start_session(&mut ws, json!({"token":"x.y.z"})).await;
+    assert_eq!(e["code"], "UNAUTHORIZED", "{e}");
+
+    // Each of the three places works with a good token.
+    for (query, bearer, in_start) in [
+        (format!("?access_token={}", token("ada")), None, json!({})),
+        (String::new(), Some(token("ada")), json!({})),
+        (String::new(), None, json!({"token": token("ada")})),
+    ] {
+        let mut ws = connect_with(addr, &query, bearer.as_deref(), None)
+            .await
+            .expect("upgrade");
+        let started = start_session(&mut ws, in_start).await;
+        assert_eq!(started["type"], "session.started", "{started}");
+        send(&mut ws, json!({"type":"session.end"})).await;
+    }
+}
+
+#[tokio::test]
+async fn origins_off_the_allowlist_get_403() {
+    let addr = spawn_gateway(ServeSettings {
+        allowed_origins: Some(vec!["http://good.example".into()]),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        connect_with(addr, "", None, Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert!(
+        connect_with(addr, "", None, Some("http://good.example"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        connect_with(addr, "", None, None).await.is_ok(),
+        "no Origin: not a browser page"
+    );
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_a_secret() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("CALLGATE_JWT_SECRET")
+        .output()
+        .expect("run callgate");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--jwt-secret") && err.contains("--insecure"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_command_mints_what_the_server_accepts() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["token", "--sub", "ada", "--ttl", "2h"])
+        .env("CALLGATE_JWT_SECRET", SECRET)
+        .output()
+        .expect("run callgate token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let claims = callgate::server::auth::Authenticator::new(Some(SECRET))
+        .verify(printed.trim())
+        .expect("a valid token");
+    assert_eq!(claims.sub, "ada");
+    assert_eq!(printed.lines().count(), 1, "the token alone on stdout");
+}
+
+#[tokio::test]
+async fn call_limits_refuse_only_the_offender() {
+    let addr = spawn_gateway(ServeSettings {
+        max_calls: Some(2),
+        max_calls_per_user: Some(1),
+        ..with_secret()
+    })
+    .await;
+    let mut ada = connect_with(addr, "", Some(&token("ada")), None)
+        .await
+        .expect("ada");
+    assert_eq!(
+        start_session(&mut ada, json!({})).await["type"],
+        "session.started"
+    );
+    // A second call for the same user.
+    let mut ada2 = connect_with(addr, "", Some(&token("ada")), None)
+        .await
+        .expect("ada2");
+    let e = start_session(&mut ada2, json!({})).await;
+    assert_eq!(e["code"], "RATE_LIMITED", "{e}");
+    assert_eq!(next_event(&mut ada2, &[]).await["code"], 1013);
+    // Another user is not affected.
+    let mut bob = connect_with(addr, "", Some(&token("bob")), None)
+        .await
+        .expect("bob");
+    assert_eq!(
+        start_session(&mut bob, json!({})).await["type"],
+        "session.started"
+    );
+    // The server is full now: the next caller gets OVERLOADED and 1013, /healthz answers.
+    let mut cy = connect_with(addr, "", Some(&token("cy")), None)
+        .await
+        .expect("cy");
+    let e = start_session(&mut cy, json!({})).await;
+    assert_eq!(e["code"], "OVERLOADED", "{e}");
+    assert!(e["retryAfterMs"].as_u64().is_some());
+    assert_eq!(next_event(&mut cy, &[]).await["code"], 1013);
+    assert!(http(addr, "/healthz").await.contains("200 OK"));
+    // The calls in progress go on.
+    send(&mut ada, json!({"type":"ping","t":1})).await;
+    assert_eq!(next_event(&mut ada, CHATTER).await["type"], "pong");
+    send(&mut bob, json!({"type":"ping","t":1})).await;
+    assert_eq!(next_event(&mut bob, CHATTER).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn message_and_audio_floods_are_rate_limited_and_the_call_goes_on() {
+    let addr = spawn_gateway(ServeSettings {
+        max_text_rate: Some(5.0),
+        max_audio_rate: Some(2.0),
+        ..Default::default()
+    })
+    .await;
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    assert_eq!(
+        start_session(&mut ws, json!({})).await["type"],
+        "session.started"
+    );
+    send(&mut ws, json!({"type":"response.cancel"})).await;
+    for i in 0..30 {
+        send(&mut ws, json!({"type":"ping","t":i})).await;
+    }
+    let mut pongs = 0;
+    let limited = loop {
+        let v = next_event(&mut ws, CHATTER).await;
+        match v["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => break v,
+            _ => panic!("unexpected {v}"),
+        }
+    };
+    assert_eq!(limited["code"], "RATE_LIMITED", "{limited}");
+    assert!(limited["recoverable"].as_bool().unwrap_or(false));
+    assert!((5..30).contains(&pongs), "{pongs} pongs");
+    // 30 s of audio at once: far beyond twice real time after the 10 s burst. (After a
+    // second, so the text flood's error does not hold this one back.)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let silence = vec![0i16; 320];
+    for seq in 0..1500u32 {
+        ws.send(Message::binary(protocol::encode_input_frame(seq, &silence)))
+            .await
+            .expect("send");
+    }
+    let limited = loop {
+        let v = next_event(&mut ws, CHATTER).await;
+        if v["type"] == "error" && v["code"] != "AUDIO_GAP" {
+            break v;
+        }
+    };
+    assert_eq!(limited["code"], "RATE_LIMITED", "{limited}");
+    assert!(
+        limited["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("real time")
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut ws, json!({"type":"ping","t":"after"})).await;
+    loop {
+        let v = next_event(&mut ws, CHATTER).await;
+        if v["type"] == "pong" && v["t"] == "after" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn calls_end_at_their_maximum_duration_and_when_idle() {
+    let addr = spawn_gateway(ServeSettings {
+        max_call_minutes: Some(0.02),
+        ..Default::default()
+    })
+    .await;
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    start_session(&mut ws, json!({})).await;
+    let ended = next_event(&mut ws, CHATTER).await;
+    assert_eq!(ended["type"], "session.ended", "{ended}");
+    assert_eq!(ended["reason"], "timeout");
+
+    let addr = spawn_gateway(ServeSettings {
+        idle_timeout_s: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    start_session(&mut ws, json!({})).await;
+    let ended = next_event(&mut ws, CHATTER).await;
+    assert_eq!(ended["reason"], "idle", "{ended}");
+}
+
+fn calls_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callgate-trust-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn speech_16k(text: &str) -> Vec<i16> {
+    let wav = crate::util::espeak_wav(text, "en-us", 16000, 1);
+    let mut r = hound::WavReader::open(&wav).expect("wav");
+    r.samples::<i16>()
+        .collect::<Result<_, _>>()
+        .expect("samples")
+}
+
+/// Drops the TCP connection without a close frame, as a lost Wi-Fi link would.
+fn cut(ws: Ws) {
+    drop(ws.into_inner());
+}
+
+async fn resume(
+    addr: std::net::SocketAddr,
+    bearer: Option<&str>,
+    session_id: &str,
+    resume_token: &str,
+) -> (Ws, Value) {
+    let mut ws = connect_with(addr, "", bearer, None).await.expect("upgrade");
+    send(
+        &mut ws,
+        json!({"type":"session.resume","sessionId":session_id,"resumeToken":resume_token}),
+    )
+    .await;
+    let v = next_event(&mut ws, CHATTER).await;
+    (ws, v)
+}
+
+#[tokio::test]
+async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
+    let dir = calls_dir("resume");
+    let addr = spawn_gateway(ServeSettings {
+        record: Some(true),
+        calls_dir: Some(dir.clone()),
+        ..Default::default()
+    })
+    .await;
+    let mut source =
+        speech_16k("I have five years of experience with Rust and distributed systems.");
+    source.extend(vec![0i16; 16000 * 3 / 2]);
+    let chunks: Vec<&[i16]> = source.chunks(320).collect();
+
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    let started = start_session(&mut ws, json!({})).await;
+    let session_id = started["sessionId"].as_str().expect("id").to_owned();
+    let resume_token = started["resumeToken"].as_str().expect("token").to_owned();
+    send(&mut ws, json!({"type":"response.cancel"})).await;
+    // Mid-utterance: the first 40% goes out, the next 10% is "in flight" when the link dies.
+    let sent = chunks.len() * 2 / 5;
+    let lost = chunks.len() / 2;
+    for (seq, chunk) in chunks[..sent].iter().enumerate() {
+        ws.send(Message::binary(protocol::encode_input_frame(
+            seq as u32, chunk,
+        )))
+        .await
+        .expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cut(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A wrong token is refused with 1008 and does not disturb the call.
+    let (mut bad, e) = resume(addr, None, &session_id, "not-the-token").await;
+    assert_eq!(e["code"], "SESSION_NOT_FOUND", "{e}");
+    assert_eq!(next_event(&mut bad, &[]).await["code"], 1008);
+
+    let (mut ws, resumed) = resume(addr, None, &session_id, &resume_token).await;
+    assert_eq!(resumed["type"], "session.resumed", "{resumed}");
+    assert_eq!(resumed["sessionId"], session_id.as_str());
+    let next_seq = resumed["nextSeq"].as_u64().expect("nextSeq") as usize;
+    assert!(next_seq <= lost && next_seq > 0, "nextSeq {next_seq}");
+    assert!(resumed["turns"].is_array());
+    // Resend from nextSeq, overlapping what the server already has, to the end.
+    let overlap = next_seq.saturating_sub(5);
+    for (i, chunk) in chunks.iter().enumerate().skip(overlap) {
+        ws.send(Message::binary(protocol::encode_input_frame(
+            i as u32, chunk,
+        )))
+        .await
+        .expect("send");
+    }
+    let done = loop {
+        let v = next_event(
+            &mut ws,
+            &["audio.ack", "response.text.delta", "response.started"],
+        )
+        .await;
+        assert_ne!(v["type"], "closed", "{v}");
+        if v["type"] == "response.done" && v["turnId"] == 1 {
+            break v;
+        }
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    send(&mut ws, json!({"type":"session.end"})).await;
+    loop {
+        if next_event(&mut ws, CHATTER).await["type"] == "session.ended" {
+            break;
+        }
+    }
+    let input = dir.join(&session_id).join("input.wav");
+    let mut recorded: Vec<i16> = Vec::new();
+    for _ in 0..50 {
+        if let Ok(mut r) = hound::WavReader::open(&input) {
+            recorded = r
+                .samples::<i16>()
+                .collect::<Result<_, _>>()
+                .unwrap_or_default();
+            if recorded.len() >= source.len() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        recorded.len(),
+        source.len(),
+        "nothing lost, nothing doubled"
+    );
+    assert!(
+        recorded == source,
+        "the recording equals the source sample for sample"
+    );
+}
+
+#[tokio::test]
+async fn another_users_token_never_reaches_a_call() {
+    let addr = spawn_gateway(with_secret()).await;
+    let mut ws = connect_with(addr, "", Some(&token("ada")), None)
+        .await
+        .expect("upgrade");
+    let started = start_session(&mut ws, json!({})).await;
+    let id = started["sessionId"].as_str().expect("id").to_owned();
+    let rt = started["resumeToken"].as_str().expect("token").to_owned();
+    cut(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut bob, e) = resume(addr, Some(&token("bob")), &id, &rt).await;
+    assert_eq!(e["code"], "SESSION_NOT_FOUND", "{e}");
+    assert_eq!(next_event(&mut bob, &[]).await["code"], 1008);
+    let (_ada, resumed) = resume(addr, Some(&token("ada")), &id, &rt).await;
+    assert_eq!(resumed["type"], "session.resumed", "{resumed}");
+}
+
+#[tokio::test]
+async fn a_vanished_client_is_cleaned_up_after_the_grace_period() {
+    let dir = calls_dir("vanish");
+    let addr = spawn_gateway(ServeSettings {
+        resume_grace_s: Some(1.0),
+        calls_dir: Some(dir.clone()),
+        ..Default::default()
+    })
+    .await;
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    let started = start_session(&mut ws, json!({})).await;
+    let id = started["sessionId"].as_str().expect("id").to_owned();
+    // Mid-turn: the greeting is still being spoken when the client vanishes.
+    loop {
+        let msg = ws.next().await.expect("open").expect("frame");
+        if matches!(msg, Message::Binary(_)) {
+            break;
+        }
+    }
+    cut(ws);
+    let mut active = f64::NAN;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        active = metric(&http(addr, "/metrics").await, "callgate_calls_active");
+        if active == 0.0 {
+            break;
+        }
+    }
+    assert_eq!(active, 0.0, "calls active after the grace period");
+    let log = std::fs::read_to_string(dir.join(&id).join("events.jsonl")).expect("events");
+    assert!(
+        log.contains(r#""status":"cancelled""#),
+        "the greeting was cancelled: {log}"
+    );
+    assert!(log.contains(r#""reason":"timeout""#), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_turn_in_flight_then_ends_calls_and_exits_0() {
+    let dir = calls_dir("sigterm");
+    let mut server =
+        crate::hostile::spawn_server_with(dir.to_str().expect("utf-8"), &["--drain-s", "15"]);
+    let addr: std::net::SocketAddr = server.addr.parse().expect("addr");
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    let started = start_session(&mut ws, json!({})).await;
+    let id = started["sessionId"].as_str().expect("id").to_owned();
+    // Wait for the greeting's audio: a response is in flight.
+    loop {
+        let msg = ws.next().await.expect("open").expect("frame");
+        if matches!(msg, Message::Binary(_)) {
+            break;
+        }
+    }
+    let pid = server.child.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(http(addr, "/healthz").await.contains("503"), "draining");
+    let mut done = None;
+    let ended = loop {
+        let v = next_event(
+            &mut ws,
+            &["audio.ack", "response.text.delta", "response.started"],
+        )
+        .await;
+        if v["type"] == "response.done" {
+            done = Some(v);
+        } else if v["type"] == "session.ended" {
+            break v;
+        }
+    };
+    assert_eq!(done.expect("response.done")["status"], "completed");
+    assert_eq!(ended["reason"], "shutdown");
+    assert_eq!(next_event(&mut ws, &[]).await["code"], 1001);
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(status.expect("exited").success());
+    let log = std::fs::read_to_string(dir.join(&id).join("events.jsonl")).expect("events");
+    assert!(log.contains("session.ended"), "flushed: {log}");
+}
