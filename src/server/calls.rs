@@ -404,7 +404,8 @@ async fn before_start(
                     refuse(link, error, CloseCode::Again, "server at its call limit").await,
                 );
             }
-            if let Some(user) = session.user() {
+            // A start that fails validation keeps its slot for the next attempt.
+            if let (Some(user), None) = (session.user(), user_slot.as_ref()) {
                 let max = server.settings.limits.max_calls_per_user;
                 match server.user_calls.try_open(user, max) {
                     Some(slot) => *user_slot = Some(slot),
