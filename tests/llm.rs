@@ -97,6 +97,8 @@ impl Call {
         let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
             llm_model: Some("smollm2".into()),
             llm_max_tokens: Some(150),
+            // A loaded 2-core machine (parallel tests, a build) can slow the first token.
+            llm_first_token_timeout_s: Some(90.0),
             ..crate::util::openai_backend(url)
         })
         .await;

@@ -336,7 +336,7 @@ impl TurnTask {
                         item = tokio::time::timeout(limit, stream.next()) => match item {
                             Ok(item) => item,
                             Err(_) => {
-                                let what = if first_token_at.is_none() { "a first token" } else { "the next token" };
+                                let what = if first_token_at.is_none() { "first token" } else { "next token" };
                                 outcome = Outcome::Failed(
                                     ErrorCode::LlmError,
                                     format!("the language model sent no {what} within {} s", limit.as_secs_f32()),
