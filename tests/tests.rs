@@ -4,5 +4,6 @@ mod asr;
 mod browser;
 mod hostile;
 mod llm;
+mod mic;
 mod server;
 mod util;
