@@ -36,6 +36,9 @@ enum Command {
     /// Replay WAV files against a running server, as a caller would, and report each
     /// turn's transcript, reply and latency.
     Replay(callgate::client::replay::ReplayArgs),
+    /// A live call from this machine's microphone and speaker: prints transcripts, the
+    /// interviewer's words and each turn's latency as they come.
+    Mic(callgate::client::mic::MicArgs),
     /// Transcribe WAV files (any rate, mono or stereo) with the whisper model.
     Transcribe(TranscribeArgs),
     /// Convert a CTranslate2 (faster-whisper) Whisper model folder to a ggml file.
@@ -317,6 +320,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
         Command::Token(args) => token(args),
+        Command::Mic(args) => mic(args),
         Command::Transcribe(args) => transcribe(args),
         Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
         Command::ModelInfo { model } => model_info(&model),
@@ -456,6 +460,12 @@ fn replay(args: callgate::client::replay::ReplayArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn mic(args: callgate::client::mic::MicArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(callgate::client::mic::run(args))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn convert_model(ct2_dir: &std::path::Path, out: &std::path::Path) -> Result<ExitCode> {

@@ -13,7 +13,9 @@
 //!   test harness.
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
 //! - [`call`]: one call's session state machine, its turn tasks, persistence.
-//! - [`server`]: the listener (HTTP + WebSocket on one port), metrics, shutdown.
+//! - [`server`]: the listener (HTTP + WebSocket on one port), the embedded browser page,
+//!   metrics, shutdown.
+//! - [`schema`]: the JSON Schema and TypeScript declarations generated from [`protocol`].
 #![deny(missing_docs)]
 
 pub mod asr;
@@ -23,5 +25,6 @@ pub mod client;
 pub mod config;
 pub mod llm;
 pub mod protocol;
+pub mod schema;
 pub mod server;
 pub mod tts;

@@ -12,8 +12,10 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use ts_rs::TS;
 
 /// The subprotocol name a client may offer and the `protocol` field of `session.started`.
 pub const PROTOCOL_NAME: &str = "callgate.v1";
@@ -310,7 +312,7 @@ impl BadMessage {
 }
 
 /// A message from client to server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum ClientMessage {
     /// Opens a call; must be the first message.
@@ -387,7 +389,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
 ];
 
 /// The `session.start` payload. Omitted parts take the defaults documented on each field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionStart {
     /// JWT when not given on the upgrade request.
@@ -467,7 +469,7 @@ fn default_output_rate() -> u32 {
 }
 
 /// The format of the client's input audio.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct InputFormat {
     /// Samples per second per channel; the server resamples to what ASR needs.
@@ -481,7 +483,7 @@ pub struct InputFormat {
 }
 
 /// The format of the audio the server sends back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputFormat {
     /// Samples per second; defaults to [`DEFAULT_OUTPUT_SAMPLE_RATE`].
@@ -506,7 +508,7 @@ impl Default for OutputFormat {
 }
 
 /// How output audio travels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Kind-2 binary frames: the compact default.
@@ -517,7 +519,7 @@ pub enum Transport {
 }
 
 /// How the server decides a user turn is over.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnDetection {
     /// Server VAD or client commits.
@@ -536,7 +538,7 @@ impl TurnDetection {
 }
 
 /// Turn detection mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnMode {
     /// The server's VAD ends the turn after `silenceMs` of silence.
@@ -594,7 +596,7 @@ fn parse_object_with_type(text: &str, known: &[&str]) -> Result<Value, BadMessag
 // ---------------------------------------------------------------------------------------
 
 /// A message from server to client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum ServerMessage {
     /// The call is open; echoes the negotiated formats.
@@ -798,7 +800,7 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, BadMessage> {
 }
 
 /// Limits announced in `session.started`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
     /// Largest frame the server accepts, [`MAX_FRAME_BYTES`].
@@ -814,7 +816,7 @@ impl Default for Limits {
 }
 
 /// One exchange of the conversation, replayed in `session.resumed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnRecord {
     /// The turn id (0 for a greeting).
@@ -826,7 +828,7 @@ pub struct TurnRecord {
 }
 
 /// Why a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum EndReason {
     /// The client sent `session.end`.
@@ -842,7 +844,7 @@ pub enum EndReason {
 }
 
 /// Status in `response.started`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ResponseStatus {
     /// Working on it.
@@ -854,7 +856,7 @@ pub enum ResponseStatus {
 }
 
 /// Status in `response.done`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum DoneStatus {
     /// Spoken in full.
@@ -867,7 +869,7 @@ pub enum DoneStatus {
 
 /// Stage timings of one response, in ms. Each is `null` when the stage did not run (a
 /// cancelled turn may stop before TTS, a typed turn has no ASR), so clients see every key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Latency {
     /// End of speech in the audio to the end-of-turn decision.
@@ -885,7 +887,7 @@ pub struct Latency {
 }
 
 /// Token counts a model server reported for one response (OpenAI's `usage`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
     /// Tokens of the prompt (system prompt and history).
@@ -895,7 +897,7 @@ pub struct TokenUsage {
 }
 
 /// Protocol error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// Unparseable or invalid text message.
@@ -970,7 +972,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// The `error` message body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorEvent {
     /// Machine-readable code.

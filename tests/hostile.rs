@@ -230,12 +230,12 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
     .await
     .expect("send");
     assert_eq!(recv_json(&mut ws2).await["type"], "session.started");
-    let health = http_get(&server.addr, "/healthz").await;
+    let health = crate::util::http_get(&server.addr, "/healthz").await;
     assert!(
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
         "{health}"
     );
-    let metrics = http_get(&server.addr, "/metrics").await;
+    let metrics = crate::util::http_get(&server.addr, "/metrics").await;
     assert!(
         metrics.contains("callgate_turns_completed_total"),
         "{metrics}"
@@ -248,15 +248,4 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
         server.child.try_wait().expect("wait").is_none(),
         "the server process died"
     );
-}
-
-pub(crate) async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
 }

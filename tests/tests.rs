@@ -1,9 +1,11 @@
 //! The integration test binary: one module per area, so the crate links once for all.
 
 mod asr;
+mod browser;
 mod faults;
 mod hostile;
 mod llm;
+mod mic;
 mod server;
 mod trust;
 mod util;

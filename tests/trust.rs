@@ -108,7 +108,7 @@ async fn start_session(ws: &mut Ws, extra: Value) -> Value {
 }
 
 async fn http(addr: std::net::SocketAddr, path: &str) -> String {
-    crate::hostile::http_get(&addr.to_string(), path).await
+    crate::util::http_get(&addr.to_string(), path).await
 }
 
 fn metric(body: &str, name: &str) -> f64 {

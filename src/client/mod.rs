@@ -1,5 +1,5 @@
 //! Client side of callgate.v1: a reusable call connection ([`CallClient`]) for the CLI
-//! test harness ([`replay`]) and, later, the benchmark.
+//! test harness ([`replay`]), the live terminal client ([`mic`]) and, later, the benchmark.
 //!
 //! A [`CallClient`] is an open call: the WebSocket is connected with subprotocol
 //! `callgate.v1`, `session.start` was sent and `session.started` received. It is two
@@ -11,6 +11,7 @@
 //!   off the socket by a background task (so timings do not depend on when the caller gets
 //!   round to polling).
 
+pub mod mic;
 pub mod replay;
 
 use std::time::{Duration, Instant};

@@ -1,10 +1,12 @@
-//! The listener: plain HTTP (`/`, `/healthz`, `/metrics`, `/v1/personas`) and the
-//! `/v1/call` WebSocket upgrade on one port, one task per connection, graceful shutdown.
+//! The listener: plain HTTP (the page, `/healthz`, `/metrics`, `/v1/personas`, the
+//! contract and call files in [`web`]) and the `/v1/call` WebSocket upgrade on one port, one
+//! task per connection, graceful shutdown.
 
 pub mod auth;
 pub mod calls;
 pub mod limits;
 pub mod metrics;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,9 +24,6 @@ use tokio_util::sync::CancellationToken;
 use crate::call::{CallSettings, Engines};
 use crate::protocol::{MAX_FRAME_BYTES, PROTOCOL_NAME};
 use auth::Authenticator;
-
-/// The placeholder page until the browser client lands.
-const INDEX_HTML: &str = include_str!("index.html");
 
 /// Largest HTTP request head read before the request is refused.
 const MAX_HEAD: usize = 16 * 1024;
@@ -214,12 +213,36 @@ async fn respond(
     content_type: &str,
     body: &str,
 ) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
+    write_head(stream, status, content_type, body.len() as u64).await?;
     stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+async fn write_head(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    len: u64,
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await
+}
+
+async fn send_reply(stream: &mut TcpStream, reply: web::Reply) -> std::io::Result<()> {
+    match reply.body {
+        web::Body::Bytes(b) => {
+            write_head(stream, reply.status, reply.content_type, b.len() as u64).await?;
+            stream.write_all(&b).await?;
+        }
+        web::Body::File(path) => {
+            let file = tokio::fs::File::open(&path).await?;
+            let len = file.metadata().await?.len();
+            write_head(stream, reply.status, reply.content_type, len).await?;
+            tokio::io::copy(&mut file.take(len), stream).await?;
+        }
+    }
     stream.shutdown().await
 }
 
@@ -342,17 +365,16 @@ async fn handle_connection(
                 .iter()
                 .map(|p| serde_json::json!({"id": p.id, "name": p.name, "description": p.description}))
                 .collect();
-            let body = serde_json::json!({ "personas": list }).to_string();
+            let body =
+                serde_json::json!({ "personas": list, "default": server.settings.default_persona })
+                    .to_string();
             respond(&mut stream, "200 OK", "application/json", &body).await
         }
-        ("GET", "/", _) => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "text/html; charset=utf-8",
-                INDEX_HTML,
-            )
-            .await
+        ("GET", path, _) => {
+            let reply = web::asset(path)
+                .or_else(|| web::call_files(server.settings.calls_dir.as_deref(), path))
+                .unwrap_or_else(web::Reply::not_found);
+            send_reply(&mut stream, reply).await
         }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }

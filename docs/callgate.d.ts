@@ -1,0 +1,387 @@
+// callgate.v1 wire types, generated from src/protocol.rs by src/schema.rs.
+// Do not edit: `cargo run --release --example gen_contract` rewrites this file.
+// Fields the server fills with a default (`input.channels`, `output`, `turnDetection`,
+// ...) are declared as the server sends them; in a client message they may be
+// omitted (GET /v1/schema marks exactly which).
+
+/** Any JSON value (free-form fields such as `context` and `ping.t`). */
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]?: JsonValue } | null;
+
+export type ClientMessage = { "type": "session.start" } & SessionStart | { "type": "session.resume", 
+/**
+ * The `sessionId` from `session.started`.
+ */
+sessionId: string, 
+/**
+ * The `resumeToken` from `session.started`; proves ownership of the session.
+ */
+resumeToken: string, } | { "type": "session.end" } | { "type": "audio.chunk", 
+/**
+ * Input sequence number, shared with binary frames.
+ */
+seq: number, 
+/**
+ * Base64 of the little-endian PCM bytes.
+ */
+audio: string, } | { "type": "input.commit" } | { "type": "input.clear" } | { "type": "input.text", 
+/**
+ * The user's words, used as the final transcript.
+ */
+text: string, } | { "type": "response.cancel", 
+/**
+ * Only cancel if this turn is the one in flight; `None` cancels whatever is.
+ */
+turnId?: number | null, } | { "type": "playback.position", 
+/**
+ * The response being played.
+ */
+turnId: number, 
+/**
+ * Milliseconds of that response's audio played so far.
+ */
+playedMs: number, } | { "type": "ping", 
+/**
+ * Opaque client value echoed in `pong` (normally client ms); `null` when omitted.
+ */
+t: JsonValue, };
+
+export type SessionStart = { 
+/**
+ * JWT when not given on the upgrade request.
+ */
+token?: string | null, 
+/**
+ * Which AI role/script to use; `None` means the server's default persona.
+ */
+persona?: string | null, 
+/**
+ * Free-form context given to the LLM; empty when omitted.
+ */
+context?: { [key in string]: JsonValue }, 
+/**
+ * The client's audio format. Required: there is no safe guess for a microphone's rate.
+ */
+input: InputFormat, 
+/**
+ * The audio format the client wants back; defaults to 24 kHz binary PCM.
+ */
+output: OutputFormat, 
+/**
+ * How the end of a user turn is found; defaults to server VAD with 500 ms of silence.
+ */
+turnDetection: TurnDetection, };
+
+export type InputFormat = { 
+/**
+ * Samples per second per channel; the server resamples to what ASR needs.
+ */
+sampleRate: number, 
+/**
+ * 1, or 2 for interleaved stereo that the server down-mixes; defaults to 1.
+ */
+channels: number, 
+/**
+ * Always `pcm_s16le`; the field exists so a future encoding can be negotiated.
+ */
+encoding: string, };
+
+export type OutputFormat = { 
+/**
+ * Samples per second; defaults to [`DEFAULT_OUTPUT_SAMPLE_RATE`].
+ */
+sampleRate: number, 
+/**
+ * Always `pcm_s16le`.
+ */
+encoding: string, 
+/**
+ * Binary frames or JSON `response.audio.chunk` messages; defaults to binary.
+ */
+transport: Transport, };
+
+export type Transport = "binary" | "json";
+
+export type TurnDetection = { 
+/**
+ * Server VAD or client commits.
+ */
+mode: TurnMode, 
+/**
+ * Silence that ends a turn under server VAD; `None` means [`DEFAULT_SILENCE_MS`].
+ */
+silenceMs?: number | null, };
+
+export type TurnMode = "server_vad" | "manual";
+
+export type ServerMessage = { "type": "session.started", 
+/**
+ * Identifies the session for `session.resume`.
+ */
+sessionId: string, 
+/**
+ * Secret the client must present to resume.
+ */
+resumeToken: string, 
+/**
+ * Always [`PROTOCOL_NAME`].
+ */
+protocol: string, 
+/**
+ * The input format in effect, defaults filled in.
+ */
+input: InputFormat, 
+/**
+ * The output format in effect, defaults filled in.
+ */
+output: OutputFormat, 
+/**
+ * Limits the client must respect.
+ */
+limits: Limits, } | { "type": "session.resumed", 
+/**
+ * The session that was resumed.
+ */
+sessionId: string, 
+/**
+ * The first input seq the client must (re)send: one past the last ack.
+ */
+nextSeq: number, 
+/**
+ * The conversation so far, oldest first, so the client can redraw its transcript.
+ */
+turns: Array<TurnRecord>, } | { "type": "session.ended", 
+/**
+ * The session that ended.
+ */
+sessionId: string, 
+/**
+ * Who or what ended it.
+ */
+reason: EndReason, 
+/**
+ * User turns taken.
+ */
+turns: number, 
+/**
+ * Call length.
+ */
+durationMs: number, } | { "type": "audio.ack", 
+/**
+ * Highest contiguous input seq received.
+ */
+seq: number, } | { "type": "input.speech_started", 
+/**
+ * The user turn this speech opens.
+ */
+turnId: number, 
+/**
+ * Position in the input stream of the speech onset.
+ */
+audioMs: number, } | { "type": "input.speech_stopped", 
+/**
+ * The user turn that ended.
+ */
+turnId: number, 
+/**
+ * Position in the input stream where speech ended.
+ */
+audioMs: number, } | { "type": "transcript", 
+/**
+ * The user turn transcribed.
+ */
+turnId: number, 
+/**
+ * Transcribed text.
+ */
+text: string, 
+/**
+ * True for the one final transcript of the turn.
+ */
+isFinal: boolean, 
+/**
+ * Start of the transcribed audio in the input stream (final only).
+ */
+startMs?: number | null, 
+/**
+ * End of the transcribed audio in the input stream (final only).
+ */
+endMs?: number | null, } | { "type": "response.started", 
+/**
+ * The turn answered.
+ */
+turnId: number, 
+/**
+ * Thinking, queued for capacity, or retrying an engine.
+ */
+status: ResponseStatus, 
+/**
+ * Expected wait when queued.
+ */
+etaMs?: number | null, } | { "type": "response.text.delta", 
+/**
+ * The turn answered.
+ */
+turnId: number, 
+/**
+ * 0-based position of this delta, so a client can spot a lost one.
+ */
+index: number, 
+/**
+ * The text piece.
+ */
+delta: string, } | { "type": "response.audio.chunk", 
+/**
+ * The turn the audio belongs to.
+ */
+turnId: number, 
+/**
+ * Output seq, counted across the call.
+ */
+seq: number, 
+/**
+ * Base64 of the little-endian PCM bytes.
+ */
+audio: string, 
+/**
+ * First chunk of the response.
+ */
+first: boolean, 
+/**
+ * Last chunk of the response.
+ */
+last: boolean, } | { "type": "response.done", 
+/**
+ * The turn answered.
+ */
+turnId: number, 
+/**
+ * How the response ended.
+ */
+status: DoneStatus, 
+/**
+ * Everything the AI generated.
+ */
+text: string, 
+/**
+ * The part the client actually played; what the conversation history keeps.
+ */
+heardText: string, 
+/**
+ * Stage timings.
+ */
+latency: Latency, 
+/**
+ * Tokens the model reported using for this turn, when its server sends them.
+ */
+usage?: TokenUsage | null, } | { "type": "error" } & ErrorEvent | { "type": "pong", 
+/**
+ * The client's `t`, unchanged.
+ */
+t: JsonValue, 
+/**
+ * Server wall clock in ms since the Unix epoch, for clock-offset estimates.
+ */
+serverTime: number, };
+
+export type Limits = { 
+/**
+ * Largest frame the server accepts, [`MAX_FRAME_BYTES`].
+ */
+maxFrameBytes: number, };
+
+export type TurnRecord = { 
+/**
+ * The turn id (0 for a greeting).
+ */
+turnId: number, 
+/**
+ * The user's final transcript; empty for the greeting.
+ */
+userText: string, 
+/**
+ * What the AI said that the user heard (`heardText`).
+ */
+aiText: string, };
+
+export type EndReason = "client" | "idle" | "shutdown" | "error" | "timeout";
+
+export type ResponseStatus = "thinking" | "queued" | "retrying";
+
+export type DoneStatus = "completed" | "cancelled" | "failed";
+
+export type Latency = { 
+/**
+ * End of speech in the audio to the end-of-turn decision.
+ */
+endpointMs: number | null, 
+/**
+ * Final transcription.
+ */
+asrMs: number | null, 
+/**
+ * LLM request to its first token.
+ */
+llmFirstTokenMs: number | null, 
+/**
+ * First sentence to its first synthesized audio.
+ */
+ttsFirstAudioMs: number | null, 
+/**
+ * End-of-turn decision to the first output audio frame sent.
+ */
+firstAudioMs: number | null, 
+/**
+ * End-of-turn decision to `response.done`.
+ */
+totalMs: number | null, };
+
+export type ErrorEvent = { 
+/**
+ * Machine-readable code.
+ */
+code: ErrorCode, 
+/**
+ * For developers and logs.
+ */
+message: string, 
+/**
+ * Safe to show a candidate.
+ */
+userMessage: string, 
+/**
+ * Whether the call goes on.
+ */
+recoverable: boolean, 
+/**
+ * The turn affected, if any.
+ */
+turnId?: number | null, 
+/**
+ * With `OVERLOADED` / `RATE_LIMITED`: when to try again.
+ */
+retryAfterMs?: number | null, 
+/**
+ * With `AUDIO_GAP`: first lost seq.
+ */
+from?: number | null, 
+/**
+ * With `AUDIO_GAP`: last lost seq (inclusive).
+ */
+to?: number | null, };
+
+export type ErrorCode = "BAD_MESSAGE" | "BAD_AUDIO" | "AUDIO_GAP" | "UNAUTHORIZED" | "RATE_LIMITED" | "SESSION_NOT_FOUND" | "ASR_ERROR" | "LLM_ERROR" | "TTS_ERROR" | "OVERLOADED" | "INTERNAL";
+
+/** Subprotocol to offer on the WebSocket. */
+export const PROTOCOL_NAME: "callgate.v1";
+/** Largest text or binary frame, in bytes. */
+export const MAX_FRAME_BYTES: 65536;
+/** Binary audio frame header: kind u8, flags u8, reserved u16, seq u32, turn u32 (little-endian). */
+export const FRAME_HEADER_LEN: 12;
+/** Frame kind of client input audio (flags and turn are 0). */
+export const KIND_INPUT: 1;
+/** Frame kind of server output audio. */
+export const KIND_OUTPUT: 2;
+/** Output flag: first chunk of a response. */
+export const FLAG_FIRST: 1;
+/** Output flag: last chunk of a response. */
+export const FLAG_LAST: 2;

@@ -1,0 +1,549 @@
+//! `callgate mic URL`: a live call from the terminal with this machine's microphone and
+//! speaker (cpal). It streams the input device at its own rate (the server resamples),
+//! plays the interviewer's audio on the output device, and prints transcripts, the
+//! interviewer's words and each turn's latency as they come.
+//!
+//! Half-duplex by default: while the interviewer's audio plays (and a short tail after it,
+//! for the room's echo) the microphone sends silence, because a laptop speaker feeds back
+//! into its own mic and the server would take that for the candidate barging in.
+//! `--barge-in` sends the mic throughout, for headphones.
+//!
+//! Devices are opened before anything is sent to the server, so a machine without audio
+//! (a server, CI) gets one sentence saying so and no half-made call.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{Device, FromSample, SampleFormat, SizedSample, Stream, StreamConfig};
+use tokio::sync::mpsc;
+
+use super::{CallClient, ClientError, Incoming};
+use crate::protocol::{
+    ClientMessage, DoneStatus, InputFormat, OutputFormat, SAMPLE_RATE_RANGE, ServerMessage,
+    SessionStart, Transport, TurnDetection, TurnMode,
+};
+
+/// Input chunk length sent to the server.
+const CHUNK_MS: u32 = 20;
+/// After the interviewer's audio ends, the mic stays muted this long (half-duplex), so the
+/// room's echo of the last word is not heard as the candidate.
+const ECHO_TAIL: Duration = Duration::from_millis(300);
+/// How often `playback.position` is reported while the interviewer speaks.
+const POSITION_EVERY: Duration = Duration::from_millis(250);
+
+/// Command-line arguments of `callgate mic`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MicArgs {
+    /// Server endpoint, e.g. ws://127.0.0.1:8080/v1/call
+    #[arg(required_unless_present = "list_devices")]
+    pub url: Option<String>,
+    /// List the audio devices and exit.
+    #[arg(long)]
+    pub list_devices: bool,
+    /// Input device: a (part of a) name from --list-devices [default: the system default].
+    #[arg(long, value_name = "NAME")]
+    pub input: Option<String>,
+    /// Output device: a (part of a) name from --list-devices [default: the system default].
+    #[arg(long, value_name = "NAME")]
+    pub output: Option<String>,
+    /// Keep the mic open while the interviewer speaks, so speaking interrupts it (use
+    /// headphones: a speaker's sound reaching the mic interrupts it too).
+    #[arg(long)]
+    pub barge_in: bool,
+    /// AI persona (session.start `persona`).
+    #[arg(long)]
+    pub persona: Option<String>,
+    /// The role applied for, given to the interviewer (session.start `context.role`).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Silence that ends a turn (turnDetection.silenceMs).
+    #[arg(long, default_value_t = 700, value_parser = clap::value_parser!(u32).range(100..=5000))]
+    pub silence_ms: u32,
+}
+
+/// What can stop `callgate mic`. Each message is one sentence a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum MicError {
+    /// No device of that direction at all (a server, a container, CI).
+    #[error(
+        "no audio {0} device found: `callgate mic` needs a microphone and a speaker (`callgate mic --list-devices` shows what this machine has)"
+    )]
+    NoDevice(&'static str),
+    /// `--input`/`--output` named nothing that exists.
+    #[error("no audio {direction} device matches {name:?} (see `callgate mic --list-devices`)")]
+    NoMatch {
+        /// `input` or `output`.
+        direction: &'static str,
+        /// The name asked for.
+        name: String,
+    },
+    /// The device exists but would not open or start.
+    #[error(
+        "the audio {direction} device {device:?} could not be used ({}); `callgate mic --list-devices` shows the others",
+        reason.trim_end_matches('.')
+    )]
+    Device {
+        /// `input` or `output`.
+        direction: &'static str,
+        /// The device's name.
+        device: String,
+        /// What cpal said.
+        reason: String,
+    },
+    /// The device runs at a rate callgate.v1 does not carry.
+    #[error(
+        "the audio {direction} device {device:?} runs at {rate} Hz; callgate.v1 carries 8000-48000 Hz: set the device to 48 kHz or pick another with --{direction}"
+    )]
+    Rate {
+        /// `input` or `output`.
+        direction: &'static str,
+        /// The device's name.
+        device: String,
+        /// Its rate.
+        rate: u32,
+    },
+    /// The call itself failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// The audio host's devices, one line each, defaults marked.
+pub fn list_devices() -> Result<String, MicError> {
+    let _quiet = quiet_alsa();
+    let host = cpal::default_host();
+    let default_in = host.default_input_device().map(|d| d.to_string());
+    let default_out = host.default_output_device().map(|d| d.to_string());
+    let mut out = String::new();
+    let devices: Vec<Device> = host.devices().map(|d| d.collect()).unwrap_or_default();
+    for d in &devices {
+        let name = d.to_string();
+        let mut roles = Vec::new();
+        if let Ok(c) = d.default_input_config() {
+            let mark = if default_in.as_deref() == Some(&name) {
+                " (default)"
+            } else {
+                ""
+            };
+            roles.push(format!(
+                "input {} Hz {} ch{mark}",
+                c.sample_rate(),
+                c.channels()
+            ));
+        }
+        if let Ok(c) = d.default_output_config() {
+            let mark = if default_out.as_deref() == Some(&name) {
+                " (default)"
+            } else {
+                ""
+            };
+            roles.push(format!(
+                "output {} Hz {} ch{mark}",
+                c.sample_rate(),
+                c.channels()
+            ));
+        }
+        if !roles.is_empty() {
+            out.push_str(&format!("{name}: {}\n", roles.join(", ")));
+        }
+    }
+    if out.is_empty() {
+        return Err(MicError::NoDevice("input or output"));
+    }
+    Ok(out)
+}
+
+/// alsa-lib prints its own complaints (no card, no config) on stderr; the errors callgate
+/// returns already say what matters, in one sentence. Silences them on this thread while
+/// the guard lives.
+#[cfg(target_os = "linux")]
+fn quiet_alsa() -> Option<impl Sized> {
+    alsa::Output::local_error_handler().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quiet_alsa() -> Option<()> {
+    None
+}
+
+fn pick(
+    host: &cpal::Host,
+    direction: &'static str,
+    name: Option<&str>,
+) -> Result<Device, MicError> {
+    let is_input = direction == "input";
+    let Some(name) = name else {
+        let default = if is_input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        };
+        return default.ok_or(MicError::NoDevice(direction));
+    };
+    let wanted = name.to_lowercase();
+    host.devices()
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            if is_input {
+                d.supports_input()
+            } else {
+                d.supports_output()
+            }
+        })
+        .find(|d| d.to_string().to_lowercase().contains(&wanted))
+        .ok_or_else(|| MicError::NoMatch {
+            direction,
+            name: name.to_owned(),
+        })
+}
+
+/// The interviewer's audio waiting to be played, shared with the output callback.
+#[derive(Default)]
+struct Playback {
+    queue: VecDeque<i16>,
+    /// Turn whose audio is queued and being played.
+    turn: u32,
+    /// Samples of `turn` played so far.
+    played: u64,
+    /// When the queue last ran dry, for the half-duplex echo tail.
+    drained_at: Option<Instant>,
+}
+
+fn device_error(direction: &'static str, device: &Device, reason: String) -> MicError {
+    MicError::Device {
+        direction,
+        device: device.to_string(),
+        reason,
+    }
+}
+
+/// The device's default stream config, refused when callgate.v1 cannot carry its rate.
+fn default_config(
+    device: &Device,
+    direction: &'static str,
+) -> Result<(StreamConfig, SampleFormat), MicError> {
+    let supported = if direction == "input" {
+        device.default_input_config()
+    } else {
+        device.default_output_config()
+    }
+    .map_err(|e| device_error(direction, device, e.to_string()))?;
+    let rate = supported.sample_rate();
+    if !SAMPLE_RATE_RANGE.contains(&rate) {
+        return Err(MicError::Rate {
+            direction,
+            device: device.to_string(),
+            rate,
+        });
+    }
+    let format = supported.sample_format();
+    Ok((supported.into(), format))
+}
+
+fn unsupported_format(direction: &'static str, device: &Device, f: SampleFormat) -> MicError {
+    device_error(
+        direction,
+        device,
+        format!("its sample format {f} is not supported"),
+    )
+}
+
+/// Opens the input device; its callback sends mono i16 blocks on `tx`.
+fn open_input(device: &Device, tx: mpsc::Sender<Vec<i16>>) -> Result<(Stream, u32), MicError> {
+    let (config, format) = default_config(device, "input")?;
+    let stream = match format {
+        SampleFormat::F32 => build_input::<f32>(device, &config, tx),
+        SampleFormat::I16 => build_input::<i16>(device, &config, tx),
+        SampleFormat::I32 => build_input::<i32>(device, &config, tx),
+        SampleFormat::U16 => build_input::<u16>(device, &config, tx),
+        other => return Err(unsupported_format("input", device, other)),
+    }
+    .map_err(|e| device_error("input", device, e.to_string()))?;
+    Ok((stream, config.sample_rate))
+}
+
+fn build_input<T>(
+    device: &Device,
+    config: &StreamConfig,
+    tx: mpsc::Sender<Vec<i16>>,
+) -> Result<Stream, cpal::Error>
+where
+    T: SizedSample,
+    i16: FromSample<T>,
+{
+    let channels = config.channels.max(1) as usize;
+    device.build_input_stream::<T, _, _>(
+        *config,
+        move |data: &[T], _| {
+            let mono = data
+                .chunks(channels)
+                .map(|frame| {
+                    let sum: i32 = frame.iter().map(|s| s.to_sample::<i16>() as i32).sum();
+                    (sum / frame.len() as i32) as i16
+                })
+                .collect();
+            // A full queue means the network side is stuck; dropping audio beats growing.
+            let _ = tx.try_send(mono);
+        },
+        |e| tracing::warn!(error = %e, "audio input error"),
+        None,
+    )
+}
+
+/// Opens the output device; its callback plays from `playback`.
+fn open_output(device: &Device, playback: Arc<Mutex<Playback>>) -> Result<(Stream, u32), MicError> {
+    let (config, format) = default_config(device, "output")?;
+    let stream = match format {
+        SampleFormat::F32 => build_output::<f32>(device, &config, playback),
+        SampleFormat::I16 => build_output::<i16>(device, &config, playback),
+        SampleFormat::I32 => build_output::<i32>(device, &config, playback),
+        SampleFormat::U16 => build_output::<u16>(device, &config, playback),
+        other => return Err(unsupported_format("output", device, other)),
+    }
+    .map_err(|e| device_error("output", device, e.to_string()))?;
+    Ok((stream, config.sample_rate))
+}
+
+fn build_output<T>(
+    device: &Device,
+    config: &StreamConfig,
+    playback: Arc<Mutex<Playback>>,
+) -> Result<Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<i16>,
+{
+    let channels = config.channels.max(1) as usize;
+    device.build_output_stream::<T, _, _>(
+        *config,
+        move |data: &mut [T], _| {
+            let mut p = playback.lock().unwrap_or_else(|e| e.into_inner());
+            let had_audio = !p.queue.is_empty();
+            for frame in data.chunks_mut(channels) {
+                let s = match p.queue.pop_front() {
+                    Some(s) => {
+                        p.played += 1;
+                        s
+                    }
+                    None => 0,
+                };
+                frame.fill(T::from_sample(s));
+            }
+            if had_audio && p.queue.is_empty() {
+                p.drained_at = Some(Instant::now());
+            }
+        },
+        |e| tracing::warn!(error = %e, "audio output error"),
+        None,
+    )
+}
+
+/// Runs one live call until ctrl-c or the server ends it.
+pub async fn run(args: MicArgs) -> Result<(), MicError> {
+    let Some(url) = args.url.clone() else {
+        print!("{}", list_devices()?);
+        return Ok(());
+    };
+    let (mic_tx, mut mic_rx) = mpsc::channel::<Vec<i16>>(64);
+    let playback = Arc::new(Mutex::new(Playback::default()));
+    let (input_stream, input_rate, output_stream, output_rate, names) = {
+        let _quiet = quiet_alsa();
+        let host = cpal::default_host();
+        let input = pick(&host, "input", args.input.as_deref())?;
+        let output = pick(&host, "output", args.output.as_deref())?;
+        let (i, ir) = open_input(&input, mic_tx)?;
+        let (o, or) = open_output(&output, playback.clone())?;
+        (i, ir, o, or, (input.to_string(), output.to_string()))
+    };
+    let start = SessionStart {
+        token: None,
+        persona: args.persona.clone(),
+        context: args
+            .role
+            .iter()
+            .map(|r| ("role".to_owned(), serde_json::Value::from(r.clone())))
+            .collect(),
+        input: InputFormat {
+            sample_rate: input_rate,
+            channels: 1,
+            encoding: crate::protocol::ENCODING_PCM_S16LE.to_owned(),
+        },
+        output: OutputFormat {
+            sample_rate: output_rate,
+            transport: Transport::Binary,
+            ..OutputFormat::default()
+        },
+        turn_detection: TurnDetection {
+            mode: TurnMode::ServerVad,
+            silence_ms: Some(args.silence_ms),
+        },
+    };
+    let mut call = CallClient::connect(&url, &start).await?;
+    for (stream, direction, name) in [
+        (&input_stream, "input", &names.0),
+        (&output_stream, "output", &names.1),
+    ] {
+        stream.play().map_err(|e| MicError::Device {
+            direction,
+            device: name.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    eprintln!(
+        "in call (mic: {}, {input_rate} Hz; speaker: {}, {output_rate} Hz){}. Ctrl-C ends it.",
+        names.0,
+        names.1,
+        if args.barge_in {
+            ""
+        } else {
+            "; the mic is muted while the interviewer speaks (--barge-in to interrupt)"
+        }
+    );
+
+    let chunk = (input_rate * CHUNK_MS / 1000) as usize;
+    let mut pending: Vec<i16> = Vec::with_capacity(chunk * 2);
+    let mut cancelled: HashSet<u32> = HashSet::new();
+    let mut last_position = Instant::now();
+    let mut ai_line_open = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut ticker = tokio::time::interval(POSITION_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            Some(block) = mic_rx.recv() => {
+                pending.extend_from_slice(&block);
+                while pending.len() >= chunk {
+                    let mut frame: Vec<i16> = pending.drain(..chunk).collect();
+                    if !args.barge_in && interviewer_audible(&playback) {
+                        frame.fill(0);
+                    }
+                    call.tx.send_audio(&frame).await?;
+                }
+            }
+            _ = ticker.tick() => {
+                let (turn, played, playing) = {
+                    let p = playback.lock().unwrap_or_else(|e| e.into_inner());
+                    (p.turn, p.played, !p.queue.is_empty())
+                };
+                if playing && last_position.elapsed() >= POSITION_EVERY {
+                    last_position = Instant::now();
+                    let played_ms = played * 1000 / output_rate as u64;
+                    call.tx.send(&ClientMessage::PlaybackPosition { turn_id: turn, played_ms }).await?;
+                }
+            }
+            r = call.rx.recv() => {
+                let r = match r {
+                    Ok(r) => r,
+                    Err(e) if !e.is_fatal() => { tracing::warn!("{e}"); continue; }
+                    Err(ClientError::Closed { .. }) => { eprintln!("\nthe server ended the call"); return Ok(()); }
+                    Err(e) => return Err(e.into()),
+                };
+                match r.msg {
+                    Incoming::Audio(chunk) => {
+                        if cancelled.contains(&chunk.turn) {
+                            continue;
+                        }
+                        let mut p = playback.lock().unwrap_or_else(|e| e.into_inner());
+                        if p.turn != chunk.turn {
+                            p.turn = chunk.turn;
+                            p.played = 0;
+                        }
+                        p.queue.extend(chunk.samples);
+                    }
+                    Incoming::Event(ev) => {
+                        if let ServerMessage::ResponseDone { turn_id, status: DoneStatus::Cancelled, .. } = &ev {
+                            // Barge-in or cancel: nothing more of this turn may be heard.
+                            cancelled.insert(*turn_id);
+                            let mut p = playback.lock().unwrap_or_else(|e| e.into_inner());
+                            p.queue.clear();
+                            p.drained_at = Some(Instant::now());
+                        }
+                        if let ServerMessage::SessionEnded { reason, .. } = &ev {
+                            eprintln!("\ncall ended ({reason:?})");
+                            return Ok(());
+                        }
+                        print_event(&ev, &mut ai_line_open);
+                    }
+                }
+            }
+        }
+    }
+    let (ended, _) = call.end(Duration::from_secs(5)).await;
+    if let Ok(e) = ended {
+        eprintln!("\ncall ended after {} s", e.duration_ms / 1000);
+    }
+    Ok(())
+}
+
+/// True while the interviewer's audio plays, or just stopped (its echo may still ring).
+fn interviewer_audible(playback: &Mutex<Playback>) -> bool {
+    let p = playback.lock().unwrap_or_else(|e| e.into_inner());
+    !p.queue.is_empty() || p.drained_at.is_some_and(|t| t.elapsed() < ECHO_TAIL)
+}
+
+/// Ends the interviewer's streaming line, if one is open.
+fn end_ai_line(out: &mut impl Write, open: &mut bool) {
+    if std::mem::take(open) {
+        let _ = writeln!(out);
+    }
+}
+
+fn print_event(ev: &ServerMessage, ai_line_open: &mut bool) {
+    let mut out = std::io::stdout().lock();
+    match ev {
+        ServerMessage::Transcript {
+            text,
+            is_final: true,
+            ..
+        } => {
+            end_ai_line(&mut out, ai_line_open);
+            let _ = writeln!(out, "you: {text}");
+        }
+        ServerMessage::ResponseTextDelta { index, delta, .. } => {
+            if *index == 0 {
+                end_ai_line(&mut out, ai_line_open);
+                let _ = write!(out, "interviewer: {}", delta.trim_start());
+            } else {
+                let _ = write!(out, "{delta}");
+            }
+            *ai_line_open = true;
+        }
+        ServerMessage::ResponseDone {
+            turn_id,
+            status,
+            latency,
+            ..
+        } => {
+            end_ai_line(&mut out, ai_line_open);
+            if *turn_id == 0 {
+                // The greeting answers nothing: no latency to report.
+                return;
+            }
+            let wait = latency
+                .first_audio_ms
+                .map(|f| f + latency.endpoint_ms.unwrap_or(0));
+            let note = match (status, wait) {
+                (DoneStatus::Completed, Some(ms)) => format!(
+                    "answered {ms} ms after you stopped (speech recognition {} ms)",
+                    latency.asr_ms.unwrap_or(0)
+                ),
+                (DoneStatus::Completed, None) => String::new(),
+                (DoneStatus::Cancelled, _) => "interrupted".to_owned(),
+                (DoneStatus::Failed, _) => "no answer this time".to_owned(),
+            };
+            if !note.is_empty() {
+                let _ = writeln!(out, "  ({note})");
+            }
+        }
+        ServerMessage::Error(e) => {
+            end_ai_line(&mut out, ai_line_open);
+            let _ = writeln!(out, "! {}", e.user_message);
+        }
+        _ => {}
+    }
+    let _ = out.flush();
+}

@@ -1,0 +1,317 @@
+//! The browser page in a real browser: Debian's chromium, driven by playwright-core
+//! (`tests/browser/drive.mjs`), against an in-process gateway on the real engines. The
+//! microphone is chromium's fake capture device playing an espeak-ng fixture, so the page
+//! runs exactly as for a candidate: getUserMedia, the capture worklet, binary frames, the
+//! player worklet. Screenshots go to `target/tmp/browser/<test>/`.
+//!
+//! scripts/test installs chromium (apt) and playwright-core (`npm ci` in tests/browser);
+//! without them these tests fail with a message saying so, never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{espeak_wav, fixture_dir, http_get, repo_root, spawn_gateway};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// One browser at a time: two chromiums and whisper on a 2-core machine would mostly
+/// measure the machine.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A WAV at 48 kHz mono (a common device rate; the server resamples): `parts` are
+/// spoken sentences and silences in order.
+enum Part<'a> {
+    Say(&'a str),
+    Silence(f64),
+}
+
+fn fixture(name: &str, parts: &[Part]) -> PathBuf {
+    let dir = fixture_dir();
+    let mut args: Vec<PathBuf> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Say(text) => args.push(espeak_wav(text, "en-us", 48000, 1)),
+            Part::Silence(s) => {
+                let path = dir.join(format!("{name}-silence{i}.wav"));
+                run(Command::new("sox")
+                    .args(["-n", "-r", "48000", "-c", "1", "-b", "16"])
+                    .arg(&path)
+                    .args(["trim", "0", &s.to_string()]));
+                args.push(path);
+            }
+        }
+    }
+    let out = dir.join(format!("browser-{name}.wav"));
+    run(Command::new("sox").args(&args).args(["-b", "16"]).arg(&out));
+    out
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("sox (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Where a test's screenshots go.
+fn output_dir(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("browser")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("output dir");
+    dir
+}
+
+/// Runs drive.mjs for one call and returns what the page showed.
+async fn drive(addr: std::net::SocketAddr, wav: &Path, out: &Path, scenario: &str) -> Value {
+    let browser_dir = repo_root().join("tests/browser");
+    assert!(
+        Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: run scripts/setup (it installs Debian's chromium)"
+    );
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci` in tests/browser (scripts/test does)"
+    );
+    let run = tokio::process::Command::new("node")
+        .current_dir(&browser_dir)
+        .arg("drive.mjs")
+        .arg(format!("http://{addr}/"))
+        .arg(wav)
+        .arg(out)
+        .arg(scenario)
+        .kill_on_drop(true)
+        .output();
+    // Generous: whisper and chromium share two cores with the rest of the suite.
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser run took over 240 s")
+        .expect("node (scripts/setup installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let page: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "drive.mjs printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(
+        output.status.success() && page.get("error").is_none(),
+        "the page run failed: {page:#}"
+    );
+    page
+}
+
+/// The transcript entry of `who` (`user` or `ai`) for `turn`.
+fn entry<'a>(page: &'a Value, turn: u64, who: &str) -> &'a Value {
+    page["turns"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["turn"] == turn && t["who"] == who))
+        .unwrap_or_else(|| panic!("no {who} entry for turn {turn}: {page:#}"))
+}
+
+/// The call's events.jsonl, parsed.
+fn call_record(calls_dir: &Path, session_id: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(calls_dir.join(session_id).join("events.jsonl"))
+        .expect("events.jsonl");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn response_done(record: &[Value], turn: u64) -> &Value {
+    record
+        .iter()
+        .find(|e| e["type"] == "response.done" && e["turnId"] == turn)
+        .unwrap_or_else(|| panic!("no response.done for turn {turn} in the call record"))
+}
+
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+}
+
+async fn gateway(calls_dir: &Path) -> std::net::SocketAddr {
+    let _ = std::fs::remove_dir_all(calls_dir);
+    spawn_gateway(callgate::config::ServeSettings {
+        record: Some(true),
+        calls_dir: Some(calls_dir.to_path_buf()),
+        ..Default::default()
+    })
+    .await
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        path.display()
+    );
+}
+
+const ANSWER: &str = "I have five years of experience building backend services in Rust.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_answer_is_transcribed_answered_and_played_in_the_page() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-answer-calls");
+    let addr = gateway(&calls_dir).await;
+    // A breath, the answer (it interrupts the greeting), then quiet while the reply plays.
+    let wav = fixture(
+        "answer",
+        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
+    );
+    let out = output_dir("answer");
+    let page = drive(addr, &wav, &out, "answer").await;
+
+    let user = entry(&page, 1, "user");
+    assert_eq!(user["textClass"], "text final", "{page:#}");
+    let heard = user["text"].as_str().unwrap_or_default();
+    let wer = callgate::asr::score::wer(ANSWER, heard);
+    assert!(wer <= 0.5, "final transcript {heard:?}: WER {wer:.2}");
+
+    let ai = entry(&page, 1, "ai");
+    assert_eq!(ai["status"], "completed", "{page:#}");
+    let received = ai["receivedMs"].as_u64().expect("audio received");
+    assert!(received > 500, "{page:#}");
+    assert_eq!(ai["playedMs"], received, "played to the end: {page:#}");
+
+    let session_id = page["sessionId"].as_str().expect("session id");
+    let record = call_record(&calls_dir, session_id);
+    assert!(
+        record.iter().any(|e| e["type"] == "transcript"
+            && e["turnId"] == 1
+            && e["isFinal"] == true
+            && e["text"] == heard),
+        "the call record has the page's final transcript"
+    );
+    let done = response_done(&record, 1);
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["text"], ai["text"], "the page shows the whole answer");
+    assert_eq!(done["heardText"], done["text"]);
+
+    let metrics = http_get(&addr.to_string(), "/metrics").await;
+    assert_eq!(metric(&metrics, "callgate_calls_total"), 1);
+    assert!(metric(&metrics, "callgate_turns_completed_total") >= 1);
+    assert_eq!(metric(&metrics, "callgate_turns_failed_total"), 0);
+
+    // After the call: the recordings the server kept are offered for download.
+    let links: Vec<&str> = page["downloads"]
+        .as_array()
+        .expect("downloads")
+        .iter()
+        .filter_map(|d| d["href"].as_str())
+        .collect();
+    for file in ["input.wav", "output.wav"] {
+        let url = format!("/v1/calls/{session_id}/{file}");
+        assert!(links.contains(&url.as_str()), "{file} link: {links:?}");
+        let reply = http_get(&addr.to_string(), &url).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{url}");
+    }
+    assert_png(&out.join("call.png"));
+    assert_png(&out.join("after.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaking_over_the_interviewer_cancels_it_and_clears_the_page_playback() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-barge-calls");
+    let addr = gateway(&calls_dir).await;
+    // The driver types turn 1 as soon as the call is live, so the reply (about 6 s of
+    // speech) starts within a second; the fixture speaks 3 s in, over it.
+    let wav = fixture(
+        "barge-in",
+        &[
+            Part::Silence(3.0),
+            Part::Say("Sorry, let me add that I also mentor two junior engineers."),
+            Part::Silence(40.0),
+        ],
+    );
+    let out = output_dir("barge-in");
+    let page = drive(addr, &wav, &out, "barge-in").await;
+
+    assert_eq!(entry(&page, 1, "user")["text"], ANSWER, "the typed turn");
+    let first = entry(&page, 1, "ai");
+    assert_eq!(first["status"], "cancelled", "{page:#}");
+    // The page emptied its player the moment the cancel arrived, and nothing of turn 1
+    // played after that: what it played plus what it dropped is at most what arrived.
+    let cleared = first["clearedMs"].as_u64().expect("playback cleared");
+    let played = first["playedMs"].as_u64().unwrap_or(0);
+    let received = first["receivedMs"].as_u64().unwrap_or(0);
+    assert!(played + cleared <= received + 1, "{page:#}");
+
+    let session_id = page["sessionId"].as_str().expect("session id");
+    let record = call_record(&calls_dir, session_id);
+    let done = response_done(&record, 1);
+    assert_eq!(done["status"], "cancelled");
+    let heard = done["heardText"].as_str().unwrap_or_default();
+    let text = done["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with(heard), "heardText is a prefix: {done}");
+    assert!(
+        heard.len() < text.len(),
+        "the interrupted reply was not heard in full: {done}"
+    );
+
+    assert!(
+        received > 0,
+        "the interviewer was speaking when interrupted: {page:#}"
+    );
+    // The interruption became the next turn, and it was answered.
+    assert_eq!(
+        entry(&page, 2, "user")["textClass"],
+        "text final",
+        "{page:#}"
+    );
+    assert_eq!(response_done(&record, 2)["status"], "completed");
+    let metrics = http_get(&addr.to_string(), "/metrics").await;
+    assert!(metric(&metrics, "callgate_turns_cancelled_total") >= 1);
+    assert_png(&out.join("call.png"));
+}
+
+#[tokio::test]
+async fn the_page_and_the_contract_are_served() {
+    let calls_dir = std::env::temp_dir().join("callgate-browser-static-calls");
+    let addr = gateway(&calls_dir).await.to_string();
+    let page = http_get(&addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Start call") && page.contains("/app.js"));
+    for (path, needle) in [
+        ("/app.js", "session.start"),
+        ("/worklets.js", "registerProcessor('player'"),
+        ("/v1/schema", "\"$defs\""),
+    ] {
+        let reply = http_get(&addr, path).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+        assert!(reply.contains(needle), "{path}");
+    }
+    let ts = http_get(&addr, "/v1/callgate.d.ts").await;
+    let checked_in =
+        std::fs::read_to_string(repo_root().join(callgate::schema::TYPESCRIPT_PATH)).expect("d.ts");
+    assert!(
+        ts.ends_with(&checked_in),
+        "served .d.ts differs from docs/callgate.d.ts"
+    );
+    let personas: Value = serde_json::from_str(
+        http_get(&addr, "/v1/personas")
+            .await
+            .split("\r\n\r\n")
+            .nth(1)
+            .expect("body"),
+    )
+    .expect("JSON");
+    assert_eq!(personas["default"], "interviewer");
+    let missing = http_get(
+        &addr,
+        "/v1/calls/0123456789abcdef0123456789abcdef/output.wav",
+    )
+    .await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
