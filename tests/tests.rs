@@ -4,5 +4,6 @@ mod asr;
 mod faults;
 mod hostile;
 mod llm;
+mod props;
 mod server;
 mod util;
