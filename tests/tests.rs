@@ -6,6 +6,7 @@ mod faults;
 mod hostile;
 mod llm;
 mod mic;
+mod props;
 mod server;
 mod trust;
 mod util;
