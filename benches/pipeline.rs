@@ -63,7 +63,7 @@ fn real_time_line(label: &str, audio_ms: f64, mut f: impl FnMut()) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{label}: {:.0}x real time ({:.2} us per {audio_ms} ms of audio)",
+        "{label}: {:.0}x real time ({:.2} us per {audio_ms:.0} ms of audio)",
         audio_ms * runs as f64 / 1000.0 / secs,
         secs / runs as f64 * 1e6
     );
@@ -202,11 +202,17 @@ fn ingest(c: &mut Criterion) {
         .enumerate()
         .map(|(i, p)| encode_input_frame(i as u32, &f32_to_i16(p)))
         .collect();
-    let run = |with_vad: bool| {
+    // The resampler and the VAD live as long as the call, as in the session; the sequencer
+    // starts afresh each pass because the frames' seqs start again at 0.
+    let mut resampler = match StreamResampler::new(48_000, 16_000) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let mut vad = Vad::new(VadConfig::default());
+    let mut out = Vec::with_capacity(40_000);
+    let mut run = |with_vad: bool| {
         let mut seq = Sequencer::default();
-        let mut r = StreamResampler::new(48_000, 16_000).ok();
-        let mut v = Vad::new(VadConfig::default());
-        let mut out = Vec::with_capacity(40_000);
+        out.clear();
         for f in &frames {
             let Ok(chunk) = decode_input_frame(f) else {
                 continue;
@@ -215,11 +221,9 @@ fn ingest(c: &mut Criterion) {
                 if let callgate::audio::sequencer::SequencerEvent::Audio { samples, .. } = event {
                     let mono = i16_to_mono_f32(&samples, 1);
                     let start = out.len();
-                    if let Some(r) = r.as_mut() {
-                        let _ = r.push(&mono, &mut out);
-                    }
+                    let _ = resampler.push(&mono, &mut out);
                     if with_vad {
-                        black_box(v.process(&out[start..]));
+                        black_box(vad.process(&out[start..]));
                     }
                 }
             }
@@ -273,7 +277,9 @@ fn sentences(c: &mut Criterion) {
     });
 }
 
-criterion_group!(
-    benches, codec, sequencer, resampling, vad, ingest, sentences
-);
+criterion_group! {
+    name = benches;
+    config = util::criterion();
+    targets = codec, sequencer, resampling, vad, ingest, sentences
+}
 criterion_main!(benches);

@@ -210,3 +210,15 @@ pub fn sse_reply(content: &str, done: bool) -> String {
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: {chunk}\n\n{tail}"
     )
 }
+
+/// Criterion's settings for the benches: its charts draw text with plotters, which (built
+/// with `ab_glyph` for `callgate bench --plot`) has only the fonts registered at run time.
+pub fn criterion() -> criterion::Criterion {
+    match callgate::client::bench::plot::register_font() {
+        Ok(()) => criterion::Criterion::default(),
+        Err(e) => {
+            eprintln!("{e}: no charts in the criterion report");
+            criterion::Criterion::default().without_plots()
+        }
+    }
+}

@@ -35,8 +35,10 @@ pub enum PlotError {
     },
 }
 
-/// Registers DejaVu Sans as plotters' "sans-serif", once per process.
-fn register_font() -> Result<(), PlotError> {
+/// Registers DejaVu Sans as plotters' "sans-serif", once per process. Public because
+/// plotters' font table is shared by the whole build: with the `ab_glyph` feature on, the
+/// criterion benches' own charts need it too.
+pub fn register_font() -> Result<(), PlotError> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = REGISTERED.get_or_init(|| {
         FONT_PATHS.iter().any(|p| {
@@ -141,15 +143,16 @@ fn distribution(area: &Area, level: &Level) -> DrawResult {
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
-/// Voice-to-voice p50/p90/p99 (and the server's first-audio and ASR p90) per level, on a
-/// log2 concurrency axis, with the 1 s p90 target.
+/// Voice-to-voice p50/p90/p99 (and the server's first-audio and ASR p90) per level against
+/// concurrency, with the 1 s p90 target.
 fn sweep(area: &Area, levels: &[Level]) -> DrawResult {
-    let c_max = levels
+    // Concurrency on a log2 axis drawn as a linear one over log2(C), so the labels land
+    // on the doubling steps of a sweep (1, 2, 4, 8, 16).
+    let x_of = |c: usize| (c.max(1) as f64).log2();
+    let x_max = levels
         .iter()
-        .map(|l| l.summary.concurrency)
-        .max()
-        .unwrap_or(1)
-        .max(2) as f64;
+        .map(|l| x_of(l.summary.concurrency))
+        .fold(1.0, f64::max);
     let y_max = levels
         .iter()
         .filter_map(|l| l.summary.voice_to_voice_ms.p99)
@@ -162,12 +165,19 @@ fn sweep(area: &Area, levels: &[Level]) -> DrawResult {
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d((1f64..c_max * 1.2).log_scale(), 0f64..y_max)?;
+        .build_cartesian_2d(-0.25f64..x_max + 0.25, 0f64..y_max)?;
     chart
         .configure_mesh()
         .x_desc("concurrent calls")
         .y_desc("ms")
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_labels(x_max.ceil() as usize + 2)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 && *x >= 0.0 {
+                format!("{}", 1u64 << x.round() as u32)
+            } else {
+                String::new()
+            }
+        })
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
@@ -183,7 +193,7 @@ fn sweep(area: &Area, levels: &[Level]) -> DrawResult {
         let color = Palette99::pick(i).to_rgba();
         let points: Vec<(f64, f64)> = levels
             .iter()
-            .filter_map(|l| Some((l.summary.concurrency as f64, pick(&l.summary)? as f64)))
+            .filter_map(|l| Some((x_of(l.summary.concurrency), pick(&l.summary)? as f64)))
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
@@ -198,7 +208,7 @@ fn sweep(area: &Area, levels: &[Level]) -> DrawResult {
     let target = RGBColor(200, 0, 0);
     chart
         .draw_series(LineSeries::new(
-            vec![(1.0, 1000.0), (c_max * 1.2, 1000.0)],
+            vec![(-0.25, 1000.0), (x_max + 0.25, 1000.0)],
             target.stroke_width(1),
         ))?
         .label("target: p90 <= 1000 ms")
@@ -227,4 +237,85 @@ where
 /// A legend entry: a short line in the series' colour and width.
 fn swatch(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::bench::{CallRecord, LevelSummary, stats::Summary};
+    use crate::client::replay::{TurnReport, TurnStatus};
+    use crate::protocol::Latency;
+
+    fn level(concurrency: usize, v2v: &[u64]) -> Level {
+        let turns = v2v
+            .iter()
+            .map(|&ms| TurnReport {
+                file: "a.wav".into(),
+                session_id: "s".into(),
+                turn_id: 1,
+                final_transcript: "yes".into(),
+                ai_text: "ok".into(),
+                status: TurnStatus::Completed,
+                voice_to_voice_ms: Some(ms),
+                latency: Latency {
+                    endpoint_ms: Some(500),
+                    asr_ms: Some(ms / 2),
+                    first_audio_ms: Some(ms - 500),
+                    ..Latency::default()
+                },
+                audio_ms_received: 1000,
+                output_stall_ms: 0,
+                output_seq_gaps: 0,
+                barge_in_ms: None,
+                errors: vec![],
+                client_errors: vec![],
+                audio_file: None,
+            })
+            .collect();
+        Level {
+            summary: LevelSummary {
+                concurrency,
+                calls: v2v.len(),
+                voice_to_voice_ms: Summary::of(v2v.iter().copied()),
+                ..LevelSummary::default()
+            },
+            calls: vec![CallRecord {
+                call: 0,
+                file: "a.wav".into(),
+                reference: None,
+                transcript: "yes".into(),
+                wer: None,
+                word_errors: None,
+                cut_off: false,
+                turns,
+            }],
+        }
+    }
+
+    #[test]
+    fn draws_a_png_of_a_sweep() {
+        let levels = [
+            level(1, &[600, 700, 650]),
+            level(4, &[800, 1200]),
+            level(16, &[3000]),
+        ];
+        let stages = stage_values(&levels[0]);
+        let names: Vec<_> = stages.iter().map(|(n, _)| *n).collect();
+        // Stages nobody reported are left out; values come sorted.
+        assert_eq!(
+            names,
+            [
+                "voice-to-voice (client)",
+                "endpointMs",
+                "asrMs",
+                "firstAudioMs"
+            ]
+        );
+        assert_eq!(stages[0].1, [600, 650, 700]);
+        let path = std::env::temp_dir().join(format!("callgate-plot-{}.png", std::process::id()));
+        draw(&path, &levels).expect("plot drawn");
+        let bytes = std::fs::read(&path).expect("png written");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let _ = std::fs::remove_file(&path);
+    }
 }
