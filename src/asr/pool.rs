@@ -284,12 +284,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn finals_jump_ahead_of_partials() {
-        let engine = Arc::new(Recorder {
+    fn recorder() -> Arc<Recorder> {
+        Arc::new(Recorder {
             order: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn finals_jump_ahead_of_partials() {
+        let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1);
         let opts = DecodeOptions::default();
         let t = CancellationToken::new();
@@ -307,10 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_final_preempts_a_running_partial() {
-        let engine = Arc::new(Recorder {
-            order: Mutex::new(Vec::new()),
-            busy: AtomicUsize::new(0),
-        });
+        let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1);
         let opts = DecodeOptions::default();
         let t = CancellationToken::new();
@@ -344,10 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelled_jobs_are_skipped() {
-        let engine = Arc::new(Recorder {
-            order: Mutex::new(Vec::new()),
-            busy: AtomicUsize::new(0),
-        });
+        let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1);
         let opts = DecodeOptions::default();
         let live = CancellationToken::new();
