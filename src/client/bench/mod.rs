@@ -700,7 +700,13 @@ mod tests {
     use super::*;
     use crate::protocol::ErrorEvent;
 
-    fn turn(id: u32, status: TurnStatus, v2v: Option<u64>, transcript: &str) -> TurnReport {
+    /// A turn report for tests (the plot's too).
+    pub(crate) fn turn(
+        id: u32,
+        status: TurnStatus,
+        v2v: Option<u64>,
+        transcript: &str,
+    ) -> TurnReport {
         TurnReport {
             file: PathBuf::from("a.wav"),
             session_id: "s".into(),

@@ -243,33 +243,22 @@ fn swatch(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
 mod tests {
     use super::*;
     use crate::client::bench::{CallRecord, LevelSummary, stats::Summary};
-    use crate::client::replay::{TurnReport, TurnStatus};
+    use crate::client::replay::TurnStatus;
     use crate::protocol::Latency;
 
     fn level(concurrency: usize, v2v: &[u64]) -> Level {
         let turns = v2v
             .iter()
-            .map(|&ms| TurnReport {
-                file: "a.wav".into(),
-                session_id: "s".into(),
-                turn_id: 1,
-                final_transcript: "yes".into(),
-                ai_text: "ok".into(),
-                status: TurnStatus::Completed,
-                voice_to_voice_ms: Some(ms),
-                latency: Latency {
+            .map(|&ms| {
+                let mut t =
+                    crate::client::bench::tests::turn(1, TurnStatus::Completed, Some(ms), "yes");
+                t.latency = Latency {
                     endpoint_ms: Some(500),
                     asr_ms: Some(ms / 2),
                     first_audio_ms: Some(ms - 500),
                     ..Latency::default()
-                },
-                audio_ms_received: 1000,
-                output_stall_ms: 0,
-                output_seq_gaps: 0,
-                barge_in_ms: None,
-                errors: vec![],
-                client_errors: vec![],
-                audio_file: None,
+                };
+                t
             })
             .collect();
         Level {
