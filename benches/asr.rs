@@ -76,5 +76,9 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = util::criterion();
+    targets = bench
+}
 criterion_main!(benches);

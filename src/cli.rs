@@ -39,6 +39,9 @@ enum Command {
     /// A live call from this machine's microphone and speaker: prints transcripts, the
     /// interviewer's words and each turn's latency as they come.
     Mic(callgate::client::mic::MicArgs),
+    /// Benchmark turn latency: N calls at concurrency C (or a sweep) against a URL or an
+    /// in-process gateway; p50/p90/p99/max per stage, JSON report, PNG plot, thresholds.
+    Bench(Box<callgate::client::bench::BenchArgs>),
     /// Transcribe WAV files (any rate, mono or stereo) with the whisper model.
     Transcribe(TranscribeArgs),
     /// Convert a CTranslate2 (faster-whisper) Whisper model folder to a ggml file.
@@ -321,6 +324,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::Token(args) => token(args),
         Command::Mic(args) => mic(args),
+        Command::Bench(args) => bench(*args),
         Command::Transcribe(args) => transcribe(args),
         Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
         Command::ModelInfo { model } => model_info(&model),
@@ -453,9 +457,21 @@ async fn shutdown_signal() {
 }
 
 fn replay(args: callgate::client::replay::ReplayArgs) -> Result<ExitCode> {
+    run_client(callgate::client::replay::run(args))
+}
+
+fn bench(args: callgate::client::bench::BenchArgs) -> Result<ExitCode> {
+    run_client(callgate::client::bench::run(args))
+}
+
+/// Runs a client command on a fresh runtime; its `Ok(false)` (a turn failed, a threshold
+/// broke) is exit code 1, like an error, so scripts and CI can tell.
+fn run_client<E>(command: impl std::future::Future<Output = Result<bool, E>>) -> Result<ExitCode>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let all_completed = runtime.block_on(callgate::client::replay::run(args))?;
-    Ok(if all_completed {
+    Ok(if runtime.block_on(command)? {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -9,8 +9,8 @@
 //!   converter that turns registry-shipped CTranslate2 Whisper weights into ggml.
 //! - [`llm`]: the `ChatModel` trait, the scripted interviewer, the OpenAI-compatible client,
 //!   and the sentence splitter that feeds synthesis.
-//! - [`client`]: the callgate.v1 client: a reusable call connection and the `replay` CLI
-//!   test harness.
+//! - [`client`]: the callgate.v1 client: a reusable call connection, the `replay` CLI
+//!   test harness and the `bench` turn-latency benchmark.
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
 //! - [`call`]: one call's session state machine, its turn tasks, persistence.
 //! - [`server`]: the listener (HTTP + WebSocket on one port), the embedded browser page,

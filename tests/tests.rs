@@ -1,6 +1,7 @@
 //! The integration test binary: one module per area, so the crate links once for all.
 
 mod asr;
+mod bench;
 mod browser;
 mod faults;
 mod hostile;

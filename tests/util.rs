@@ -122,81 +122,9 @@ pub fn wav_seconds(path: &Path) -> f64 {
     reader.duration() as f64 / reader.spec().sample_rate as f64
 }
 
-/// Interview answers for measurements: (voice, text). Lengths from under a second to about
-/// 12 s; three are very short answers, where a trimmed encoder window is weakest.
-pub const INTERVIEW_ANSWERS: &[(&str, &str)] = &[
-    ("en-us", "Yes."),
-    ("en-gb", "No, I haven't."),
-    ("en-us+f3", "About two years."),
-    (
-        "en-us",
-        "I have five years of experience building backend services in Rust and Python.",
-    ),
-    (
-        "en-gb",
-        "The hardest bug I fixed was a race condition in our payment service.",
-    ),
-    (
-        "en-us+f3",
-        "We moved the monolith to microservices over about eighteen months.",
-    ),
-    (
-        "en-us+m3",
-        "I usually start by writing a failing test, then I fix the code until it passes.",
-    ),
-    (
-        "en-gb",
-        "In my last role I led a team of four engineers working on the search platform.",
-    ),
-    (
-        "en-us",
-        "We used Kafka to stream events between services, and Postgres as the main database.",
-    ),
-    (
-        "en-us+f2",
-        "When the database became the bottleneck, we added read replicas and a cache in front of it.",
-    ),
-    (
-        "en-gb",
-        "My biggest weakness is that I sometimes spend too long polishing code before I ship it.",
-    ),
-    (
-        "en-us+m3",
-        "I prefer Go for network services because the concurrency model is simple and the binaries are small.",
-    ),
-    (
-        "en-us",
-        "Our deployment pipeline runs the unit tests, builds a container image, and rolls it out to staging first.",
-    ),
-    (
-        "en-us+f3",
-        "I disagreed with my manager about the release date, so I wrote down the risks and we agreed to cut two features.",
-    ),
-    (
-        "en-gb",
-        "To find the memory leak, I took heap snapshots an hour apart and compared which objects kept growing.",
-    ),
-    (
-        "en-us",
-        "For the payment system we needed exactly once processing, so every request carried an idempotency key that we stored with the transaction.",
-    ),
-    (
-        "en-us+f2",
-        "I would design the rate limiter as a token bucket per customer, kept in Redis, so that every instance of the gateway sees the same counts.",
-    ),
-    (
-        "en-us+m3",
-        "At my previous company I was on call one week in six, and I wrote most of the runbooks that the team still uses today.",
-    ),
-    (
-        "en-gb",
-        "I learned Rust two years ago, and what I like most is that the compiler catches whole classes of bugs before the code ever runs in production.",
-    ),
-    (
-        "en-us",
-        "If I joined your team, I would first spend a few weeks reading the code and fixing small bugs, so that I understand how the system really behaves before proposing larger changes.",
-    ),
-];
+/// Interview answers for measurements: (voice, text) (the bench's generated corpus).
+#[allow(unused_imports)] // not every user of this file needs it
+pub use callgate::client::bench::corpus::INTERVIEW_ANSWERS;
 
 /// Starts an in-process gateway on an ephemeral port on the current runtime, with the real
 /// tiny.en model and the test calls folder unless `settings` says otherwise; returns its
@@ -214,6 +142,7 @@ pub async fn spawn_gateway_with(
     settings
         .calls_dir
         .get_or_insert_with(|| std::env::temp_dir().join("callgate-test-calls"));
+    settings.listen.get_or_insert_with(|| "127.0.0.1:0".into());
     let cfg = settings.resolve().expect("config");
     let mut engines = callgate::call::Engines::from_config(&cfg)
         .await
@@ -333,4 +262,16 @@ pub async fn http_get(addr: &str, path: &str) -> String {
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.expect("read");
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Criterion's settings for the benches: its charts draw text with plotters, which (built
+/// with `ab_glyph` for `callgate bench --plot`) has only the fonts registered at run time.
+pub fn criterion() -> criterion::Criterion {
+    match callgate::client::bench::plot::register_font() {
+        Ok(()) => criterion::Criterion::default(),
+        Err(e) => {
+            eprintln!("{e}: no charts in the criterion report");
+            criterion::Criterion::default().without_plots()
+        }
+    }
 }

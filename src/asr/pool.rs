@@ -1,5 +1,6 @@
-//! The whisper worker pool shared by every call: finals jump ahead of partials, stale
-//! partials are skipped, and the queue is bounded so a burst cannot grow memory.
+//! The whisper worker pool shared by every call: finals jump ahead of partials, a final
+//! that finds every worker busy preempts a running partial, stale partials are skipped,
+//! and the queue is bounded so a burst cannot grow memory.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -42,6 +43,12 @@ struct Job {
 struct Queues {
     finals: VecDeque<Job>,
     partials: VecDeque<Job>,
+    /// Partials being decoded, with the pool's own token for each: cancelling it stops
+    /// that decode (and only it) so a waiting final gets the worker.
+    running_partials: Vec<(u64, CancellationToken)>,
+    /// Workers waiting for a job.
+    idle: usize,
+    next_id: u64,
     closed: bool,
 }
 
@@ -138,6 +145,14 @@ impl AsrPool {
                     return Err(SubmitError::Saturated(q.finals.len()));
                 }
                 q.finals.push_back(job);
+                // A candidate is waiting on this one; a progress transcript is not worth
+                // making them wait for. whisper polls the abort hook after the encoder and
+                // between tokens, so this saves the partial's decoder steps.
+                if q.idle < q.finals.len()
+                    && let Some((_, token)) = q.running_partials.first()
+                {
+                    token.cancel();
+                }
             }
             Priority::Partial => {
                 // Shed the oldest partial: a newer one supersedes it anyway.
@@ -169,32 +184,65 @@ impl Drop for AsrPool {
     }
 }
 
-fn next_job(shared: &Shared) -> Option<Job> {
+/// A job taken by a worker; `token` is what the decode watches (for a partial, a child of
+/// the job's own token that the pool can cancel alone).
+struct Taken {
+    job: Job,
+    token: CancellationToken,
+    partial_id: Option<u64>,
+}
+
+fn next_job(shared: &Shared) -> Option<Taken> {
     let mut q = shared.queues.lock().ok()?;
     loop {
         while let Some(job) = q.finals.pop_front() {
             if !job.cancel.is_cancelled() {
-                return Some(job);
+                let token = job.cancel.clone();
+                return Some(Taken {
+                    job,
+                    token,
+                    partial_id: None,
+                });
             }
         }
         while let Some(job) = q.partials.pop_front() {
             // A partial is stale when it waited too long or its turn moved on.
             if !job.cancel.is_cancelled() && job.submitted.elapsed() < PARTIAL_MAX_AGE {
-                return Some(job);
+                let token = job.cancel.child_token();
+                let id = q.next_id;
+                q.next_id += 1;
+                q.running_partials.push((id, token.clone()));
+                return Some(Taken {
+                    job,
+                    token,
+                    partial_id: Some(id),
+                });
             }
         }
         if q.closed {
             return None;
         }
+        q.idle += 1;
         q = shared.ready.wait(q).ok()?;
+        q.idle -= 1;
     }
 }
 
 fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {
-    while let Some(job) = next_job(shared) {
+    while let Some(Taken {
+        job,
+        token,
+        partial_id,
+    }) = next_job(shared)
+    {
         let queued = job.submitted.elapsed();
         let started = Instant::now();
-        let result = engine.transcribe(&job.audio, &job.options, &job.cancel);
+        let result = engine.transcribe(&job.audio, &job.options, &token);
+        if let Some(id) = partial_id
+            && let Ok(mut q) = shared.queues.lock()
+        {
+            q.running_partials.retain(|(i, _)| *i != id);
+        }
         let _ = job.reply.send(AsrOutcome {
             result,
             queued,
@@ -236,12 +284,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn finals_jump_ahead_of_partials() {
-        let engine = Arc::new(Recorder {
+    fn recorder() -> Arc<Recorder> {
+        Arc::new(Recorder {
             order: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn finals_jump_ahead_of_partials() {
+        let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1);
         let opts = DecodeOptions::default();
         let t = CancellationToken::new();
@@ -258,11 +310,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_final_preempts_a_running_partial() {
+        let engine = recorder();
+        let pool = AsrPool::new(engine.clone(), 1);
+        let opts = DecodeOptions::default();
+        let t = CancellationToken::new();
+        let partial = pool.submit(Priority::Partial, vec![0.0; 1], opts.clone(), t.clone());
+        // Let the worker start the partial, then a final arrives with no worker free.
+        while engine.busy.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let f = pool.submit(Priority::Final, vec![0.0; 2], opts.clone(), t.clone());
+        let p = partial.expect("submit").await.expect("reply");
+        assert!(matches!(p.result, Err(AsrError::Cancelled)), "{p:?}");
+        let done = f.expect("submit").await.expect("reply");
+        assert!(done.result.is_ok());
+        // Only the partial's decode was stopped: the job's own token is untouched.
+        assert!(!t.is_cancelled());
+        // A final with a worker idle leaves partials alone.
+        let pool = AsrPool::new(engine.clone(), 2);
+        let partial = pool.submit(Priority::Partial, vec![0.0; 3], opts.clone(), t.clone());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let f = pool.submit(Priority::Final, vec![0.0; 4], opts.clone(), t.clone());
+        assert!(
+            partial
+                .expect("submit")
+                .await
+                .expect("reply")
+                .result
+                .is_ok()
+        );
+        assert!(f.expect("submit").await.expect("reply").result.is_ok());
+    }
+
+    #[tokio::test]
     async fn cancelled_jobs_are_skipped() {
-        let engine = Arc::new(Recorder {
-            order: Mutex::new(Vec::new()),
-            busy: AtomicUsize::new(0),
-        });
+        let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1);
         let opts = DecodeOptions::default();
         let live = CancellationToken::new();

@@ -1,5 +1,6 @@
 //! Client side of callgate.v1: a reusable call connection ([`CallClient`]) for the CLI
-//! test harness ([`replay`]), the live terminal client ([`mic`]) and, later, the benchmark.
+//! test harness ([`replay`]), the live terminal client ([`mic`]) and the turn-latency
+//! benchmark ([`bench`], which runs replay's per-file call concurrently).
 //!
 //! A [`CallClient`] is an open call: the WebSocket is connected with subprotocol
 //! `callgate.v1`, `session.start` was sent and `session.started` received. It is two
@@ -11,6 +12,7 @@
 //!   off the socket by a background task (so timings do not depend on when the caller gets
 //!   round to polling).
 
+pub mod bench;
 pub mod mic;
 pub mod replay;
 

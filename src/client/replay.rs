@@ -73,6 +73,21 @@ pub struct ReplayOptions {
     pub tail_timeout: Duration,
     /// No progress bar and no live transcript/AI text; errors are still printed.
     pub quiet: bool,
+    /// Speak an interruption over the AI's answer and measure how fast it stops.
+    pub barge_in: Option<BargeIn>,
+}
+
+/// An interruption spoken over the AI's answer (`callgate bench --barge-in`): once the
+/// answer's first AI audio frame has arrived and `after` has passed, the clip is streamed
+/// at real-time pace, like a candidate cutting in.
+#[derive(Debug, Clone)]
+pub struct BargeIn {
+    /// Mono samples of the interruption.
+    pub samples: Vec<f32>,
+    /// Their rate; each call converts them to its own input format.
+    pub rate: u32,
+    /// How long after the answer's first AI audio frame the interruption starts.
+    pub after: Duration,
 }
 
 impl ReplayOptions {
@@ -89,6 +104,7 @@ impl ReplayOptions {
             silence_ms: None,
             tail_timeout: DEFAULT_TAIL_TIMEOUT,
             quiet: false,
+            barge_in: None,
         }
     }
 }
@@ -101,12 +117,26 @@ pub struct ReplayArgs {
     /// WAV files (any rate, mono or stereo); one call each.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Stream as fast as the server acknowledges instead of in real time.
-    #[arg(long)]
-    pub fast: bool,
+    /// How each call is streamed.
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// Write the AI's audio per turn to DIR/<file-stem>.turn<N>.wav.
     #[arg(long = "out", value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print the reports as JSON lines on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar and no live transcripts.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How a call is streamed: the flags `replay` and `bench` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// Stream as fast as the server acknowledges instead of in real time.
+    #[arg(long)]
+    pub fast: bool,
     /// Input chunk length in milliseconds.
     #[arg(long, default_value_t = DEFAULT_CHUNK_MS, value_parser = clap::value_parser!(u32).range(10..=1000))]
     pub chunk_ms: u32,
@@ -122,28 +152,31 @@ pub struct ReplayArgs {
     /// Seconds to wait after the file for the response to finish before failing the turn.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TAIL_TIMEOUT.as_secs_f64())]
     pub tail_timeout: f64,
-    /// Print the reports as JSON lines on stdout at the end.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar and no live transcripts.
-    #[arg(long, short)]
-    pub quiet: bool,
+}
+
+impl StreamArgs {
+    /// Replay options for `url` streamed as these flags say (no files, no output folder).
+    pub fn options(&self, url: String) -> ReplayOptions {
+        ReplayOptions {
+            fast: self.fast,
+            chunk_ms: self.chunk_ms,
+            output_rate: self.output_rate,
+            persona: self.persona.clone(),
+            silence_ms: self.silence_ms,
+            tail_timeout: Duration::try_from_secs_f64(self.tail_timeout)
+                .unwrap_or(DEFAULT_TAIL_TIMEOUT),
+            ..ReplayOptions::new(url, Vec::new())
+        }
+    }
 }
 
 impl From<ReplayArgs> for ReplayOptions {
     fn from(a: ReplayArgs) -> Self {
         Self {
-            url: a.url,
             files: a.files,
-            fast: a.fast,
             out_dir: a.out,
-            chunk_ms: a.chunk_ms,
-            output_rate: a.output_rate,
-            persona: a.persona,
-            silence_ms: a.silence_ms,
-            tail_timeout: Duration::try_from_secs_f64(a.tail_timeout)
-                .unwrap_or(DEFAULT_TAIL_TIMEOUT),
             quiet: a.quiet,
+            ..a.stream.options(a.url)
         }
     }
 }
@@ -186,6 +219,19 @@ pub struct TurnReport {
     pub latency: Latency,
     /// Duration of the turn's output audio received.
     pub audio_ms_received: u64,
+    /// The longest a client playing the turn's audio from its first frame, with no jitter
+    /// buffer, would have stalled waiting for the next frame: 0 when the audio kept up with
+    /// real time (the server sends ahead of playback, so this only grows when it falls
+    /// behind).
+    #[serde(default)]
+    pub output_stall_ms: u64,
+    /// Holes in the output audio's `seq` numbering seen while this turn's audio arrived.
+    #[serde(default)]
+    pub output_seq_gaps: u32,
+    /// With a barge-in: speech onset of the interruption (when the chunk holding it was
+    /// sent) to the last AI frame of this turn, the one interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barge_in_ms: Option<u64>,
     /// `error` events of the turn; errors without a `turnId` go to the file's last turn.
     pub errors: Vec<ErrorEvent>,
     /// Problems seen by the client (connection, protocol violations by the server).
@@ -335,6 +381,12 @@ fn file_error(path: &Path, e: impl std::fmt::Display) -> ClientError {
 /// still finds its floor in the pauses between syllables. `None` when no frame is above
 /// the threshold (silence, steady noise, a steady tone, empty input).
 pub fn end_of_speech(mono: &[f32], rate: u32) -> Option<usize> {
+    speech_bounds(mono, rate).map(|(_, end)| end)
+}
+
+/// Where speech starts and ends in a mono signal, in samples (`start` inclusive, `end`
+/// exclusive): the first and last 10 ms frames above the threshold of [`end_of_speech`].
+pub fn speech_bounds(mono: &[f32], rate: u32) -> Option<(usize, usize)> {
     let frame = (rate as usize * EOS_FRAME_MS as usize / 1000).max(1);
     let levels: Vec<f32> = mono.chunks(frame).map(rms_dbfs).collect();
     if levels.is_empty() {
@@ -344,8 +396,9 @@ pub fn end_of_speech(mono: &[f32], rate: u32) -> Option<usize> {
     sorted.sort_by(f32::total_cmp);
     let floor = sorted[sorted.len() / 20];
     let threshold = EOS_MIN_DBFS.max(floor + EOS_FLOOR_MARGIN_DB);
+    let first = levels.iter().position(|&db| db > threshold)?;
     let last = levels.iter().rposition(|&db| db > threshold)?;
-    Some(((last + 1) * frame).min(mono.len()))
+    Some((first * frame, ((last + 1) * frame).min(mono.len())))
 }
 
 /// RMS level of a block in dBFS (a full-scale square wave is 0 dBFS); -120 for silence.
@@ -595,6 +648,10 @@ struct TurnState {
     responded: bool,
     done: Option<(DoneStatus, String, Latency)>,
     first_audio_at: Option<Instant>,
+    last_audio_at: Option<Instant>,
+    /// How far an arriving frame was behind real-time playback from the first frame.
+    stall: Duration,
+    seq_gaps: u32,
     audio: Vec<i16>,
     errors: Vec<ErrorEvent>,
     client_errors: Vec<String>,
@@ -612,6 +669,49 @@ enum Outcome {
     Broken(String),
 }
 
+/// When the client sent the moments the measurements count from.
+#[derive(Default)]
+struct Marks {
+    /// Per clip streamed (the file, then the barge-in clip): when the chunk holding its
+    /// end of speech was sent, and when the chunk holding its onset was.
+    clips: Vec<ClipMarks>,
+    /// The user turn whose AI audio the barge-in clip was spoken over.
+    barged_turn: Option<u32>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ClipMarks {
+    onset_sent: Option<Instant>,
+    eos_sent: Option<Instant>,
+}
+
+/// One clip being streamed, with the chunks holding its speech bounds.
+struct Clip<'a> {
+    samples: &'a [i16],
+    frames: u64,
+    n_chunks: u64,
+    onset_chunk: Option<u64>,
+    eos_chunk: Option<u64>,
+}
+
+impl<'a> Clip<'a> {
+    fn new(audio: &'a InputAudio, chunk_ms: u32) -> Self {
+        let mono = crate::audio::i16_to_mono_f32(&audio.samples, audio.channels as usize);
+        let bounds = speech_bounds(&mono, audio.rate);
+        let frames = audio.frames() as u64;
+        let chunk_of = |f: usize| chunk_index_of(f as u64, audio.rate, chunk_ms);
+        Self {
+            samples: &audio.samples,
+            frames,
+            n_chunks: chunk_count(frames, audio.rate, chunk_ms),
+            onset_chunk: bounds.map(|(start, _)| chunk_of(start)),
+            eos_chunk: bounds
+                .filter(|&(_, end)| end > 0)
+                .map(|(_, end)| chunk_of(end - 1)),
+        }
+    }
+}
+
 struct FileRun<'a> {
     opts: &'a ReplayOptions,
     printer: Printer,
@@ -624,9 +724,14 @@ struct FileRun<'a> {
     speaking: bool,
     server_ended: bool,
     output_rate: u32,
+    /// The last output audio `seq` seen, to spot holes.
+    last_out_seq: Option<u32>,
 }
 
-async fn replay_file(
+/// Replays one file as one call (what [`replay`] does per file, and what `callgate bench`
+/// runs concurrently): returns one report per user turn. Per-call problems become reports;
+/// `Err` only when the output folder cannot be written.
+pub async fn replay_file(
     opts: &ReplayOptions,
     path: &Path,
     audio: &InputAudio,
@@ -644,6 +749,7 @@ async fn replay_file(
         speaking: false,
         server_ended: false,
         output_rate: opts.output_rate,
+        last_out_seq: None,
     };
     let name = path.display().to_string();
     run.printer.line(
@@ -659,6 +765,10 @@ async fn replay_file(
         ),
         false,
     );
+    let barge = match &opts.barge_in {
+        Some(b) => Some(barge_audio(b, audio).map_err(|e| file_error(path, e))?),
+        None => None,
+    };
     let start = SessionStart {
         token: None,
         persona: opts.persona.clone(),
@@ -692,8 +802,19 @@ async fn replay_file(
     };
     run.output_rate = call.session.output.sample_rate;
     let session_id = call.session.session_id.clone();
-    let (outcome, eos_sent_at) = run.stream(&mut call, path, audio, eos).await;
+    let (outcome, marks) = run.stream(&mut call, path, audio, barge.as_ref()).await;
     run.printer.end_bar();
+    // Turns still unanswered when the client gave up: a response.done that only comes
+    // because session.end cancelled them must not pass for a cancel by the server.
+    let unanswered: Vec<u32> = match outcome {
+        Outcome::TimedOut => run
+            .turns
+            .iter()
+            .filter(|(_, t)| t.done.is_none())
+            .map(|(&id, _)| id)
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut end_note = None;
     if !matches!(outcome, Outcome::Broken(_)) && !run.server_ended {
         let (ended, late) = call.end(END_TIMEOUT).await;
@@ -705,25 +826,40 @@ async fn replay_file(
         }
     }
     run.printer.close_open();
-    run.finish(path, &session_id, outcome, eos_sent_at, end_note)
+    run.finish(path, &session_id, outcome, marks, &unanswered, end_note)
+}
+
+/// The barge-in clip in the file's own input format (rate and channels).
+fn barge_audio(
+    b: &BargeIn,
+    file: &InputAudio,
+) -> Result<InputAudio, crate::audio::resample::ResampleError> {
+    let mono = crate::audio::resample::resample_all(&b.samples, b.rate, file.rate)?;
+    let mono = crate::audio::f32_to_i16(&mono);
+    let samples = mono
+        .iter()
+        .flat_map(|&s| std::iter::repeat_n(s, file.channels as usize))
+        .collect();
+    Ok(InputAudio {
+        samples,
+        rate: file.rate,
+        channels: file.channels,
+    })
 }
 
 impl FileRun<'_> {
-    /// Streams the file then silence until the user turns are done; returns how it ended
-    /// and when the chunk holding the end of speech was sent.
+    /// Streams the file (then, with a barge-in, the interruption over the AI's answer),
+    /// then silence until the user turns are done; returns how it ended and when the
+    /// moments measured from were sent.
     async fn stream(
         &mut self,
         call: &mut CallClient,
         path: &Path,
         audio: &InputAudio,
-        eos: Option<usize>,
-    ) -> (Outcome, Option<Instant>) {
+        mut barge: Option<&InputAudio>,
+    ) -> (Outcome, Marks) {
         let (rate, ch, chunk_ms) = (audio.rate, audio.channels as usize, self.opts.chunk_ms);
-        let frames = audio.frames() as u64;
-        let n_chunks = chunk_count(frames, rate, chunk_ms);
-        let eos_chunk = eos
-            .filter(|&e| e > 0)
-            .map(|e| chunk_index_of(e as u64 - 1, rate, chunk_ms));
+        let mut clip = Clip::new(audio, chunk_ms);
         let chunk_dur = Duration::from_millis(chunk_ms as u64);
         let silence = vec![0i16; (rate as usize * chunk_ms as usize / 1000).max(1) * ch];
         let stem = path
@@ -732,14 +868,17 @@ impl FileRun<'_> {
         self.printer
             .start_bar(audio.samples.len() as u64 * 2, &stem);
 
-        let t0 = tokio::time::Instant::now();
+        let mut t0 = tokio::time::Instant::now();
         let mut phase = Phase::Streaming;
         let mut next_chunk: u64 = 0;
         let mut tail_start = t0;
         let mut tail_chunks: u32 = 0;
         let mut last_progress = t0;
-        let mut eos_sent_at = None;
-        if n_chunks == 0 {
+        let mut marks = Marks {
+            clips: vec![ClipMarks::default()],
+            barged_turn: None,
+        };
+        if clip.n_chunks == 0 {
             phase = Phase::Tail;
         }
         loop {
@@ -750,7 +889,7 @@ impl FileRun<'_> {
                 }
                 Phase::Streaming => Some(
                     t0 + frames_to_duration(
-                        chunk_end(next_chunk, rate, chunk_ms).min(frames),
+                        chunk_end(next_chunk, rate, chunk_ms).min(clip.frames),
                         rate,
                     ),
                 ),
@@ -770,30 +909,36 @@ impl FileRun<'_> {
                             last_progress = tokio::time::Instant::now();
                         }
                         if self.server_ended {
-                            return (Outcome::Broken("the server ended the call".into()), eos_sent_at);
+                            return (Outcome::Broken("the server ended the call".into()), marks);
                         }
                     }
                     Err(e) if !e.is_fatal() => {
                         self.printer.line(&format!("warning: {e}"), true);
                         self.loose_client_errors.push(e.to_string());
                     }
-                    Err(e) => return (Outcome::Broken(e.to_string()), eos_sent_at),
+                    Err(e) => return (Outcome::Broken(e.to_string()), marks),
                 },
                 _ = tokio::time::sleep_until(send_at.unwrap_or(give_up)), if send_at.is_some() => {
                     let result = match phase {
                         Phase::Streaming => {
-                            let a = chunk_end_frame(next_chunk, rate, chunk_ms, frames, true);
-                            let b = chunk_end_frame(next_chunk, rate, chunk_ms, frames, false);
-                            let r = call.tx.send_audio(&audio.samples[a * ch..b * ch]).await;
-                            if Some(next_chunk) == eos_chunk {
-                                eos_sent_at = Some(Instant::now());
+                            let a = chunk_end_frame(next_chunk, rate, chunk_ms, clip.frames, true);
+                            let b = chunk_end_frame(next_chunk, rate, chunk_ms, clip.frames, false);
+                            let r = call.tx.send_audio(&clip.samples[a * ch..b * ch]).await;
+                            if let Some(m) = marks.clips.last_mut() {
+                                if Some(next_chunk) == clip.onset_chunk {
+                                    m.onset_sent = Some(Instant::now());
+                                }
+                                if Some(next_chunk) == clip.eos_chunk {
+                                    m.eos_sent = Some(Instant::now());
+                                }
                             }
                             self.printer.advance(((b - a) * ch * 2) as u64);
                             next_chunk += 1;
                             last_progress = tokio::time::Instant::now();
-                            if next_chunk >= n_chunks {
+                            if next_chunk >= clip.n_chunks {
                                 phase = Phase::Tail;
                                 tail_start = tokio::time::Instant::now();
+                                tail_chunks = 0;
                                 self.printer.end_bar();
                             }
                             r
@@ -804,17 +949,43 @@ impl FileRun<'_> {
                         }
                     };
                     if let Err(e) = result {
-                        return (Outcome::Broken(e.to_string()), eos_sent_at);
+                        return (Outcome::Broken(e.to_string()), marks);
                     }
                 }
                 _ = tokio::time::sleep_until(give_up) => {
-                    return (Outcome::TimedOut, eos_sent_at);
+                    return (Outcome::TimedOut, marks);
                 }
             }
-            if phase == Phase::Tail && self.user_turns_done() {
-                return (Outcome::Finished, eos_sent_at);
+            if phase != Phase::Tail {
+                continue;
+            }
+            if let Some(b) = barge
+                && let Some(turn) = self.barge_due()
+            {
+                // Cut in over the answer: the interruption streams like the file did.
+                barge = None;
+                marks.barged_turn = Some(turn);
+                marks.clips.push(ClipMarks::default());
+                clip = Clip::new(b, chunk_ms);
+                t0 = tokio::time::Instant::now();
+                next_chunk = 0;
+                last_progress = t0;
+                phase = Phase::Streaming;
+                continue;
+            }
+            if self.user_turns_done() {
+                return (Outcome::Finished, marks);
             }
         }
+    }
+
+    /// The user turn to interrupt, once its AI audio has played for the barge-in delay.
+    fn barge_due(&self) -> Option<u32> {
+        let after = self.opts.barge_in.as_ref()?.after;
+        self.turns.iter().find_map(|(&id, t)| {
+            let first = t.first_audio_at?;
+            (t.done.is_none() && first.elapsed() >= after).then_some(id)
+        })
     }
 
     /// At least one user turn got its `response.done`, none is still open, and the user
@@ -831,8 +1002,22 @@ impl FileRun<'_> {
 
     fn handle(&mut self, r: super::Received) {
         match r.msg {
-            Incoming::Audio(chunk) => self.audio(chunk.turn, &chunk.samples, r.at),
+            Incoming::Audio(chunk) => {
+                self.audio_seq(chunk.turn, chunk.seq);
+                self.audio(chunk.turn, &chunk.samples, r.at)
+            }
             Incoming::Event(ev) => self.event(ev, r.at),
+        }
+    }
+
+    /// Output `seq` counts across the call: a hole means frames the client never got.
+    fn audio_seq(&mut self, turn_id: u32, seq: u32) {
+        let hole = self
+            .last_out_seq
+            .is_some_and(|last| seq != last.wrapping_add(1));
+        self.last_out_seq = Some(seq);
+        if hole && turn_id > 0 {
+            self.turn(turn_id).seq_gaps += 1;
         }
     }
 
@@ -840,6 +1025,7 @@ impl FileRun<'_> {
         if turn_id == 0 {
             return; // greeting audio: not part of the replayed turn
         }
+        let rate = self.output_rate.max(1);
         let t = self.turn(turn_id);
         if t.done.is_some() {
             if t.client_errors.is_empty() {
@@ -849,7 +1035,12 @@ impl FileRun<'_> {
             }
             return;
         }
-        t.first_audio_at.get_or_insert(at);
+        let first = *t.first_audio_at.get_or_insert(at);
+        // Playback from the first frame would reach this frame at `due`; arriving later is
+        // a stall the listener hears.
+        let due = first + frames_to_duration(t.audio.len() as u64, rate);
+        t.stall = t.stall.max(at.saturating_duration_since(due));
+        t.last_audio_at = Some(at);
         t.audio.extend_from_slice(samples);
     }
 
@@ -907,7 +1098,13 @@ impl FileRun<'_> {
                 t.deltas.push_str(&delta);
                 t.buffered |= !live;
             }
-            ServerMessage::ResponseAudioChunk { turn_id, audio, .. } => {
+            ServerMessage::ResponseAudioChunk {
+                turn_id,
+                seq,
+                audio,
+                ..
+            } => {
+                self.audio_seq(turn_id, seq);
                 match base64_to_samples(&audio) {
                     Ok(s) => self.audio(turn_id, &s, at),
                     Err(e) => self
@@ -998,7 +1195,8 @@ impl FileRun<'_> {
         path: &Path,
         session_id: &str,
         outcome: Outcome,
-        eos_sent_at: Option<Instant>,
+        marks: Marks,
+        unanswered: &[u32],
         end_note: Option<String>,
     ) -> Result<Vec<TurnReport>, ClientError> {
         let broken = match &outcome {
@@ -1015,27 +1213,40 @@ impl FileRun<'_> {
             // server dropped, not one the client waits for.
             self.turns.retain(|_, t| t.done.is_some() || t.responded);
         }
-        // Voice-to-voice belongs to the turn answering the file's final speech: the last
-        // user turn, if its first audio came after the end of speech was sent.
-        let last_turn = self.turns.keys().next_back().copied();
+        let first_audio: Vec<(u32, Option<Instant>)> = self
+            .turns
+            .iter()
+            .map(|(&id, t)| (id, t.first_audio_at))
+            .collect();
+        let answers = voice_to_voice(&marks.clips, &first_audio);
+        let barge_onset = marks.clips.get(1).and_then(|c| c.onset_sent);
         let mut reports = Vec::new();
         let stem = path
             .file_stem()
             .map_or_else(|| "replay".to_owned(), |s| s.to_string_lossy().into_owned());
         for (id, t) in std::mem::take(&mut self.turns) {
             let (status, ai_text, latency) = match t.done {
+                Some((_, text, l)) if unanswered.contains(&id) => (TurnStatus::Timeout, text, l),
                 Some((s, text, l)) => (map_done(s), text, l),
                 None if broken.is_some() => {
                     (TurnStatus::Error, t.deltas.clone(), Latency::default())
                 }
                 None => (TurnStatus::Timeout, t.deltas.clone(), Latency::default()),
             };
-            let v2v = match (Some(id) == last_turn, eos_sent_at, t.first_audio_at) {
-                (true, Some(eos), Some(first)) => first
-                    .checked_duration_since(eos)
-                    .map(|d| d.as_millis() as u64),
-                _ => None,
-            };
+            let v2v = answers.iter().find(|(t, _)| *t == id).map(|&(_, ms)| ms);
+            let mut client_errors = t.client_errors;
+            let mut barge_in_ms = None;
+            if marks.barged_turn == Some(id) {
+                match (status, barge_onset, t.last_audio_at) {
+                    (TurnStatus::Cancelled, Some(onset), Some(last)) => {
+                        barge_in_ms = Some(last.saturating_duration_since(onset).as_millis() as u64)
+                    }
+                    _ => client_errors.push(format!(
+                        "the barge-in did not interrupt turn {id} (it ended {})",
+                        status_word(status)
+                    )),
+                }
+            }
             let mut audio_file = None;
             if let Some(dir) = &self.opts.out_dir
                 && !t.audio.is_empty()
@@ -1045,7 +1256,6 @@ impl FileRun<'_> {
                     .map_err(|e| file_error(&p, e))?;
                 audio_file = Some(p);
             }
-            let mut client_errors = t.client_errors;
             if status == TurnStatus::Timeout {
                 client_errors.push(format!(
                     "no response.done within {:?} of the end of the file",
@@ -1062,6 +1272,9 @@ impl FileRun<'_> {
                 voice_to_voice_ms: v2v,
                 latency,
                 audio_ms_received: t.audio.len() as u64 * 1000 / self.output_rate.max(1) as u64,
+                output_stall_ms: t.stall.as_millis() as u64,
+                output_seq_gaps: t.seq_gaps,
+                barge_in_ms,
                 errors: t.errors,
                 client_errors,
                 audio_file,
@@ -1091,6 +1304,25 @@ impl FileRun<'_> {
         }
         Ok(reports)
     }
+}
+
+/// Which user turn answers each streamed clip, with its voice-to-voice in ms: for clip `k`,
+/// the first turn (by id) whose first AI audio arrived after the clip's end of speech was
+/// sent and, when another clip followed, before that clip's speech began. Earlier turns of
+/// a clip are its pieces cut off at a pause, not answers to it.
+fn voice_to_voice(clips: &[ClipMarks], first_audio: &[(u32, Option<Instant>)]) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for (k, clip) in clips.iter().enumerate() {
+        let Some(eos) = clip.eos_sent else { continue };
+        let next_onset = clips.get(k + 1).and_then(|c| c.onset_sent);
+        let answer = first_audio.iter().find_map(|&(id, first)| {
+            let first = first?;
+            let in_window = first >= eos && next_onset.is_none_or(|n| first < n);
+            in_window.then(|| (id, first.duration_since(eos).as_millis() as u64))
+        });
+        out.extend(answer);
+    }
+    out
 }
 
 fn chunk_end_frame(i: u64, rate: u32, chunk_ms: u32, frames: u64, start: bool) -> usize {
@@ -1125,6 +1357,9 @@ fn failed_report(path: &Path, session_id: &str, status: TurnStatus, why: String)
         voice_to_voice_ms: None,
         latency: Latency::default(),
         audio_ms_received: 0,
+        output_stall_ms: 0,
+        output_seq_gaps: 0,
+        barge_in_ms: None,
         errors: Vec::new(),
         client_errors: vec![why],
         audio_file: None,
@@ -1328,6 +1563,9 @@ mod tests {
                 total_ms: Some(900),
             },
             audio_ms_received: 1250,
+            output_stall_ms: 0,
+            output_seq_gaps: 0,
+            barge_in_ms: None,
             errors: vec![],
             client_errors: vec![],
             audio_file: None,

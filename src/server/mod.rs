@@ -85,6 +85,45 @@ impl Server {
     }
 }
 
+/// Why [`spawn`] could not start a server.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// An engine could not be built.
+    #[error(transparent)]
+    Engines(#[from] crate::call::EngineError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Builds the engines `cfg` describes, binds `cfg.listen` (port 0 for an ephemeral port)
+/// and serves on the current runtime until `shutdown` is cancelled; returns the bound
+/// address. For in-process servers: tests and `callgate bench --spawn`.
+pub async fn spawn(
+    cfg: &crate::config::ServeConfig,
+    shutdown: CancellationToken,
+) -> Result<std::net::SocketAddr, SpawnError> {
+    let engines = Engines::from_config(cfg).await?;
+    let bind_error = |source| SpawnError::Bind {
+        addr: cfg.listen,
+        source,
+    };
+    let listener = TcpListener::bind(cfg.listen).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let server = Server::with_access(
+        Arc::new(engines),
+        CallSettings::from_config(cfg),
+        Access::from_config(cfg),
+    );
+    tokio::spawn(run(listener, server, shutdown.cancelled_owned(), cfg.drain));
+    Ok(addr)
+}
+
 /// Serves on an already-bound listener until `shutdown` resolves. Then it drains: new calls
 /// are refused and `/healthz` says 503 (HTTP is still answered), every call finishes its
 /// response in flight and ends with `session.ended` reason `shutdown`, and `run` returns

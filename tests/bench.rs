@@ -1,0 +1,129 @@
+//! `callgate bench --spawn` as a user runs it: the real binary, an in-process gateway on the
+//! real engines, two short fixtures. Checks the JSON report's shape and that every turn
+//! completed (or, with --barge-in, was interrupted and then answered); never timing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::util;
+
+/// Two short answers with a manifest, in a fresh folder.
+fn corpus(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callgate-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    let mut manifest = serde_json::Map::new();
+    for (i, &(voice, text)) in util::INTERVIEW_ANSWERS[1..3].iter().enumerate() {
+        let name = format!("{i}.wav");
+        std::fs::copy(util::espeak_wav(text, voice, 16_000, 1), dir.join(&name)).expect("copy");
+        manifest.insert(name, text.into());
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        Value::Object(manifest).to_string(),
+    )
+    .expect("manifest");
+    // The model by absolute path, so the test does not depend on its working directory.
+    std::fs::write(
+        dir.join("gateway.toml"),
+        format!("model = {:?}\n", util::tiny_model().display().to_string()),
+    )
+    .expect("config");
+    dir
+}
+
+/// One bench at a time: each starts a gateway whose whisper wants every core.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn bench(dir: &Path, extra: &[&str]) -> (Value, String) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let report = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .arg("bench")
+        .arg(dir)
+        .args(["--spawn", "--server-config"])
+        .arg(dir.join("gateway.toml"))
+        // A generous wait: the suite runs other gateways beside this one.
+        .args(["--calls", "2", "--quiet", "--tail-timeout", "60", "--json"])
+        .arg(&report)
+        .args(extra)
+        .env("CALLGATE_LOG", "warn")
+        .output()
+        .expect("run callgate bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read_to_string(&report).expect("report written");
+    (serde_json::from_str(&json).expect("report is JSON"), stdout)
+}
+
+#[test]
+fn bench_spawn_reports_every_turn() {
+    let dir = corpus("plain");
+    let (r, stdout) = bench(&dir, &["--concurrency", "1,2", "--max-wer", "5"]);
+    assert!(stdout.contains("voice-to-voice"), "{stdout}");
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["spawned"], true);
+    assert_eq!(r["realTime"], true);
+    assert_eq!(r["files"], 2);
+    assert_eq!(r["violations"], Value::Array(vec![]));
+    let levels = r["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 2);
+    for (level, concurrency) in levels.iter().zip([1, 2]) {
+        let s = &level["summary"];
+        assert_eq!(s["concurrency"], concurrency);
+        assert_eq!(s["calls"], 2);
+        assert_eq!(s["failed"], 0, "{s}");
+        for figure in ["voiceToVoiceMs", "firstAudioMs", "asrMs", "endpointMs"] {
+            assert_eq!(s[figure]["count"], s["turns"], "{figure}: {s}");
+            assert!(s[figure]["p90"].is_u64(), "{figure}: {s}");
+        }
+        assert!(s["meanWer"].is_f64(), "{s}");
+        let calls = level["calls"].as_array().expect("calls");
+        assert_eq!(calls.len(), 2);
+        for call in calls {
+            assert!(call["reference"].is_string());
+            assert!(call["wer"].is_f64());
+            let turns = call["turns"].as_array().expect("turns");
+            assert!(!turns.is_empty());
+            for t in turns {
+                assert_eq!(t["status"], "completed", "{t}");
+                assert!(t["voiceToVoiceMs"].is_u64(), "{t}");
+                assert!(t["latency"]["firstAudioMs"].is_u64(), "{t}");
+                assert!(t["audioMsReceived"].as_u64().unwrap_or(0) > 0, "{t}");
+                assert_eq!(t["outputSeqGaps"], 0, "{t}");
+                assert!(
+                    !t["finalTranscript"].as_str().unwrap_or("").is_empty(),
+                    "{t}"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_barge_in_interrupts_then_answers() {
+    let dir = corpus("barge");
+    let (r, _) = bench(&dir, &["--barge-in"]);
+    assert_eq!(r["bargeIn"], true);
+    let level = &r["levels"][0];
+    for call in level["calls"].as_array().expect("calls") {
+        let turns = call["turns"].as_array().expect("turns");
+        // The answer's turn was interrupted, and the interruption was answered.
+        let interrupted: Vec<_> = turns.iter().filter(|t| t["bargeInMs"].is_u64()).collect();
+        assert_eq!(interrupted.len(), 1, "{turns:?}");
+        assert_eq!(interrupted[0]["status"], "cancelled");
+        let last = turns.last().expect("a turn");
+        assert_eq!(last["status"], "completed", "{turns:?}");
+        assert!(last["voiceToVoiceMs"].is_u64(), "{last}");
+    }
+    assert_eq!(level["summary"]["bargeInMs"]["count"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
