@@ -31,6 +31,19 @@ fn errors(seen: &[Got]) -> Vec<protocol::ErrorEvent> {
         .collect()
 }
 
+/// An in-process gateway with `settings` (and `adjust`ed engines), and a call started on it.
+async fn call_on(
+    settings: callgate::config::ServeSettings,
+    adjust: impl FnOnce(&mut callgate::call::Engines),
+) -> crate::server::Ws {
+    let addr = spawn_gateway_with(settings, adjust).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+        .await
+        .expect("connect");
+    start(&mut ws, 16000, 1, 16000).await;
+    ws
+}
+
 /// Asserts the call is still alive: a ping gets its pong.
 async fn assert_alive(ws: &mut crate::server::Ws) {
     send_json(ws, json!({"type":"ping","t":7})).await;
@@ -123,7 +136,7 @@ async fn every_llm_fault_fails_the_turn_and_the_call_goes_on() {
     for case in cases {
         let reply = case.reply;
         let url = fake_llm(move |_, _| reply()).await;
-        let addr = spawn_gateway_with(
+        let mut ws = call_on(
             callgate::config::ServeSettings {
                 llm_first_token_timeout_s: Some(1.0),
                 ..openai_backend(url)
@@ -131,10 +144,6 @@ async fn every_llm_fault_fails_the_turn_and_the_call_goes_on() {
             |_| {},
         )
         .await;
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-            .await
-            .expect("connect");
-        start(&mut ws, 16000, 1, 16000).await;
         let greeting = until(&mut ws, is_done(0)).await;
         let (status, text, _, _) = done_of(&greeting);
         assert_eq!(status, DoneStatus::Failed, "{}: {greeting:?}", case.name);
@@ -163,15 +172,11 @@ async fn every_llm_fault_fails_the_turn_and_the_call_goes_on() {
 /// reached. `.invalid` is reserved (RFC 2606), so this needs no network.
 #[tokio::test]
 async fn unresolvable_llm_host_fails_the_turn() {
-    let addr = spawn_gateway_with(
+    let mut ws = call_on(
         openai_backend("http://callgate-no-such-host.invalid/v1".into()),
         |_| {},
     )
     .await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
     let greeting = until(&mut ws, is_done(0)).await;
     assert_eq!(done_of(&greeting).0, DoneStatus::Failed);
     let errs = errors(&greeting);
@@ -200,11 +205,7 @@ async fn text_spoken_before_a_dropped_stream_stays_in_history() {
         }
     })
     .await;
-    let addr = spawn_gateway_with(openai_backend(url), |_| {}).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
+    let mut ws = call_on(openai_backend(url), |_| {}).await;
     let greeting = until(&mut ws, is_done(0)).await;
     let (status, _, heard, _) = done_of(&greeting);
     assert_eq!(status, DoneStatus::Failed);
@@ -257,14 +258,10 @@ async fn tts_failures_skip_the_sentence_or_fail_the_turn() {
         ))
     })
     .await;
-    let addr = spawn_gateway_with(openai_backend(url), |engines| {
+    let mut ws = call_on(openai_backend(url), |engines| {
         engines.tts = Arc::new(RefusesMarkedSentences(engines.tts.clone()));
     })
     .await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
     let greeting = until(&mut ws, is_done(0)).await;
     let (status, text, _, _) = done_of(&greeting);
     assert_eq!(status, DoneStatus::Completed, "{greeting:?}");
@@ -309,11 +306,7 @@ async fn reported_token_usage_is_in_response_done() {
         ))
     })
     .await;
-    let addr = spawn_gateway_with(openai_backend(url), |_| {}).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
+    let mut ws = call_on(openai_backend(url), |_| {}).await;
     let greeting = until(&mut ws, is_done(0)).await;
     let usage = greeting.iter().find_map(|g| match g {
         Got::Event(ServerMessage::ResponseDone { usage, .. }) => Some(*usage),

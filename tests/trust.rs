@@ -60,6 +60,13 @@ async fn connect_with(
     }
 }
 
+/// Connects as `user` (a token in the Authorization header).
+async fn as_user(addr: std::net::SocketAddr, user: &str) -> Ws {
+    connect_with(addr, "", Some(&token(user)), None)
+        .await
+        .expect("upgrade")
+}
+
 async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.expect("send");
 }
@@ -233,32 +240,24 @@ async fn call_limits_refuse_only_the_offender() {
         ..with_secret()
     })
     .await;
-    let mut ada = connect_with(addr, "", Some(&token("ada")), None)
-        .await
-        .expect("ada");
+    let mut ada = as_user(addr, "ada").await;
     assert_eq!(
         start_session(&mut ada, json!({})).await["type"],
         "session.started"
     );
     // A second call for the same user.
-    let mut ada2 = connect_with(addr, "", Some(&token("ada")), None)
-        .await
-        .expect("ada2");
+    let mut ada2 = as_user(addr, "ada").await;
     let e = start_session(&mut ada2, json!({})).await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");
     assert_eq!(next_event(&mut ada2, &[]).await["code"], 1013);
     // Another user is not affected.
-    let mut bob = connect_with(addr, "", Some(&token("bob")), None)
-        .await
-        .expect("bob");
+    let mut bob = as_user(addr, "bob").await;
     assert_eq!(
         start_session(&mut bob, json!({})).await["type"],
         "session.started"
     );
     // The server is full now: the next caller gets OVERLOADED and 1013, /healthz answers.
-    let mut cy = connect_with(addr, "", Some(&token("cy")), None)
-        .await
-        .expect("cy");
+    let mut cy = as_user(addr, "cy").await;
     let e = start_session(&mut cy, json!({})).await;
     assert_eq!(e["code"], "OVERLOADED", "{e}");
     assert!(e["retryAfterMs"].as_u64().is_some());
@@ -490,9 +489,7 @@ async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
 #[tokio::test]
 async fn another_users_token_never_reaches_a_call() {
     let addr = spawn_gateway(with_secret()).await;
-    let mut ws = connect_with(addr, "", Some(&token("ada")), None)
-        .await
-        .expect("upgrade");
+    let mut ws = as_user(addr, "ada").await;
     let started = start_session(&mut ws, json!({})).await;
     let id = started["sessionId"].as_str().expect("id").to_owned();
     let rt = started["resumeToken"].as_str().expect("token").to_owned();
