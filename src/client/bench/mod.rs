@@ -421,6 +421,8 @@ fn spawn_config(args: &BenchArgs) -> Result<crate::config::ServeConfig, BenchErr
         asr_workers: args.asr_workers,
         asr_threads: args.asr_threads,
         speculative_ms: args.speculative_ms,
+        // --fast streams far ahead of real time on purpose: the flood guard would refuse it.
+        max_audio_rate: args.stream.fast.then_some(0.0),
         ..ServeSettings::default()
     };
     let mut settings = file.overlay(flags);
