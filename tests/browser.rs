@@ -131,13 +131,6 @@ fn response_done(record: &[Value], turn: u64) -> &Value {
         .unwrap_or_else(|| panic!("no response.done for turn {turn} in the call record"))
 }
 
-fn metric(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
-}
-
 async fn gateway(calls_dir: &Path) -> std::net::SocketAddr {
     let _ = std::fs::remove_dir_all(calls_dir);
     spawn_gateway(callgate::config::ServeSettings {
@@ -199,9 +192,15 @@ async fn a_spoken_answer_is_transcribed_answered_and_played_in_the_page() {
     assert_eq!(done["heardText"], done["text"]);
 
     let metrics = http_get(&addr.to_string(), "/metrics").await;
-    assert_eq!(metric(&metrics, "callgate_calls_total"), 1);
-    assert!(metric(&metrics, "callgate_turns_completed_total") >= 1);
-    assert_eq!(metric(&metrics, "callgate_turns_failed_total"), 0);
+    assert_eq!(
+        crate::util::metric::<u64>(&metrics, "callgate_calls_total"),
+        1
+    );
+    assert!(crate::util::metric::<u64>(&metrics, "callgate_turns_completed_total") >= 1);
+    assert_eq!(
+        crate::util::metric::<u64>(&metrics, "callgate_turns_failed_total"),
+        0
+    );
 
     // After the call: the recordings the server kept are offered for download.
     let links: Vec<&str> = page["downloads"]
@@ -272,7 +271,7 @@ async fn speaking_over_the_interviewer_cancels_it_and_clears_the_page_playback()
     );
     assert_eq!(response_done(&record, 2)["status"], "completed");
     let metrics = http_get(&addr.to_string(), "/metrics").await;
-    assert!(metric(&metrics, "callgate_turns_cancelled_total") >= 1);
+    assert!(crate::util::metric::<u64>(&metrics, "callgate_turns_cancelled_total") >= 1);
     assert_png(&out.join("call.png"));
 }
 

@@ -75,7 +75,7 @@ fn speech(text: &str, rate: u32, channels: u16) -> Vec<i16> {
     read_i16(&out)
 }
 
-fn read_i16(path: &Path) -> Vec<i16> {
+pub(crate) fn read_i16(path: &Path) -> Vec<i16> {
     let mut r = hound::WavReader::open(path).expect("wav");
     r.samples::<i16>()
         .collect::<Result<_, _>>()

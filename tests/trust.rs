@@ -60,6 +60,16 @@ async fn connect_with(
     }
 }
 
+/// Connects as `user` and starts a call, which must be accepted.
+async fn started_as(addr: std::net::SocketAddr, user: &str) -> Ws {
+    let mut ws = as_user(addr, user).await;
+    assert_eq!(
+        start_session(&mut ws, json!({})).await["type"],
+        "session.started"
+    );
+    ws
+}
+
 /// Connects as `user` (a token in the Authorization header).
 async fn as_user(addr: std::net::SocketAddr, user: &str) -> Ws {
     connect_with(addr, "", Some(&token(user)), None)
@@ -116,12 +126,6 @@ async fn start_session(ws: &mut Ws, extra: Value) -> Value {
 
 async fn http(addr: std::net::SocketAddr, path: &str) -> String {
     crate::util::http_get(&addr.to_string(), path).await
-}
-
-fn metric(body: &str, name: &str) -> f64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
 }
 
 #[tokio::test]
@@ -240,22 +244,14 @@ async fn call_limits_refuse_only_the_offender() {
         ..with_secret()
     })
     .await;
-    let mut ada = as_user(addr, "ada").await;
-    assert_eq!(
-        start_session(&mut ada, json!({})).await["type"],
-        "session.started"
-    );
+    let mut ada = started_as(addr, "ada").await;
     // A second call for the same user.
     let mut ada2 = as_user(addr, "ada").await;
     let e = start_session(&mut ada2, json!({})).await;
     assert_eq!(e["code"], "RATE_LIMITED", "{e}");
     assert_eq!(next_event(&mut ada2, &[]).await["code"], 1013);
     // Another user is not affected.
-    let mut bob = as_user(addr, "bob").await;
-    assert_eq!(
-        start_session(&mut bob, json!({})).await["type"],
-        "session.started"
-    );
+    let mut bob = started_as(addr, "bob").await;
     // The server is full now: the next caller gets OVERLOADED and 1013, /healthz answers.
     let mut cy = as_user(addr, "cy").await;
     let e = start_session(&mut cy, json!({})).await;
@@ -362,11 +358,7 @@ fn calls_dir(name: &str) -> PathBuf {
 }
 
 fn speech_16k(text: &str) -> Vec<i16> {
-    let wav = crate::util::espeak_wav(text, "en-us", 16000, 1);
-    let mut r = hound::WavReader::open(&wav).expect("wav");
-    r.samples::<i16>()
-        .collect::<Result<_, _>>()
-        .expect("samples")
+    crate::server::read_i16(&crate::util::espeak_wav(text, "en-us", 16000, 1))
 }
 
 /// Drops the TCP connection without a close frame, as a lost Wi-Fi link would.
@@ -525,7 +517,7 @@ async fn a_vanished_client_is_cleaned_up_after_the_grace_period() {
     let mut active = f64::NAN;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        active = metric(&http(addr, "/metrics").await, "callgate_calls_active");
+        active = crate::util::metric::<f64>(&http(addr, "/metrics").await, "callgate_calls_active");
         if active == 0.0 {
             break;
         }

@@ -275,3 +275,10 @@ pub fn criterion() -> criterion::Criterion {
         }
     }
 }
+
+/// The value of the unlabelled Prometheus sample `name` in a `/metrics` body.
+pub fn metric<T: std::str::FromStr>(body: &str, name: &str) -> T {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
+}

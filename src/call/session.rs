@@ -37,10 +37,6 @@ const MAX_UTTERANCE_MS: u64 = 30_000;
 /// Acknowledge input at least this often (in ms of audio).
 const ACK_EVERY_MS: u64 = 200;
 
-fn settings_text_rate(settings: &CallSettings) -> f64 {
-    settings.limits.text_messages_per_s.max(1.0)
-}
-
 /// What the connection loop should do after a message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Control {
@@ -152,6 +148,7 @@ impl Session {
         mpsc::Receiver<PartialResult>,
     ) {
         let (finished_tx, finished_rx) = mpsc::channel(16);
+        let text_rate = settings.limits.text_messages_per_s.max(1.0);
         let (partial_tx, partial_rx) = mpsc::channel(16);
         let session = Self {
             engines,
@@ -176,10 +173,7 @@ impl Session {
             recorder: None,
             turn_tasks: tokio_util::task::TaskTracker::new(),
             turn_log: Vec::new(),
-            text_rate: TokenBucket::new(
-                settings_text_rate(&settings),
-                2.0 * settings_text_rate(&settings),
-            ),
+            text_rate: TokenBucket::new(text_rate, 2.0 * text_rate),
             audio_rate: AudioRateGuard::new(settings.limits.max_audio_rate),
             last_rate_error: None,
             user: None,
@@ -225,8 +219,7 @@ impl Session {
     pub fn on_detached(&mut self) {
         self.cancel_response();
         self.drop_speculation();
-        self.partial_cancel.cancel();
-        self.partial_cancel = CancellationToken::new();
+        self.stop_partials();
         self.partial_in_flight = false;
     }
 
@@ -609,6 +602,12 @@ impl Session {
         }
     }
 
+    /// Aborts the partial decode in flight (if any); later partials get a fresh token.
+    fn stop_partials(&mut self) {
+        self.partial_cancel.cancel();
+        self.partial_cancel = CancellationToken::new();
+    }
+
     fn drop_speculation(&mut self) {
         if let Some(s) = self.speculation.take() {
             s.cancel.cancel();
@@ -764,8 +763,7 @@ impl Session {
         let turn_id = self.next_turn_id;
         self.next_turn_id += 1;
         self.speaking_turn = None;
-        self.partial_cancel.cancel();
-        self.partial_cancel = CancellationToken::new();
+        self.stop_partials();
         self.submit_final(turn_id, audio, start_ms, end_ms, false)
             .await
     }
@@ -939,8 +937,7 @@ impl Session {
                     })
                     .await?;
                 self.next_turn_id = turn_id + 1;
-                self.partial_cancel.cancel();
-                self.partial_cancel = CancellationToken::new();
+                self.stop_partials();
                 let commit = Commit {
                     decided_at: Instant::now(),
                     endpoint_ms: Some(decided_at_ms.saturating_sub(speech_end_ms)),
@@ -1013,8 +1010,7 @@ impl Session {
         if speaking && silence_ms >= spec_ms && self.speculation.is_none() {
             // A pause long enough to maybe be the end: decode now, keep it if the pause
             // reaches silenceMs, drop it if speech resumes.
-            self.partial_cancel.cancel();
-            self.partial_cancel = CancellationToken::new();
+            self.stop_partials();
             let Some(s) = self.started.as_ref() else {
                 return Ok(());
             };
