@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use callgate::client::replay::{self, ReplayOptions, TurnStatus};
 use callgate::config::ServeSettings;
 use callgate::protocol;
 
@@ -453,20 +454,7 @@ async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
             break;
         }
     }
-    let input = dir.join(&session_id).join("input.wav");
-    let mut recorded: Vec<i16> = Vec::new();
-    for _ in 0..50 {
-        if let Ok(mut r) = hound::WavReader::open(&input) {
-            recorded = r
-                .samples::<i16>()
-                .collect::<Result<_, _>>()
-                .unwrap_or_default();
-            if recorded.len() >= source.len() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let recorded = recorded_input(&dir, &session_id, source.len()).await;
     assert_eq!(
         recorded.len(),
         source.len(),
@@ -582,4 +570,121 @@ async fn sigterm_finishes_the_turn_in_flight_then_ends_calls_and_exits_0() {
     assert!(status.expect("exited").success());
     let log = std::fs::read_to_string(dir.join(&id).join("events.jsonl")).expect("events");
     assert!(log.contains("session.ended"), "flushed: {log}");
+}
+
+/// A loopback TCP relay to `target` whose first connection dies after `cut_after`: both
+/// sockets are dropped mid-stream with no close frame, a Wi-Fi drop as either end sees it.
+/// Later connections are relayed untouched.
+async fn flaky_relay(target: std::net::SocketAddr, cut_after: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay");
+    let addr = listener.local_addr().expect("relay addr");
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let cut = std::mem::replace(&mut first, false).then_some(cut_after);
+            tokio::spawn(async move {
+                let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+                match cut {
+                    Some(after) => drop(tokio::time::timeout(after, relay).await),
+                    None => drop(relay.await),
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads a call's recorded input once the recorder has written all of it.
+async fn recorded_input(dir: &std::path::Path, session_id: &str, at_least: usize) -> Vec<i16> {
+    let input = dir.join(session_id).join("input.wav");
+    let mut recorded: Vec<i16> = Vec::new();
+    for _ in 0..50 {
+        if let Ok(mut r) = hound::WavReader::open(&input) {
+            recorded = r
+                .samples::<i16>()
+                .collect::<Result<_, _>>()
+                .unwrap_or_default();
+            if recorded.len() >= at_least {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    recorded
+}
+
+#[tokio::test]
+async fn replay_resumes_a_dropped_call_and_loses_no_audio() {
+    let dir = calls_dir("replay-resume");
+    let addr = spawn_gateway(ServeSettings {
+        record: Some(true),
+        calls_dir: Some(dir.clone()),
+        ..Default::default()
+    })
+    .await;
+    // The link dies 1.5 s into a 4 s answer streamed at real-time pace.
+    let relay = flaky_relay(addr, Duration::from_millis(1500)).await;
+    let wav = crate::util::espeak_wav(
+        "I have five years of experience with Rust and distributed systems.",
+        "en-us",
+        16000,
+        1,
+    );
+    let source = crate::server::read_i16(&wav);
+    let mut opts = ReplayOptions::new(format!("ws://{relay}/v1/call"), vec![wav]);
+    opts.quiet = true;
+    let reports = replay::replay(&opts).await.expect("replay");
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    let report = &reports[0];
+    assert_eq!(report.resumes, 1, "{report:#?}");
+    assert_eq!(report.status, TurnStatus::Completed, "{report:#?}");
+    assert!(
+        report.final_transcript.to_lowercase().contains("rust"),
+        "{report:#?}"
+    );
+
+    // The server heard the file, then the client's silence tail: nothing lost, nothing
+    // doubled across the drop.
+    let recorded = recorded_input(&dir, &report.session_id, source.len()).await;
+    assert!(
+        recorded.len() >= source.len(),
+        "recorded {} of {} samples",
+        recorded.len(),
+        source.len()
+    );
+    assert!(
+        recorded[..source.len()] == source[..],
+        "the recording starts with the file, sample for sample"
+    );
+    assert!(
+        recorded[source.len()..].iter().all(|&s| s == 0),
+        "and goes on with the silence tail only"
+    );
+}
+
+#[tokio::test]
+async fn replay_without_resume_reports_the_drop() {
+    let addr = spawn_gateway(ServeSettings::default()).await;
+    let relay = flaky_relay(addr, Duration::from_millis(800)).await;
+    let wav = crate::util::espeak_wav(
+        "I have five years of experience with Rust and distributed systems.",
+        "en-us",
+        16000,
+        1,
+    );
+    let mut opts = ReplayOptions::new(format!("ws://{relay}/v1/call"), vec![wav]);
+    opts.quiet = true;
+    opts.resume = false;
+    let reports = replay::replay(&opts).await.expect("replay");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.status == TurnStatus::Error && r.resumes == 0),
+        "{reports:#?}"
+    );
 }

@@ -16,7 +16,10 @@ pub mod bench;
 pub mod mic;
 pub mod replay;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -31,12 +34,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::{
     ClientMessage, ErrorEvent, InputFormat, MAX_SAMPLES_PER_FRAME, OutputChunk, OutputFormat,
-    PROTOCOL_NAME, ServerMessage, SessionStart, decode_output_frame, encode_input_frame,
-    parse_server_message,
+    PROTOCOL_NAME, ServerMessage, SessionStart, TurnRecord, decode_output_frame,
+    encode_input_frame, parse_server_message,
 };
 
 /// How long [`CallClient::connect`] waits for the upgrade plus `session.started`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Input frames kept for a resend until acknowledged: a minute of 20 ms chunks. The server
+/// acknowledges at least every 500 ms, so only a server that stopped acknowledging (and
+/// will then not be able to resume without a gap) reaches it.
+pub const RESEND_LIMIT: usize = 3000;
 
 /// Frames the reader task may queue before it stops reading (back-pressure on the socket).
 const INCOMING_QUEUE: usize = 1024;
@@ -163,52 +171,74 @@ impl CallClient {
         start: &SessionStart,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let mut request = url.into_client_request().map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
-        request.headers_mut().insert(
-            SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(PROTOCOL_NAME),
-        );
         let open = async {
-            let (ws, _response) = tokio_tungstenite::connect_async(request).await?;
-            let (sink, stream) = ws.split();
-            let mut tx = CallSender::new(sink);
-            let mut rx = CallReceiver::spawn(stream);
+            let (mut tx, mut rx) = open_socket(url).await?;
             tx.send(&ClientMessage::SessionStart(start.clone())).await?;
-            loop {
-                let r = rx.recv().await?;
-                match r.msg {
-                    Incoming::Event(ServerMessage::SessionStarted {
-                        session_id,
-                        resume_token,
-                        input,
-                        output,
-                        limits,
-                        ..
-                    }) => {
-                        let session = SessionInfo {
-                            session_id,
-                            resume_token,
-                            input,
-                            output,
-                            max_frame_bytes: limits.max_frame_bytes,
-                        };
-                        return Ok(CallClient { tx, rx, session });
-                    }
-                    Incoming::Event(ServerMessage::Error(e)) => {
-                        return Err(ClientError::Rejected(e));
-                    }
-                    other => {
-                        tracing::warn!(?other, "ignoring a frame before session.started");
-                    }
-                }
-            }
+            let started = first_answer(&mut rx, |m| match m {
+                ServerMessage::SessionStarted {
+                    session_id,
+                    resume_token,
+                    input,
+                    output,
+                    limits,
+                    ..
+                } => Some(SessionInfo {
+                    session_id,
+                    resume_token,
+                    input,
+                    output,
+                    max_frame_bytes: limits.max_frame_bytes,
+                }),
+                _ => None,
+            })
+            .await?;
+            Ok(CallClient {
+                tx,
+                rx,
+                session: started,
+            })
         };
         tokio::time::timeout(timeout, open)
             .await
             .map_err(|_| ClientError::Timeout(timeout, "session.started"))?
+    }
+
+    /// Takes the call over on a new connection after the old one dropped: sends
+    /// `session.resume` (to `url`, which carries any `access_token` as before), waits for
+    /// `session.resumed`, then resends every input frame from its `nextSeq` on, so the
+    /// server's input has nothing lost and nothing doubled. The old halves are replaced.
+    ///
+    /// A refusal (`SESSION_NOT_FOUND`: the grace period is over, or the call is gone) is
+    /// [`ClientError::Rejected`]; the frames the server asks for but this sender no longer
+    /// holds are a [`ClientError::Protocol`].
+    pub async fn resume(&mut self, url: &str, timeout: Duration) -> Result<Resumed, ClientError> {
+        let msg = ClientMessage::SessionResume {
+            session_id: self.session.session_id.clone(),
+            resume_token: self.session.resume_token.clone(),
+        };
+        let open = async {
+            let (mut tx, mut rx) = open_socket(url).await?;
+            tx.send(&msg).await?;
+            let resumed = first_answer(&mut rx, |m| match m {
+                ServerMessage::SessionResumed {
+                    next_seq, turns, ..
+                } => Some(Resumed {
+                    next_seq,
+                    turns,
+                    resent: 0,
+                }),
+                _ => None,
+            })
+            .await?;
+            Ok::<_, ClientError>((tx, rx, resumed))
+        };
+        let (sink, rx, mut resumed) = tokio::time::timeout(timeout, open)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout, "session.resumed"))??;
+        self.tx.sink = sink.sink;
+        self.rx = rx;
+        resumed.resent = self.tx.resend_from(resumed.next_seq).await?;
+        Ok(resumed)
     }
 
     /// Sends `session.end` and waits up to `timeout` for `session.ended`, then closes the
@@ -258,15 +288,68 @@ impl CallClient {
     }
 }
 
-/// The sending half of a call.
+/// Opens the WebSocket with subprotocol `callgate.v1`; nothing is sent yet.
+async fn open_socket(url: &str) -> Result<(CallSender, CallReceiver), ClientError> {
+    let mut request = url.into_client_request().map_err(|e| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    request.headers_mut().insert(
+        SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(PROTOCOL_NAME),
+    );
+    let (ws, _response) = tokio_tungstenite::connect_async(request).await?;
+    let (sink, stream) = ws.split();
+    Ok((CallSender::new(sink), CallReceiver::spawn(stream)))
+}
+
+/// Waits for the server's answer to `session.start`/`session.resume`: what `accept` takes,
+/// or the `error` that refused it. Anything else before it is logged and skipped.
+async fn first_answer<T>(
+    rx: &mut CallReceiver,
+    accept: impl Fn(ServerMessage) -> Option<T>,
+) -> Result<T, ClientError> {
+    loop {
+        match rx.recv().await?.msg {
+            Incoming::Event(ServerMessage::Error(e)) => return Err(ClientError::Rejected(e)),
+            Incoming::Event(m) => {
+                if let Some(v) = accept(m) {
+                    return Ok(v);
+                }
+                tracing::warn!("ignoring a message before the session's answer");
+            }
+            Incoming::Audio(_) => tracing::warn!("ignoring audio before the session's answer"),
+        }
+    }
+}
+
+/// What `session.resumed` said, and how many input frames were sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    /// The first input `seq` the server had not received.
+    pub next_seq: u32,
+    /// The conversation so far, as the server recorded it.
+    pub turns: Vec<TurnRecord>,
+    /// Input frames resent from `next_seq` on.
+    pub resent: usize,
+}
+
+/// The sending half of a call. It keeps every input frame the server has not acknowledged
+/// yet (at most [`RESEND_LIMIT`]), so [`CallClient::resume`] can send them again.
 pub struct CallSender {
     sink: SplitSink<Ws, Message>,
     next_seq: u32,
+    /// Sent and not yet acknowledged: `(seq, encoded frame)`, oldest first.
+    unacked: VecDeque<(u32, Bytes)>,
 }
 
 impl CallSender {
     fn new(sink: SplitSink<Ws, Message>) -> Self {
-        Self { sink, next_seq: 0 }
+        Self {
+            sink,
+            next_seq: 0,
+            unacked: VecDeque::new(),
+        }
     }
 
     /// The `seq` the next audio frame will carry (= number of frames sent so far).
@@ -284,13 +367,49 @@ impl CallSender {
         let max = MAX_SAMPLES_PER_FRAME & !1;
         for part in samples.chunks(max) {
             let seq = self.next_seq;
-            self.sink
-                .send(Message::binary(encode_input_frame(seq, part)))
-                .await?;
+            let frame = Bytes::from(encode_input_frame(seq, part));
+            if self.unacked.len() >= RESEND_LIMIT {
+                self.unacked.pop_front();
+            }
+            self.unacked.push_back((seq, frame.clone()));
+            // Counted as sent before the send: a frame lost with a dropping socket is resent.
             self.next_seq += 1;
+            self.sink.send(Message::binary(frame)).await?;
             last = Some(seq);
         }
         Ok(last)
+    }
+
+    /// The server acknowledged every frame up to `seq` (`audio.ack`): they need not be
+    /// kept for a resend any more.
+    pub fn acknowledged(&mut self, seq: u32) {
+        while self.unacked.front().is_some_and(|&(s, _)| s <= seq) {
+            self.unacked.pop_front();
+        }
+    }
+
+    /// Sends again, in order, every kept frame from `next_seq` on; returns how many.
+    async fn resend_from(&mut self, next_seq: u32) -> Result<usize, ClientError> {
+        if next_seq > self.next_seq {
+            return Err(ClientError::Protocol(format!(
+                "session.resumed asks for seq {next_seq}, but only {} frames were sent",
+                self.next_seq
+            )));
+        }
+        if next_seq > 0 {
+            self.acknowledged(next_seq - 1);
+        }
+        let held_from = self.unacked.front().map_or(self.next_seq, |&(s, _)| s);
+        if next_seq < held_from {
+            return Err(ClientError::Protocol(format!(
+                "session.resumed asks for seq {next_seq}, but frames before {held_from} are no longer held"
+            )));
+        }
+        let frames: Vec<Bytes> = self.unacked.iter().map(|(_, f)| f.clone()).collect();
+        for f in &frames {
+            self.sink.send(Message::binary(f.clone())).await?;
+        }
+        Ok(frames.len())
     }
 
     /// Sends one JSON message as a text frame.

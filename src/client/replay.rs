@@ -39,6 +39,8 @@ pub const DEFAULT_CHUNK_MS: u32 = 20;
 pub const DEFAULT_TAIL_TIMEOUT: Duration = Duration::from_secs(15);
 /// With `fast`, how many input chunks may be sent and not yet acknowledged.
 pub const MAX_UNACKED_CHUNKS: u32 = 64;
+/// How long a dropped call keeps trying to resume (the server's default grace is 30 s).
+pub const RESUME_WINDOW: Duration = Duration::from_secs(20);
 /// How long to wait for `session.ended` after `session.end`.
 const END_TIMEOUT: Duration = Duration::from_secs(5);
 /// Analysis frame of [`end_of_speech`].
@@ -75,6 +77,9 @@ pub struct ReplayOptions {
     pub quiet: bool,
     /// Speak an interruption over the AI's answer and measure how fast it stops.
     pub barge_in: Option<BargeIn>,
+    /// When the connection drops without a close frame, take the call over on a new one
+    /// (`session.resume`) and resend the audio the server did not get.
+    pub resume: bool,
 }
 
 /// An interruption spoken over the AI's answer (`callgate bench --barge-in`): once the
@@ -105,6 +110,7 @@ impl ReplayOptions {
             tail_timeout: DEFAULT_TAIL_TIMEOUT,
             quiet: false,
             barge_in: None,
+            resume: true,
         }
     }
 }
@@ -152,6 +158,10 @@ pub struct StreamArgs {
     /// Seconds to wait after the file for the response to finish before failing the turn.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TAIL_TIMEOUT.as_secs_f64())]
     pub tail_timeout: f64,
+    /// Do not resume a call whose connection drops (by default the client reconnects with
+    /// session.resume for up to 20 s and resends the audio the server did not get).
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 impl StreamArgs {
@@ -165,6 +175,7 @@ impl StreamArgs {
             silence_ms: self.silence_ms,
             tail_timeout: Duration::try_from_secs_f64(self.tail_timeout)
                 .unwrap_or(DEFAULT_TAIL_TIMEOUT),
+            resume: !self.no_resume,
             ..ReplayOptions::new(url, Vec::new())
         }
     }
@@ -238,6 +249,9 @@ pub struct TurnReport {
     pub client_errors: Vec<String>,
     /// Where the turn's audio was written.
     pub audio_file: Option<PathBuf>,
+    /// How many times the call was resumed on a new connection before this report.
+    #[serde(default)]
+    pub resumes: u32,
 }
 
 impl TurnReport {
@@ -726,6 +740,8 @@ struct FileRun<'a> {
     output_rate: u32,
     /// The last output audio `seq` seen, to spot holes.
     last_out_seq: Option<u32>,
+    /// Times the call was taken over on a new connection.
+    resumes: u32,
 }
 
 /// Replays one file as one call (what [`replay`] does per file, and what `callgate bench`
@@ -750,6 +766,7 @@ pub async fn replay_file(
         server_ended: false,
         output_rate: opts.output_rate,
         last_out_seq: None,
+        resumes: 0,
     };
     let name = path.display().to_string();
     run.printer.line(
@@ -907,6 +924,9 @@ impl FileRun<'_> {
                         self.handle(r);
                         if self.acked != before {
                             last_progress = tokio::time::Instant::now();
+                            if let Some(a) = self.acked {
+                                call.tx.acknowledged(a);
+                            }
                         }
                         if self.server_ended {
                             return (Outcome::Broken("the server ended the call".into()), marks);
@@ -916,7 +936,15 @@ impl FileRun<'_> {
                         self.printer.line(&format!("warning: {e}"), true);
                         self.loose_client_errors.push(e.to_string());
                     }
-                    Err(e) => return (Outcome::Broken(e.to_string()), marks),
+                    Err(e) => match self.resume(call, &e).await {
+                        Ok(away) => {
+                            // The outage is not the file's time: keep the pace from here.
+                            t0 += away;
+                            tail_start += away;
+                            last_progress = tokio::time::Instant::now();
+                        }
+                        Err(why) => return (Outcome::Broken(why), marks),
+                    },
                 },
                 _ = tokio::time::sleep_until(send_at.unwrap_or(give_up)), if send_at.is_some() => {
                     let result = match phase {
@@ -949,7 +977,15 @@ impl FileRun<'_> {
                         }
                     };
                     if let Err(e) = result {
-                        return (Outcome::Broken(e.to_string()), marks);
+                        // The frame is kept for a resend: resuming sends it again.
+                        match self.resume(call, &e).await {
+                            Ok(away) => {
+                                t0 += away;
+                                tail_start += away;
+                                last_progress = tokio::time::Instant::now();
+                            }
+                            Err(why) => return (Outcome::Broken(why), marks),
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(give_up) => {
@@ -976,6 +1012,98 @@ impl FileRun<'_> {
             if self.user_turns_done() {
                 return (Outcome::Finished, marks);
             }
+        }
+    }
+
+    /// After the connection failed with `why`: when it merely dropped (no close frame),
+    /// takes the call over on a new connection, retrying with backoff for up to
+    /// [`RESUME_WINDOW`]; returns how long the call was away. Otherwise (or when resuming
+    /// is off, or refused) says why the call is over.
+    async fn resume(
+        &mut self,
+        call: &mut CallClient,
+        why: &ClientError,
+    ) -> Result<Duration, String> {
+        let dropped = matches!(
+            why,
+            ClientError::WebSocket(_) | ClientError::Closed { code: None, .. }
+        );
+        if !self.opts.resume || !dropped || self.server_ended {
+            return Err(why.to_string());
+        }
+        self.printer.end_bar();
+        self.printer
+            .line(&format!("connection lost ({why}); resuming the call"), true);
+        let down = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut last = why.to_string();
+        while down.elapsed() < RESUME_WINDOW {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            match call
+                .resume(&self.opts.url, super::DEFAULT_CONNECT_TIMEOUT)
+                .await
+            {
+                Ok(r) => {
+                    let away = down.elapsed();
+                    self.printer.line(
+                        &format!(
+                            "resumed after {} ms: resent {} chunks from seq {}",
+                            away.as_millis(),
+                            r.resent,
+                            r.next_seq
+                        ),
+                        true,
+                    );
+                    self.on_resumed(r);
+                    return Ok(away);
+                }
+                Err(ClientError::Rejected(e)) => {
+                    return Err(format!("resume refused: {} {}", e.code, e.message));
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!(
+            "connection lost and not resumed within {} s: {last}",
+            RESUME_WINDOW.as_secs()
+        ))
+    }
+
+    /// The server kept the call; what was in flight when the link dropped is settled here.
+    /// A response being spoken was cancelled by the server (nobody heard the rest), and a
+    /// turn the server finished while nobody listened can never get its `response.done`.
+    fn on_resumed(&mut self, r: super::Resumed) {
+        self.resumes += 1;
+        self.acked = r.next_seq.checked_sub(1);
+        // Output frames sent to the dead link are gone; that is not a hole in this link.
+        self.last_out_seq = None;
+        for (&id, t) in self.turns.iter_mut() {
+            if t.done.is_some() {
+                continue;
+            }
+            let record = r.turns.iter().find(|rec| rec.turn_id == id);
+            if !t.responded && record.is_none() {
+                continue; // still being spoken or transcribed: it goes on
+            }
+            let heard = record.map_or_else(|| t.deltas.clone(), |rec| rec.ai_text.clone());
+            if let Some(rec) = record
+                && t.final_transcript.is_empty()
+            {
+                t.final_transcript = rec.user_text.clone();
+            }
+            let status = if t.responded {
+                t.client_errors.push(
+                    "the connection dropped during the response; the server cancelled it".into(),
+                );
+                DoneStatus::Cancelled
+            } else {
+                t.client_errors
+                    .push("the turn was answered while the connection was down".into());
+                DoneStatus::Failed
+            };
+            t.open = false;
+            t.done = Some((status, heard, Latency::default()));
         }
     }
 
@@ -1278,6 +1406,7 @@ impl FileRun<'_> {
                 errors: t.errors,
                 client_errors,
                 audio_file,
+                resumes: self.resumes,
             });
         }
         if reports.is_empty() {
@@ -1295,6 +1424,7 @@ impl FileRun<'_> {
             last.client_errors.push(e.clone());
         }
         if let Some(last) = reports.last_mut() {
+            last.resumes = self.resumes;
             last.errors.append(&mut self.loose_errors);
             last.client_errors.append(&mut self.loose_client_errors);
             last.client_errors.extend(end_note);
@@ -1363,6 +1493,7 @@ fn failed_report(path: &Path, session_id: &str, status: TurnStatus, why: String)
         errors: Vec::new(),
         client_errors: vec![why],
         audio_file: None,
+        resumes: 0,
     }
 }
 
@@ -1569,6 +1700,7 @@ mod tests {
             errors: vec![],
             client_errors: vec![],
             audio_file: None,
+            resumes: 0,
         }
     }
 

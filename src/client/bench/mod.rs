@@ -395,7 +395,7 @@ async fn blocking<T: Send + 'static>(
 
 async fn prepare_corpus(args: &BenchArgs) -> Result<Vec<corpus::Item>, BenchError> {
     let dir = args.dir.clone();
-    let generate = args.generate.then(|| corpus::Generate {
+    let generate = args.generate.then_some(corpus::Generate {
         count: args.files as usize,
         seed: args.seed,
         pause_ms: args.pause_ms,
@@ -728,6 +728,7 @@ mod tests {
             errors: vec![],
             client_errors: vec![],
             audio_file: None,
+            resumes: 0,
         }
     }
 

@@ -104,7 +104,7 @@ fn distribution(area: &Area, level: &Level) -> DrawResult {
         .iter()
         .filter_map(|(_, v)| v.last())
         .max()
-        .map_or(1000, |&m| (m + 99) / 100 * 100)
+        .map_or(1000, |&m| m.div_ceil(100) * 100)
         .max(100);
     let mut chart = ChartBuilder::on(area)
         .caption(
