@@ -138,6 +138,10 @@ struct ServeArgs {
     /// Threads per whisper decode [default: all cores].
     #[arg(long, env = "CALLGATE_ASR_THREADS")]
     asr_threads: Option<usize>,
+    /// Let a final transcription stop a running partial when every whisper worker is busy
+    /// (false: it waits; for before/after measurements) [default: true].
+    #[arg(long, env = "CALLGATE_ASR_PREEMPT")]
+    asr_preempt: Option<bool>,
     /// Encoder window: full, trimmed or floor:SECONDS [default: floor:10].
     #[arg(long, env = "CALLGATE_AUDIO_CONTEXT")]
     audio_context: Option<String>,
@@ -250,6 +254,7 @@ impl ServeArgs {
             model: self.model.clone(),
             asr_workers: self.asr_workers,
             asr_threads: self.asr_threads,
+            asr_preempt: self.asr_preempt,
             audio_context: self.audio_context.clone(),
             asr_prompt: self.asr_prompt.clone(),
             llm: self.llm.clone(),

@@ -21,6 +21,8 @@ pub struct ServeSettings {
     pub asr_workers: Option<usize>,
     /// Threads per whisper decode.
     pub asr_threads: Option<usize>,
+    /// Whether a final transcription stops a running partial when every worker is busy.
+    pub asr_preempt: Option<bool>,
     /// Encoder window policy: full, trimmed, floor:SECONDS.
     pub audio_context: Option<String>,
     /// Initial prompt for whisper.
@@ -147,6 +149,8 @@ pub struct ServeConfig {
     pub asr_workers: usize,
     /// Threads per decode.
     pub asr_threads: usize,
+    /// Finals preempt running partials.
+    pub asr_preempt: bool,
     /// Encoder window policy.
     pub audio_context: AudioContext,
     /// Whisper prompt.
@@ -206,6 +210,7 @@ impl ServeSettings {
             model,
             asr_workers,
             asr_threads,
+            asr_preempt,
             audio_context,
             asr_prompt,
             llm,
@@ -456,6 +461,7 @@ impl ServeSettings {
                 .unwrap_or_else(|| PathBuf::from("models/ggml-tiny.en.bin")),
             asr_workers,
             asr_threads,
+            asr_preempt: self.asr_preempt.unwrap_or(true),
             audio_context,
             asr_prompt: self
                 .asr_prompt

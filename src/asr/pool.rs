@@ -63,6 +63,8 @@ pub struct AsrPool {
     workers: usize,
     max_queued_finals: usize,
     max_queued_partials: usize,
+    /// Whether a final that finds every worker busy stops a running partial.
+    preempt: bool,
 }
 
 /// A partial that waited longer than this is no longer worth showing: a newer one is due.
@@ -102,7 +104,14 @@ impl AsrPool {
             workers,
             max_queued_finals: 64,
             max_queued_partials: 16,
+            preempt: true,
         }
+    }
+
+    /// Turns preemption of running partials on (the default) or off.
+    pub fn preempting(mut self, preempt: bool) -> Self {
+        self.preempt = preempt;
+        self
     }
 
     /// Number of decode threads.
@@ -148,7 +157,8 @@ impl AsrPool {
                 // A candidate is waiting on this one; a progress transcript is not worth
                 // making them wait for. whisper polls the abort hook after the encoder and
                 // between tokens, so this saves the partial's decoder steps.
-                if q.idle < q.finals.len()
+                if self.preempt
+                    && q.idle < q.finals.len()
                     && let Some((_, token)) = q.running_partials.first()
                 {
                     token.cancel();
@@ -340,6 +350,22 @@ mod tests {
                 .result
                 .is_ok()
         );
+        assert!(f.expect("submit").await.expect("reply").result.is_ok());
+    }
+
+    #[tokio::test]
+    async fn without_preemption_a_final_waits_for_the_partial() {
+        let engine = recorder();
+        let pool = AsrPool::new(engine.clone(), 1).preempting(false);
+        let opts = DecodeOptions::default();
+        let t = CancellationToken::new();
+        let partial = pool.submit(Priority::Partial, vec![0.0; 1], opts.clone(), t.clone());
+        while engine.busy.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let f = pool.submit(Priority::Final, vec![0.0; 2], opts.clone(), t.clone());
+        let p = partial.expect("submit").await.expect("reply");
+        assert!(p.result.is_ok(), "{p:?}");
         assert!(f.expect("submit").await.expect("reply").result.is_ok());
     }
 

@@ -137,7 +137,7 @@ impl Engines {
         .await
         .map_err(|e| crate::asr::AsrError::Engine(e.to_string()))??;
         tracing::info!(model = %cfg.model.display(), load_ms = whisper.load_ms, workers = cfg.asr_workers, threads, "speech model loaded");
-        let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers);
+        let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers).preempting(cfg.asr_preempt);
         let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
             voice: cfg.voice.clone(),
             rate_wpm: cfg.tts_rate,
