@@ -314,3 +314,53 @@ async fn the_page_and_the_contract_are_served() {
     .await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-resume-calls");
+    let addr = gateway(&calls_dir).await;
+    // The call's socket dies 2.5 s after it opened, in the middle of the answer; the page
+    // loads and reconnects through the same relay.
+    let relay = crate::util::flaky_relay(addr, Duration::from_millis(2500)).await;
+    let wav = fixture(
+        "answer",
+        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
+    );
+    let out = output_dir("resume");
+    let page = drive(relay, &wav, &out, "resume").await;
+
+    assert_eq!(page["resumes"], 1, "the page resumed once: {page:#}");
+    let user = entry(&page, 1, "user");
+    assert_eq!(user["textClass"], "text final", "{page:#}");
+    let heard = user["text"].as_str().unwrap_or_default();
+    let wer = callgate::asr::score::wer(ANSWER, heard);
+    assert!(wer <= 0.5, "final transcript {heard:?}: WER {wer:.2}");
+    assert_eq!(entry(&page, 1, "ai")["status"], "completed", "{page:#}");
+
+    let session_id = page["sessionId"].as_str().expect("session id");
+    let record = call_record(&calls_dir, session_id);
+    assert!(
+        !record
+            .iter()
+            .any(|e| e["type"] == "error" && e["code"] == "AUDIO_GAP"),
+        "no input gap across the drop"
+    );
+    assert_eq!(response_done(&record, 1)["status"], "completed");
+    // What the candidate said while the page was reconnecting was kept and sent after the
+    // resume: the server's input is as long as the call, not shorter by the outage.
+    let ended = record
+        .iter()
+        .find(|e| e["type"] == "session.ended")
+        .expect("session.ended in the record");
+    let call_ms = ended["durationMs"].as_u64().expect("durationMs");
+    let input =
+        hound::WavReader::open(calls_dir.join(session_id).join("input.wav")).expect("input.wav");
+    let input_ms = input.duration() as u64 * 1000 / input.spec().sample_rate as u64;
+    eprintln!("call {call_ms} ms, input {input_ms} ms, transcript {heard:?}");
+    assert!(
+        input_ms + 250 >= call_ms,
+        "input {input_ms} ms for a {call_ms} ms call: audio of the outage was lost"
+    );
+    assert_png(&out.join("call.png"));
+}

@@ -572,33 +572,6 @@ async fn sigterm_finishes_the_turn_in_flight_then_ends_calls_and_exits_0() {
     assert!(log.contains("session.ended"), "flushed: {log}");
 }
 
-/// A loopback TCP relay to `target` whose first connection dies after `cut_after`: both
-/// sockets are dropped mid-stream with no close frame, a Wi-Fi drop as either end sees it.
-/// Later connections are relayed untouched.
-async fn flaky_relay(target: std::net::SocketAddr, cut_after: Duration) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind relay");
-    let addr = listener.local_addr().expect("relay addr");
-    tokio::spawn(async move {
-        let mut first = true;
-        while let Ok((mut client, _)) = listener.accept().await {
-            let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
-                continue;
-            };
-            let cut = std::mem::replace(&mut first, false).then_some(cut_after);
-            tokio::spawn(async move {
-                let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
-                match cut {
-                    Some(after) => drop(tokio::time::timeout(after, relay).await),
-                    None => drop(relay.await),
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// Reads a call's recorded input once the recorder has written all of it.
 async fn recorded_input(dir: &std::path::Path, session_id: &str, at_least: usize) -> Vec<i16> {
     let input = dir.join(session_id).join("input.wav");
@@ -628,7 +601,7 @@ async fn replay_resumes_a_dropped_call_and_loses_no_audio() {
     })
     .await;
     // The link dies 1.5 s into a 4 s answer streamed at real-time pace.
-    let relay = flaky_relay(addr, Duration::from_millis(1500)).await;
+    let relay = crate::util::flaky_relay(addr, Duration::from_millis(1500)).await;
     let wav = crate::util::espeak_wav(
         "I have five years of experience with Rust and distributed systems.",
         "en-us",
@@ -670,7 +643,7 @@ async fn replay_resumes_a_dropped_call_and_loses_no_audio() {
 #[tokio::test]
 async fn replay_without_resume_reports_the_drop() {
     let addr = spawn_gateway(ServeSettings::default()).await;
-    let relay = flaky_relay(addr, Duration::from_millis(800)).await;
+    let relay = crate::util::flaky_relay(addr, Duration::from_millis(800)).await;
     let wav = crate::util::espeak_wav(
         "I have five years of experience with Rust and distributed systems.",
         "en-us",

@@ -282,3 +282,43 @@ pub fn metric<T: std::str::FromStr>(body: &str, name: &str) -> T {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
 }
+
+/// A loopback TCP relay to `target` whose first WebSocket connection dies `cut_after` after
+/// it opened: both sockets are dropped mid-stream with no close frame, a Wi-Fi drop as
+/// either end sees it. Plain HTTP and later connections are relayed untouched.
+pub async fn flaky_relay(
+    target: std::net::SocketAddr,
+    cut_after: std::time::Duration,
+) -> std::net::SocketAddr {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay");
+    let addr = listener.local_addr().expect("relay addr");
+    let cut_one = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let cut_one = cut_one.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                // The request head tells a WebSocket upgrade from a page load.
+                let mut head = [0u8; 2048];
+                let n = client.peek(&mut head).await.unwrap_or(0);
+                let upgrade = String::from_utf8_lossy(&head[..n])
+                    .to_ascii_lowercase()
+                    .contains("upgrade: websocket");
+                let cut = upgrade && !cut_one.swap(true, Ordering::SeqCst);
+                let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+                if cut {
+                    drop(tokio::time::timeout(cut_after, relay).await);
+                } else {
+                    drop(relay.await);
+                }
+            });
+        }
+    });
+    addr
+}

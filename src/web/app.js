@@ -13,6 +13,7 @@
 /** @typedef {import('../../docs/callgate').Latency} Latency */
 /** @typedef {import('../../docs/callgate').TurnMode} TurnMode */
 /** @typedef {import('../../docs/callgate').SessionStart} SessionStart */
+/** @typedef {import('../../docs/callgate').TurnRecord} TurnRecord */
 
 const PROTOCOL = 'callgate.v1';
 const KIND_INPUT = 1;
@@ -83,7 +84,10 @@ const call = {
   resumeToken: '',
   /** @type {TurnMode} */ mode: 'server_vad',
   seq: 0,
-  /** Sent input frames not yet acknowledged, by seq, for `session.resume`. */
+  /** Times this call was resumed on a new connection. */
+  resumes: 0,
+  /** Input frames not yet acknowledged (sent, or held while reconnecting), by seq, for
+   * `session.resume`. */
   /** @type {Map<number, ArrayBuffer>} */ unacked: new Map(),
   muted: false,
   talking: false, // push-to-talk held
@@ -256,7 +260,11 @@ function setYouSpeaking(on) {
 function onCaptured(samples, level) {
   ui.level.value = micOpen() ? Math.min(1, level * 4) : 0;
   const ws = call.ws;
-  if (call.phase !== 'live' || !ws || ws.readyState !== WebSocket.OPEN) return;
+  const live = call.phase === 'live' && ws && ws.readyState === WebSocket.OPEN;
+  // While reconnecting, what the candidate says is kept (as unacknowledged frames) and sent
+  // once the call is resumed: a dropped connection loses no audio.
+  const held = call.phase === 'reconnecting' && call.sessionId !== '';
+  if (!live && !held) return;
   // Push-to-talk sends only the held stretch; server VAD hears the whole call (a muted
   // track gives silence, which keeps the server's timeline continuous).
   if (call.mode === 'manual' && !call.talking) return;
@@ -266,7 +274,7 @@ function onCaptured(samples, level) {
   head.setUint32(4, call.seq, true);
   const pcm = new DataView(frame, HEADER);
   for (let i = 0; i < samples.length; i++) pcm.setInt16(i * 2, samples[i], true);
-  ws.send(frame);
+  if (live) ws.send(frame);
   call.unacked.set(call.seq, frame);
   if (call.unacked.size > MAX_UNACKED) {
     const oldest = call.unacked.keys().next().value;
@@ -425,11 +433,14 @@ function onEvent(m) {
         call.sessions.push(m.sessionId);
         document.body.dataset.sessionId = m.sessionId;
       } else {
-        // Resend what the server never acknowledged, in order.
-        call.seq = m.nextSeq;
+        // Resend, in order, what the server never got (including what was said while the
+        // connection was down); new frames go on from the seq after the last one kept.
         for (const [seq, frame] of call.unacked) {
           if (seq >= m.nextSeq) call.ws?.send(frame);
         }
+        call.resumes += 1;
+        document.body.dataset.resumes = String(call.resumes);
+        settleDroppedResponses(m.turns);
       }
       call.attempt = 0;
       setPhase('live');
@@ -486,6 +497,35 @@ function onEvent(m) {
       break;
   }
   scrollDown();
+}
+
+/**
+ * The server cancels the response it was speaking when the connection drops (nobody heard
+ * the rest), and that `response.done` went to the dead socket: settle those turns here,
+ * with what the server's record says was heard.
+ * @param {TurnRecord[]} records
+ */
+function settleDroppedResponses(records) {
+  for (const [turnId, turn] of call.turns) {
+    if (!turn.ai || turn.done) continue;
+    const text = turn.ai.querySelector('.text')?.textContent ?? '';
+    const heard = records.find((r) => r.turnId === turnId)?.aiText ?? '';
+    onResponseDone({
+      type: 'response.done',
+      turnId,
+      status: 'cancelled',
+      text: heard.length > text.length ? heard : text,
+      heardText: heard,
+      latency: {
+        endpointMs: null,
+        asrMs: null,
+        llmFirstTokenMs: null,
+        ttsFirstAudioMs: null,
+        firstAudioMs: null,
+        totalMs: null,
+      },
+    });
+  }
 }
 
 /**

@@ -9,14 +9,15 @@
 // its audio played to the end. "barge-in": type turn 1 at once (no speech recognition to
 // wait for, so the reply starts at a known moment), and let the fixture's speech, a few
 // seconds in, land while the interviewer is answering; wait for turns 1 and 2 to be done.
-// Both then press End call and wait for the recording links. The caller's timeout bounds
-// the whole run.
+// "resume": as "answer", through a relay that drops the connection mid-answer; the page
+// must resume the call and lose nothing of what was said meanwhile. All then press End
+// call and wait for the recording links. The caller's timeout bounds the whole run.
 
 import { chromium } from 'playwright-core';
 
 const [url, fixture, outDir, scenario] = process.argv.slice(2);
-if (!url || !fixture || !outDir || !['answer', 'barge-in'].includes(scenario)) {
-  console.error('usage: node drive.mjs URL FIXTURE.wav OUT_DIR answer|barge-in');
+if (!url || !fixture || !outDir || !['answer', 'barge-in', 'resume'].includes(scenario)) {
+  console.error('usage: node drive.mjs URL FIXTURE.wav OUT_DIR answer|barge-in|resume');
   process.exit(2);
 }
 
@@ -51,7 +52,7 @@ try {
 
   const turn = (id) => `#transcript li.ai[data-turn="${id}"]`;
   const doneStatus = ':is([data-status=completed],[data-status=cancelled],[data-status=failed])';
-  if (scenario === 'answer') {
+  if (scenario === 'answer' || scenario === 'resume') {
     await page.waitForSelector(`${turn(1)}${doneStatus}`, { timeout: 0 });
     // Played to the end: the player's count reached what arrived.
     await page.waitForFunction(
@@ -84,6 +85,7 @@ try {
     }));
     return {
       sessionId: document.body.dataset.sessionId ?? null,
+      resumes: Number(document.body.dataset.resumes ?? 0),
       lateFramesDropped: Number(document.body.dataset.lateFramesDropped ?? 0),
       notices: [...document.querySelectorAll('#notices .notice')].map((n) => n.textContent),
       turns,
