@@ -70,6 +70,11 @@ fn output_dir(test: &str) -> PathBuf {
 
 /// Runs drive.mjs for one call and returns what the page showed.
 async fn drive(addr: std::net::SocketAddr, wav: &Path, out: &Path, scenario: &str) -> Value {
+    drive_page(&format!("http://{addr}/"), wav, out, scenario).await
+}
+
+/// [`drive`] on the page at `url` (e.g. with `?access_token=`).
+async fn drive_page(url: &str, wav: &Path, out: &Path, scenario: &str) -> Value {
     let browser_dir = repo_root().join("tests/browser");
     assert!(
         Path::new(CHROMIUM).is_file(),
@@ -82,7 +87,7 @@ async fn drive(addr: std::net::SocketAddr, wav: &Path, out: &Path, scenario: &st
     let run = tokio::process::Command::new("node")
         .current_dir(&browser_dir)
         .arg("drive.mjs")
-        .arg(format!("http://{addr}/"))
+        .arg(url)
         .arg(wav)
         .arg(out)
         .arg(scenario)
@@ -319,7 +324,19 @@ async fn the_page_and_the_contract_are_served() {
 async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
     let _one = ONE_BROWSER.lock().await;
     let calls_dir = std::env::temp_dir().join("callgate-browser-resume-calls");
-    let addr = gateway(&calls_dir).await;
+    let _ = std::fs::remove_dir_all(&calls_dir);
+    // With tokens on, as a deployment would run: the page gets its token in its address
+    // and must use it for the call, the resume and the recordings.
+    let secret = "a-test-secret-of-32-bytes-or-more!";
+    let addr = spawn_gateway(callgate::config::ServeSettings {
+        record: Some(true),
+        calls_dir: Some(calls_dir.clone()),
+        jwt_secret: Some(secret.into()),
+        ..Default::default()
+    })
+    .await;
+    let token =
+        callgate::server::auth::mint(secret, "ada", Duration::from_secs(600)).expect("mint");
     // The call's socket dies 2.5 s after it opened, in the middle of the answer; the page
     // loads and reconnects through the same relay.
     let relay = crate::util::flaky_relay(addr, Duration::from_millis(2500)).await;
@@ -328,7 +345,13 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
         &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
     );
     let out = output_dir("resume");
-    let page = drive(relay, &wav, &out, "resume").await;
+    let page = drive_page(
+        &format!("http://{relay}/?access_token={token}"),
+        &wav,
+        &out,
+        "resume",
+    )
+    .await;
 
     assert_eq!(page["resumes"], 1, "the page resumed once: {page:#}");
     let user = entry(&page, 1, "user");
@@ -362,5 +385,24 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
         input_ms + 250 >= call_ms,
         "input {input_ms} ms for a {call_ms} ms call: audio of the outage was lost"
     );
+    // The recordings are offered with the token, which the server requires for them.
+    let links: Vec<&str> = page["downloads"]
+        .as_array()
+        .expect("downloads")
+        .iter()
+        .filter_map(|d| d["href"].as_str())
+        .filter(|h| h.starts_with("/v1/calls/"))
+        .collect();
+    assert_eq!(links.len(), 3, "input, output, events: {links:?}");
+    for link in links {
+        let reply = http_get(&addr.to_string(), link).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{link}: {reply:.80}");
+        let bare = link.split('?').next().unwrap_or_default();
+        let reply = http_get(&addr.to_string(), bare).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 401"),
+            "{bare} without a token: {reply:.80}"
+        );
+    }
     assert_png(&out.join("call.png"));
 }

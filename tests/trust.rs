@@ -661,3 +661,64 @@ async fn replay_without_resume_reports_the_drop() {
         "{reports:#?}"
     );
 }
+
+#[tokio::test]
+async fn with_tokens_a_calls_recordings_are_its_users_alone() {
+    let dir = calls_dir("recordings");
+    let addr = spawn_gateway(ServeSettings {
+        record: Some(true),
+        calls_dir: Some(dir.clone()),
+        ..with_secret()
+    })
+    .await;
+    let mut ws = as_user(addr, "ada").await;
+    let started = start_session(&mut ws, json!({})).await;
+    let id = started["sessionId"].as_str().expect("id").to_owned();
+    send(&mut ws, json!({"type":"session.end"})).await;
+    while next_event(&mut ws, CHATTER).await["type"] != "session.ended" {}
+
+    let get = |path: String, headers: String| async move {
+        let reply = crate::util::http_get_with(&addr.to_string(), &path, &headers).await;
+        reply.lines().next().unwrap_or_default().to_owned()
+    };
+    let bearer = |user: &str| format!("Authorization: Bearer {}\r\n", token(user));
+    let listing = format!("/v1/calls/{id}");
+    let events = format!("/v1/calls/{id}/events.jsonl");
+    // The recorder writes the event log on its own thread: wait until it is there.
+    for _ in 0..50 {
+        if get(listing.clone(), bearer("ada")).await == "HTTP/1.1 200 OK" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        get(listing.clone(), String::new()).await,
+        "HTTP/1.1 401 Unauthorized"
+    );
+    assert_eq!(
+        get(
+            listing.clone(),
+            "Authorization: Bearer not-a-token\r\n".into()
+        )
+        .await,
+        "HTTP/1.1 401 Unauthorized"
+    );
+    // Another user's call looks like no call at all.
+    assert_eq!(
+        get(listing.clone(), bearer("bob")).await,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(
+        get(events.clone(), bearer("bob")).await,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(get(listing, bearer("ada")).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        get(
+            format!("{events}?access_token={}", token("ada")),
+            String::new()
+        )
+        .await,
+        "HTTP/1.1 200 OK"
+    );
+}

@@ -254,9 +254,14 @@ pub fn sse_reply(content: &str, done: bool) -> String {
 /// A plain HTTP GET against a gateway; returns the whole response, head and body (a binary
 /// body lossily, as text).
 pub async fn http_get(addr: &str, path: &str) -> String {
+    http_get_with(addr, path, "").await
+}
+
+/// [`http_get`] with extra header lines, each ending in `\r\n`.
+pub async fn http_get_with(addr: &str, path: &str, headers: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes())
         .await
         .expect("write");
     let mut out = Vec::new();

@@ -409,6 +409,41 @@ async fn handle_connection(
                     .to_string();
             respond(&mut stream, "200 OK", "application/json", &body).await
         }
+        ("GET", path, _) if path.starts_with("/v1/calls/") && server.access.auth.enabled() => {
+            // With tokens on, a call's recordings are its user's alone; someone else's call
+            // looks like no call at all.
+            let token = auth::request_token(req.header("authorization"), req.query.as_deref());
+            let claims = match token.map(|t| server.access.auth.verify(&t)) {
+                Some(Ok(claims)) => claims,
+                Some(Err(e)) => {
+                    return respond(
+                        &mut stream,
+                        "401 Unauthorized",
+                        "text/plain",
+                        &format!("{e}\n"),
+                    )
+                    .await;
+                }
+                None => {
+                    return respond(
+                        &mut stream,
+                        "401 Unauthorized",
+                        "text/plain",
+                        "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN\n",
+                    )
+                    .await;
+                }
+            };
+            let calls_dir = server.settings.calls_dir.as_deref();
+            let owner = calls_dir.and_then(|d| web::call_owner(d, path));
+            let reply = match owner {
+                Some(user) if user == claims.sub => {
+                    web::call_files(calls_dir, path).unwrap_or_else(web::Reply::not_found)
+                }
+                _ => web::Reply::not_found(),
+            };
+            send_reply(&mut stream, reply).await
+        }
         ("GET", path, _) => {
             let reply = web::asset(path)
                 .or_else(|| web::call_files(server.settings.calls_dir.as_deref(), path))

@@ -75,11 +75,32 @@ fn valid_session_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Who the call a `/v1/calls/<id>[/<file>]` path names belongs to: the `user` of the
+/// `call.meta` line that starts its event log; `None` for no such call or no user.
+pub fn call_owner(calls_dir: &Path, path: &str) -> Option<String> {
+    use std::io::{BufRead, Read};
+    let id = path.strip_prefix("/v1/calls/")?.split('/').next()?;
+    if !valid_session_id(id) {
+        return None;
+    }
+    let file = std::fs::File::open(calls_dir.join(id).join("events.jsonl")).ok()?;
+    let mut first = String::new();
+    // The meta line is short; a bound keeps a damaged log from being read whole.
+    std::io::BufReader::new(file.take(64 * 1024))
+        .read_line(&mut first)
+        .ok()?;
+    let meta: serde_json::Value = serde_json::from_str(&first).ok()?;
+    (meta["type"] == "call.meta")
+        .then(|| meta["user"].as_str().map(str::to_owned))
+        .flatten()
+}
+
 /// `/v1/calls/<id>` (which files exist, JSON) and `/v1/calls/<id>/<file>` (the file);
 /// `None` when `path` is not under `/v1/calls/`.
 ///
-/// The session id is the capability: 128 random bits, known only to the client that made
-/// the call (and whoever it shares it with).
+/// Without tokens the session id is the capability: 128 random bits, known only to the
+/// client that made the call (and whoever it shares it with). With tokens the server also
+/// checks the caller is the call's user ([`call_owner`]) before this is asked.
 pub fn call_files(calls_dir: Option<&Path>, path: &str) -> Option<Reply> {
     let rest = path.strip_prefix("/v1/calls/")?;
     let (id, file) = match rest.split_once('/') {

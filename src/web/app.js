@@ -29,6 +29,9 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 // Unacknowledged input kept for a resume: 10 s of 20 ms chunks.
 const MAX_UNACKED = 500;
 const POSITION_EVERY_MS = 250;
+// When the server checks tokens, whoever links to this page puts one in its address
+// (`/?access_token=...`, e.g. from `callgate token`): it opens the call and the recordings.
+const ACCESS_TOKEN = new URLSearchParams(location.search).get('access_token') ?? '';
 
 /** @param {string} id */
 function $(id) {
@@ -334,6 +337,7 @@ function connect(resume) {
   setPhase(call.attempt === 0 ? 'connecting' : 'reconnecting');
   const url = new URL('/v1/call', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (ACCESS_TOKEN) url.searchParams.set('access_token', ACCESS_TOKEN);
   const ws = new WebSocket(url, PROTOCOL);
   ws.binaryType = 'arraybuffer';
   call.ws = ws;
@@ -807,13 +811,16 @@ const FILE_LABELS = /** @type {Record<string, string>} */ ({
 async function offerRecordings() {
   for (const id of call.sessions) {
     try {
-      const res = await fetch(`/v1/calls/${id}`);
+      const res = await fetch(`/v1/calls/${id}`, {
+        headers: ACCESS_TOKEN ? { Authorization: `Bearer ${ACCESS_TOKEN}` } : {},
+      });
       if (!res.ok) continue;
       const body = await res.json();
       for (const f of body.files) {
         const li = document.createElement('li');
         const a = document.createElement('a');
-        a.href = f.url;
+        // A link cannot send a header: the token rides in the query, as for the call.
+        a.href = ACCESS_TOKEN ? `${f.url}?access_token=${encodeURIComponent(ACCESS_TOKEN)}` : f.url;
         a.download = `${id.slice(0, 8)}-${f.name}`;
         a.textContent = FILE_LABELS[f.name] || f.name;
         a.className = 'recording';
