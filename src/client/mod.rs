@@ -232,10 +232,11 @@ impl CallClient {
             .await?;
             Ok::<_, ClientError>((tx, rx, resumed))
         };
-        let (sink, rx, mut resumed) = tokio::time::timeout(timeout, open)
+        let (new_tx, rx, mut resumed) = tokio::time::timeout(timeout, open)
             .await
             .map_err(|_| ClientError::Timeout(timeout, "session.resumed"))??;
-        self.tx.sink = sink.sink;
+        // The new socket; the frames kept for a resend and the seq count stay.
+        self.tx.sink = new_tx.sink;
         self.rx = rx;
         resumed.resent = self.tx.resend_from(resumed.next_seq).await?;
         Ok(resumed)

@@ -269,6 +269,17 @@ async fn write_head(
     stream.write_all(head.as_bytes()).await
 }
 
+/// 401 with why, one line of text.
+async fn unauthorized(stream: &mut TcpStream, why: &str) -> std::io::Result<()> {
+    respond(
+        stream,
+        "401 Unauthorized",
+        "text/plain",
+        &format!("{why}\n"),
+    )
+    .await
+}
+
 async fn send_reply(stream: &mut TcpStream, reply: web::Reply) -> std::io::Result<()> {
     match reply.body {
         web::Body::Bytes(b) => {
@@ -341,13 +352,7 @@ async fn handle_connection(
                     Ok(claims) => user = Some(claims.sub),
                     Err(e) => {
                         tracing::info!(error = %e, "upgrade with a bad token");
-                        return respond(
-                            &mut stream,
-                            "401 Unauthorized",
-                            "text/plain",
-                            &format!("{e}\n"),
-                        )
-                        .await;
+                        return unauthorized(&mut stream, &e.to_string()).await;
                     }
                 }
             }
@@ -415,21 +420,11 @@ async fn handle_connection(
             let token = auth::request_token(req.header("authorization"), req.query.as_deref());
             let claims = match token.map(|t| server.access.auth.verify(&t)) {
                 Some(Ok(claims)) => claims,
-                Some(Err(e)) => {
-                    return respond(
-                        &mut stream,
-                        "401 Unauthorized",
-                        "text/plain",
-                        &format!("{e}\n"),
-                    )
-                    .await;
-                }
+                Some(Err(e)) => return unauthorized(&mut stream, &e.to_string()).await,
                 None => {
-                    return respond(
+                    return unauthorized(
                         &mut stream,
-                        "401 Unauthorized",
-                        "text/plain",
-                        "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN\n",
+                        "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN",
                     )
                     .await;
                 }
