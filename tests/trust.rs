@@ -684,7 +684,8 @@ async fn with_tokens_a_calls_recordings_are_its_users_alone() {
     let bearer = |user: &str| format!("Authorization: Bearer {}\r\n", token(user));
     let listing = format!("/v1/calls/{id}");
     let events = format!("/v1/calls/{id}/events.jsonl");
-    // The recorder writes the event log on its own thread: wait until it is there.
+    // The recorder writes the event log on its own thread, which may not have run yet in a
+    // call this short (a few ms): wait until the log is there.
     for _ in 0..50 {
         if get(listing.clone(), bearer("ada")).await == "HTTP/1.1 200 OK" {
             break;
