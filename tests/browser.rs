@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{espeak_wav, fixture_dir, http_get, repo_root, spawn_gateway};
+use crate::util::{espeak_wav, fixture_dir, http_get, recorded_in, repo_root, spawn_gateway};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -138,12 +138,7 @@ fn response_done(record: &[Value], turn: u64) -> &Value {
 
 async fn gateway(calls_dir: &Path) -> std::net::SocketAddr {
     let _ = std::fs::remove_dir_all(calls_dir);
-    spawn_gateway(callgate::config::ServeSettings {
-        record: Some(true),
-        calls_dir: Some(calls_dir.to_path_buf()),
-        ..Default::default()
-    })
-    .await
+    spawn_gateway(recorded_in(calls_dir, Default::default())).await
 }
 
 fn assert_png(path: &Path) {
@@ -157,16 +152,20 @@ fn assert_png(path: &Path) {
 
 const ANSWER: &str = "I have five years of experience building backend services in Rust.";
 
+/// A breath, [`ANSWER`] (it interrupts the greeting), then quiet while the reply plays.
+fn answer_fixture() -> PathBuf {
+    fixture(
+        "answer",
+        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoken_answer_is_transcribed_answered_and_played_in_the_page() {
     let _one = ONE_BROWSER.lock().await;
     let calls_dir = std::env::temp_dir().join("callgate-browser-answer-calls");
     let addr = gateway(&calls_dir).await;
-    // A breath, the answer (it interrupts the greeting), then quiet while the reply plays.
-    let wav = fixture(
-        "answer",
-        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
-    );
+    let wav = answer_fixture();
     let out = output_dir("answer");
     let page = drive(addr, &wav, &out, "answer").await;
 
@@ -328,22 +327,20 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
     // With tokens on, as a deployment would run: the page gets its token in its address
     // and must use it for the call, the resume and the recordings.
     let secret = "a-test-secret-of-32-bytes-or-more!";
-    let addr = spawn_gateway(callgate::config::ServeSettings {
-        record: Some(true),
-        calls_dir: Some(calls_dir.clone()),
-        jwt_secret: Some(secret.into()),
-        ..Default::default()
-    })
+    let addr = spawn_gateway(recorded_in(
+        &calls_dir,
+        callgate::config::ServeSettings {
+            jwt_secret: Some(secret.into()),
+            ..Default::default()
+        },
+    ))
     .await;
     let token =
         callgate::server::auth::mint(secret, "ada", Duration::from_secs(600)).expect("mint");
     // The call's socket dies 2.5 s after it opened, in the middle of the answer; the page
     // loads and reconnects through the same relay.
     let relay = crate::util::flaky_relay(addr, Duration::from_millis(2500)).await;
-    let wav = fixture(
-        "answer",
-        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
-    );
+    let wav = answer_fixture();
     let out = output_dir("resume");
     let page = drive_page(
         &format!("http://{relay}/?access_token={token}"),

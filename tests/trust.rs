@@ -15,7 +15,7 @@ use callgate::client::replay::{self, ReplayOptions, TurnStatus};
 use callgate::config::ServeSettings;
 use callgate::protocol;
 
-use crate::util::spawn_gateway;
+use crate::util::{recorded_in, spawn_gateway};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -386,12 +386,7 @@ async fn resume(
 #[tokio::test]
 async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
     let dir = calls_dir("resume");
-    let addr = spawn_gateway(ServeSettings {
-        record: Some(true),
-        calls_dir: Some(dir.clone()),
-        ..Default::default()
-    })
-    .await;
+    let addr = spawn_gateway(recorded_in(&dir, ServeSettings::default())).await;
     let mut source =
         speech_16k("I have five years of experience with Rust and distributed systems.");
     source.extend(vec![0i16; 16000 * 3 / 2]);
@@ -594,12 +589,7 @@ async fn recorded_input(dir: &std::path::Path, session_id: &str, at_least: usize
 #[tokio::test]
 async fn replay_resumes_a_dropped_call_and_loses_no_audio() {
     let dir = calls_dir("replay-resume");
-    let addr = spawn_gateway(ServeSettings {
-        record: Some(true),
-        calls_dir: Some(dir.clone()),
-        ..Default::default()
-    })
-    .await;
+    let addr = spawn_gateway(recorded_in(&dir, ServeSettings::default())).await;
     // The link dies 1.5 s into a 4 s answer streamed at real-time pace.
     let relay = crate::util::flaky_relay(addr, Duration::from_millis(1500)).await;
     let wav = crate::util::espeak_wav(
@@ -665,12 +655,7 @@ async fn replay_without_resume_reports_the_drop() {
 #[tokio::test]
 async fn with_tokens_a_calls_recordings_are_its_users_alone() {
     let dir = calls_dir("recordings");
-    let addr = spawn_gateway(ServeSettings {
-        record: Some(true),
-        calls_dir: Some(dir.clone()),
-        ..with_secret()
-    })
-    .await;
+    let addr = spawn_gateway(recorded_in(&dir, with_secret())).await;
     let mut ws = as_user(addr, "ada").await;
     let started = start_session(&mut ws, json!({})).await;
     let id = started["sessionId"].as_str().expect("id").to_owned();

@@ -251,6 +251,18 @@ pub fn sse_reply(content: &str, done: bool) -> String {
     )
 }
 
+/// `settings` keeping every call under `dir`, its audio included (`--record`).
+pub fn recorded_in(
+    dir: &Path,
+    settings: callgate::config::ServeSettings,
+) -> callgate::config::ServeSettings {
+    callgate::config::ServeSettings {
+        record: Some(true),
+        calls_dir: Some(dir.to_path_buf()),
+        ..settings
+    }
+}
+
 /// A plain HTTP GET against a gateway; returns the whole response, head and body (a binary
 /// body lossily, as text).
 pub async fn http_get(addr: &str, path: &str) -> String {

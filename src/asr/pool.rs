@@ -319,21 +319,31 @@ mod tests {
         assert_eq!(order, vec![1, 3, 2]);
     }
 
+    /// On a one-worker pool: a partial the worker has started, then a final that finds no
+    /// worker free; the outcomes of both.
+    async fn partial_then_final(
+        pool: &AsrPool,
+        engine: &Recorder,
+        t: &CancellationToken,
+    ) -> (AsrOutcome, AsrOutcome) {
+        let opts = DecodeOptions::default();
+        let partial = pool.submit(Priority::Partial, vec![0.0; 1], opts.clone(), t.clone());
+        while engine.busy.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let f = pool.submit(Priority::Final, vec![0.0; 2], opts, t.clone());
+        let p = partial.expect("submit").await.expect("reply");
+        (p, f.expect("submit").await.expect("reply"))
+    }
+
     #[tokio::test]
     async fn a_final_preempts_a_running_partial() {
         let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1);
         let opts = DecodeOptions::default();
         let t = CancellationToken::new();
-        let partial = pool.submit(Priority::Partial, vec![0.0; 1], opts.clone(), t.clone());
-        // Let the worker start the partial, then a final arrives with no worker free.
-        while engine.busy.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let f = pool.submit(Priority::Final, vec![0.0; 2], opts.clone(), t.clone());
-        let p = partial.expect("submit").await.expect("reply");
+        let (p, done) = partial_then_final(&pool, &engine, &t).await;
         assert!(matches!(p.result, Err(AsrError::Cancelled)), "{p:?}");
-        let done = f.expect("submit").await.expect("reply");
         assert!(done.result.is_ok());
         // Only the partial's decode was stopped: the job's own token is untouched.
         assert!(!t.is_cancelled());
@@ -357,16 +367,9 @@ mod tests {
     async fn without_preemption_a_final_waits_for_the_partial() {
         let engine = recorder();
         let pool = AsrPool::new(engine.clone(), 1).preempting(false);
-        let opts = DecodeOptions::default();
-        let t = CancellationToken::new();
-        let partial = pool.submit(Priority::Partial, vec![0.0; 1], opts.clone(), t.clone());
-        while engine.busy.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let f = pool.submit(Priority::Final, vec![0.0; 2], opts.clone(), t.clone());
-        let p = partial.expect("submit").await.expect("reply");
+        let (p, done) = partial_then_final(&pool, &engine, &CancellationToken::new()).await;
         assert!(p.result.is_ok(), "{p:?}");
-        assert!(f.expect("submit").await.expect("reply").result.is_ok());
+        assert!(done.result.is_ok());
     }
 
     #[tokio::test]

@@ -406,11 +406,10 @@ impl CallSender {
                 "session.resumed asks for seq {next_seq}, but frames before {held_from} are no longer held"
             )));
         }
-        let frames: Vec<Bytes> = self.unacked.iter().map(|(_, f)| f.clone()).collect();
-        for f in &frames {
-            self.sink.send(Message::binary(f.clone())).await?;
+        for (_, frame) in &self.unacked {
+            self.sink.send(Message::binary(frame.clone())).await?;
         }
-        Ok(frames.len())
+        Ok(self.unacked.len())
     }
 
     /// Sends one JSON message as a text frame.

@@ -916,7 +916,8 @@ impl FileRun<'_> {
                 Phase::Streaming => last_progress + self.opts.tail_timeout,
                 Phase::Tail => tail_start + self.opts.tail_timeout,
             };
-            tokio::select! {
+            // A connection failure from either side of the socket, handled once below.
+            let failed = tokio::select! {
                 biased;
                 r = call.rx.recv() => match r {
                     Ok(r) => {
@@ -931,20 +932,14 @@ impl FileRun<'_> {
                         if self.server_ended {
                             return (Outcome::Broken("the server ended the call".into()), marks);
                         }
+                        None
                     }
                     Err(e) if !e.is_fatal() => {
                         self.printer.line(&format!("warning: {e}"), true);
                         self.loose_client_errors.push(e.to_string());
+                        None
                     }
-                    Err(e) => match self.resume(call, &e).await {
-                        Ok(away) => {
-                            // The outage is not the file's time: keep the pace from here.
-                            t0 += away;
-                            tail_start += away;
-                            last_progress = tokio::time::Instant::now();
-                        }
-                        Err(why) => return (Outcome::Broken(why), marks),
-                    },
+                    Err(e) => Some(e),
                 },
                 _ = tokio::time::sleep_until(send_at.unwrap_or(give_up)), if send_at.is_some() => {
                     let result = match phase {
@@ -976,20 +971,22 @@ impl FileRun<'_> {
                             call.tx.send_audio(&silence).await
                         }
                     };
-                    if let Err(e) = result {
-                        // The frame is kept for a resend: resuming sends it again.
-                        match self.resume(call, &e).await {
-                            Ok(away) => {
-                                t0 += away;
-                                tail_start += away;
-                                last_progress = tokio::time::Instant::now();
-                            }
-                            Err(why) => return (Outcome::Broken(why), marks),
-                        }
-                    }
+                    // A frame whose send failed is kept for a resend: resuming sends it again.
+                    result.err()
                 }
                 _ = tokio::time::sleep_until(give_up) => {
                     return (Outcome::TimedOut, marks);
+                }
+            };
+            if let Some(e) = failed {
+                match self.resume(call, &e).await {
+                    Ok(away) => {
+                        // The outage is not the file's time: keep the pace from here.
+                        t0 += away;
+                        tail_start += away;
+                        last_progress = tokio::time::Instant::now();
+                    }
+                    Err(why) => return (Outcome::Broken(why), marks),
                 }
             }
             if phase != Phase::Tail {
