@@ -186,7 +186,7 @@ pub struct ServeConfig {
     /// Browser origins allowed (empty = any).
     pub allowed_origins: Vec<String>,
     /// Call limits.
-    pub limits: crate::server::limits::LimitSettings,
+    pub limits: crate::call::limits::LimitSettings,
 }
 
 impl ServeSettings {
@@ -406,8 +406,8 @@ impl ServeSettings {
                 ))
             }
         };
-        let defaults = crate::server::limits::LimitSettings::default();
-        let limits = crate::server::limits::LimitSettings {
+        let defaults = crate::call::limits::LimitSettings::default();
+        let limits = crate::call::limits::LimitSettings {
             max_calls: count(self.max_calls, defaults.max_calls, "max-calls", 100_000)?,
             max_calls_per_user: count(
                 self.max_calls_per_user,

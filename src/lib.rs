@@ -12,9 +12,10 @@
 //! - [`client`]: the callgate.v1 client: a reusable call connection, the `replay` CLI
 //!   test harness and the `bench` turn-latency benchmark.
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
-//! - [`call`]: one call's session state machine, its turn tasks, persistence.
+//! - [`call`]: one call's session state machine, its turn tasks, limits, persistence.
+//! - [`metrics`]: process-wide counters and latency histograms, exported on `/metrics`.
 //! - [`server`]: the listener (HTTP + WebSocket on one port), the embedded browser page,
-//!   metrics, shutdown.
+//!   auth, shutdown.
 //! - [`schema`]: the JSON Schema and TypeScript declarations generated from [`protocol`].
 #![deny(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod call;
 pub mod client;
 pub mod config;
 pub mod llm;
+pub mod metrics;
 pub mod protocol;
 pub mod schema;
 pub mod server;

@@ -1,5 +1,6 @@
 //! Calls: the session state machine of one call, its turn tasks, and the engines they share.
 
+pub mod limits;
 pub mod outbox;
 pub mod recorder;
 pub mod session;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use crate::asr::DecodeOptions;
 use crate::asr::pool::AsrPool;
 use crate::llm::{ChatModel, PersonaSet};
-use crate::server::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::tts::Synthesizer;
 
 /// The engines every call shares, built once from configuration at start.
@@ -70,7 +71,7 @@ pub struct CallSettings {
     /// Persona used when `session.start` names none.
     pub default_persona: String,
     /// Rates, durations and counts a call may not exceed.
-    pub limits: crate::server::limits::LimitSettings,
+    pub limits: crate::call::limits::LimitSettings,
 }
 
 impl Default for CallSettings {
@@ -83,7 +84,7 @@ impl Default for CallSettings {
             record_audio: false,
             idle_timeout: Duration::from_secs(300),
             default_persona: crate::llm::persona::DEFAULT_PERSONA.to_string(),
-            limits: crate::server::limits::LimitSettings::default(),
+            limits: crate::call::limits::LimitSettings::default(),
         }
     }
 }

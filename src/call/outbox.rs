@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::recorder::Recorder;
 use crate::protocol::{ServerMessage, Transport, encode_output_frame};
-use crate::server::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// How long a send may wait for room in the writer's queue before the client is judged
 /// to have stopped reading.

@@ -26,7 +26,7 @@ use crate::protocol::{
     MAX_FRAME_BYTES, PROTOCOL_NAME, ServerMessage, SessionStart, TurnMode, TurnRecord,
     decode_input_frame, decode_json_input_audio, parse_client_message,
 };
-use crate::server::limits::{AudioRateGuard, TokenBucket};
+use crate::call::limits::{AudioRateGuard, TokenBucket};
 
 /// Input audio kept from before the detected onset, so the first syllable is not clipped.
 const PREROLL_MS: u64 = 300;

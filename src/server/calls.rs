@@ -349,7 +349,7 @@ async fn before_start(
     server: &Arc<Server>,
     session: &mut Session,
     link: &mut Option<Link>,
-    user_slot: &mut Option<super::limits::UserCallGuard>,
+    user_slot: &mut Option<crate::call::limits::UserCallGuard>,
     text: &str,
 ) -> Option<Step> {
     let auth = &server.access.auth;

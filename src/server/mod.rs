@@ -4,8 +4,6 @@
 
 pub mod auth;
 pub mod calls;
-pub mod limits;
-pub mod metrics;
 pub mod web;
 
 use std::future::Future;
@@ -41,7 +39,7 @@ pub struct Server {
     /// Calls by session id, so a new socket can resume a dropped one.
     calls: calls::CallRegistry,
     /// Open calls per authenticated user.
-    user_calls: Arc<limits::UserCalls>,
+    user_calls: Arc<crate::call::limits::UserCalls>,
     /// The drain deadline `run` was given, for calls finishing on shutdown.
     drain_ms: std::sync::atomic::AtomicU64,
 }
@@ -79,7 +77,7 @@ impl Server {
             accepting: AtomicBool::new(true),
             access,
             calls: calls::CallRegistry::default(),
-            user_calls: Arc::new(limits::UserCalls::default()),
+            user_calls: Arc::new(crate::call::limits::UserCalls::default()),
             drain_ms: std::sync::atomic::AtomicU64::new(10_000),
         })
     }
