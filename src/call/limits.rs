@@ -2,7 +2,9 @@
 //! rate guard, and the count of calls per user. Each limit rejects the offender only.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 

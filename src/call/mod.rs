@@ -1,10 +1,21 @@
-//! Calls: the session state machine of one call, its turn tasks, and the engines they share.
+//! Calls: the call core (session, ingest, turn-taking, turn tasks) speaking internal events,
+//! the driver that runs a call over any socket, the callgate.v1 adapter, the start policy
+//! and limits, and the engines every call shares.
+//!
+//! Data flows one way: a codec ([`v1`]) decodes frames into [`events::CallInput`]s, the
+//! [`driver`] feeds them to the [`session::Session`], which emits [`events::CallEvent`]s
+//! through the [`outbox::Outbox`], which encodes them with the same codec.
 
+pub mod admission;
+pub mod driver;
+pub mod events;
 pub mod limits;
 pub mod outbox;
 pub mod recorder;
+pub mod registry;
 pub mod session;
 pub mod turn;
+pub mod v1;
 
 use std::path::PathBuf;
 use std::sync::Arc;

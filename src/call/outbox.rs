@@ -1,5 +1,5 @@
-//! The one way out of a call: server events and output audio, in order, to the socket's
-//! writer task (bounded), to the call's event log, and to the recording.
+//! The one way out of a call: its events, in order, encoded by the call's protocol codec
+//! for the socket's writer task (bounded), the call's event log, and the recording.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,8 +9,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use super::events::CallEvent;
 use super::recorder::Recorder;
-use crate::protocol::{ServerMessage, Transport, encode_output_frame};
+use super::v1::Codec;
 use crate::metrics::Metrics;
 
 /// How long a send may wait for room in the writer's queue before the client is judged
@@ -23,7 +24,8 @@ pub struct Outbox {
     /// The attached socket's writer queue; `None` while the call waits for a resume, when
     /// output is logged but not sent.
     tx: Arc<std::sync::Mutex<Option<mpsc::Sender<Message>>>>,
-    transport: Transport,
+    /// The call's wire protocol.
+    codec: Arc<dyn Codec>,
     /// Output audio `seq` counts across the whole call, whichever turn sends.
     out_seq: Arc<AtomicU32>,
     recorder: Option<Arc<Recorder>>,
@@ -41,24 +43,19 @@ impl Outbox {
     /// A new outbox feeding `tx` (the writer task's queue).
     pub fn new(
         tx: mpsc::Sender<Message>,
-        transport: Transport,
+        codec: Arc<dyn Codec>,
         recorder: Option<Arc<Recorder>>,
         metrics: Arc<Metrics>,
         call_cancel: CancellationToken,
     ) -> Self {
         Self {
             tx: Arc::new(std::sync::Mutex::new(Some(tx))),
-            transport,
+            codec,
             out_seq: Arc::new(AtomicU32::new(0)),
             recorder,
             metrics,
             call_cancel,
         }
-    }
-
-    /// Sets how output audio is carried (from `session.start`).
-    pub fn set_transport(&mut self, transport: Transport) {
-        self.transport = transport;
     }
 
     /// Attaches the call's recorder once the session exists.
@@ -97,19 +94,21 @@ impl Outbox {
         }
     }
 
-    /// Sends a JSON event (and logs it to the call's events.jsonl).
-    pub async fn event(&self, msg: ServerMessage) -> Result<(), ClientGone> {
-        let json = msg.to_json();
-        if let ServerMessage::Error(_) = &msg {
+    /// Says `event` to the client (and logs it to the call's events.jsonl).
+    pub async fn emit(&self, event: CallEvent) -> Result<(), ClientGone> {
+        if let CallEvent::Error { .. } = &event {
             self.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(r) = &self.recorder {
-            r.event(&json);
+        let Some(msg) = self.codec.encode(&event) else {
+            return Ok(());
+        };
+        if let (Some(r), Message::Text(text)) = (&self.recorder, &msg) {
+            r.event(text.as_str());
         }
-        self.push(Message::text(json)).await
+        self.push(msg).await
     }
 
-    /// Sends one chunk of output audio for `turn_id`.
+    /// Sends one frame of output audio for `turn_id` (numbered across the call).
     pub async fn audio(
         &self,
         turn_id: u32,
@@ -121,15 +120,17 @@ impl Outbox {
         if let Some(r) = &self.recorder {
             r.output(samples);
         }
-        let msg = match self.transport {
-            Transport::Binary => {
-                Message::binary(encode_output_frame(seq, turn_id, first, last, samples))
-            }
-            Transport::Json => Message::text(
-                ServerMessage::audio_chunk(turn_id, seq, first, last, samples).to_json(),
-            ),
+        let event = CallEvent::ResponseAudio {
+            turn_id,
+            seq,
+            first,
+            last,
+            samples: samples.into(),
         };
-        self.push(msg).await
+        match self.codec.encode(&event) {
+            Some(msg) => self.push(msg).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends a raw WebSocket message (pong, close).

@@ -158,10 +158,19 @@ pub fn origin_allowed(allowlist: &[String], origin: Option<&str>) -> bool {
     }
 }
 
-/// Compares secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+pub use crate::call::registry::constant_time_eq;
+
+impl crate::call::admission::TokenVerifier for Authenticator {
+    fn enabled(&self) -> bool {
+        Authenticator::enabled(self)
+    }
+
+    fn verify(&self, token: Option<&str>) -> Result<String, String> {
+        let token = token.ok_or(AuthError::Missing).map_err(|e| e.to_string())?;
+        Authenticator::verify(self, token)
+            .map(|claims| claims.sub)
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

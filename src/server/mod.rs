@@ -3,7 +3,6 @@
 //! task per connection, graceful shutdown.
 
 pub mod auth;
-pub mod calls;
 pub mod web;
 
 use std::future::Future;
@@ -19,6 +18,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
+use crate::call::admission::Admission;
+use crate::call::driver::CallHub;
+use crate::call::limits::UserCalls;
 use crate::call::{CallSettings, Engines};
 use crate::protocol::{MAX_FRAME_BYTES, PROTOCOL_NAME};
 use auth::Authenticator;
@@ -36,12 +38,8 @@ pub struct Server {
     accepting: AtomicBool,
     /// Who may call.
     access: Access,
-    /// Calls by session id, so a new socket can resume a dropped one.
-    calls: calls::CallRegistry,
-    /// Open calls per authenticated user.
-    user_calls: Arc<crate::call::limits::UserCalls>,
-    /// The drain deadline `run` was given, for calls finishing on shutdown.
-    drain_ms: std::sync::atomic::AtomicU64,
+    /// The calls: registry, start policy, drain deadline.
+    hub: Arc<CallHub>,
 }
 
 /// Who may open a call: the token check and the browser origin allowlist.
@@ -71,14 +69,17 @@ impl Server {
 
     /// A server over built engines with these access rules.
     pub fn with_access(engines: Arc<Engines>, settings: CallSettings, access: Access) -> Arc<Self> {
+        let admission = Admission {
+            verifier: Arc::new(access.auth.clone()),
+            user_calls: Arc::new(UserCalls::default()),
+        };
+        let hub = CallHub::new(engines.clone(), settings.clone(), admission);
         Arc::new(Self {
             engines,
             settings,
             accepting: AtomicBool::new(true),
             access,
-            calls: calls::CallRegistry::default(),
-            user_calls: Arc::new(crate::call::limits::UserCalls::default()),
-            drain_ms: std::sync::atomic::AtomicU64::new(10_000),
+            hub,
         })
     }
 }
@@ -132,9 +133,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    server
-        .drain_ms
-        .store(drain.as_millis() as u64, Ordering::SeqCst);
+    server.hub.set_drain(drain);
     let root = CancellationToken::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -146,13 +145,13 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown, if !draining => {
                 draining = true;
-                tracing::info!(calls = server.calls.len(), "shutting down: finishing calls");
+                tracing::info!(calls = server.hub.calls.len(), "shutting down: finishing calls");
                 server.accepting.store(false, Ordering::SeqCst);
                 root.cancel();
                 drain_deadline.as_mut().reset(tokio::time::Instant::now() + drain);
             }
             _ = &mut drain_deadline, if draining => {
-                tracing::warn!(calls = server.calls.len(), "drain deadline passed; closing the rest");
+                tracing::warn!(calls = server.hub.calls.len(), "drain deadline passed; closing the rest");
                 break;
             }
             accepted = listener.accept() => match accepted {
@@ -380,7 +379,7 @@ async fn handle_connection(
                 .max_message_size(Some(MAX_FRAME_BYTES))
                 .max_frame_size(Some(MAX_FRAME_BYTES));
             let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-            calls::serve_socket(ws, server, cancel, user).await;
+            crate::call::driver::serve_socket(ws, server.hub.clone(), cancel, user).await;
             Ok(())
         }
         ("GET", "/healthz", _) => {

@@ -1,0 +1,385 @@
+//! Turn-taking: who holds the floor. Server VAD or manual commits end the user's turn,
+//! speculative finals start during the end-of-turn silence, speech over the AI becomes a
+//! barge-in once it lasts, and typed turns interrupt like speech.
+
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ingest::Heard;
+use super::{Active, Session, Speculation};
+use crate::asr::pool::Priority;
+use crate::audio::vad::VadEvent;
+use crate::call::events::{CallEvent, Fault};
+use crate::call::outbox::ClientGone;
+use crate::call::turn::{Commit, TurnTask, UserInput};
+use crate::llm::ChatRequest;
+use crate::protocol::{FrameError, InputChunk, TurnMode};
+
+/// Longest typed turn kept, in characters.
+const MAX_TYPED_CHARS: usize = 4000;
+
+impl Session {
+    /// One chunk of input audio: rate and shape checks, then ingest and the VAD's verdicts.
+    pub(super) async fn on_chunk(&mut self, chunk: InputChunk) -> Result<(), ClientGone> {
+        let Some(s) = self.started.as_ref() else {
+            return Ok(());
+        };
+        let channels = s.ingest.channels() as usize;
+        if !chunk.samples.len().is_multiple_of(channels) {
+            let e = FrameError::OddLength(chunk.samples.len() * 2);
+            return self.fault(Fault::BadAudio(e.to_string())).await;
+        }
+        let chunk_ms = s.ingest.chunk_ms(chunk.samples.len());
+        if !self.audio_rate.accept_at(chunk_ms, Instant::now()) {
+            let rate = self.settings.limits.max_audio_rate;
+            return self
+                .rate_limited(format!(
+                    "input audio is arriving faster than {rate}x real time; chunk dropped"
+                ))
+                .await;
+        }
+        let recorder = self.recorder.clone();
+        let Some(s) = self.started.as_mut() else {
+            return Ok(());
+        };
+        for heard in s.ingest.push(chunk.seq, chunk.samples, recorder.as_deref()) {
+            match heard {
+                Heard::Gap { from, to } => {
+                    self.engines
+                        .metrics
+                        .audio_gaps
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.fault(Fault::AudioGap { from, to }).await?;
+                }
+                Heard::Vad(event) => self.on_vad(event).await?,
+                Heard::Audio => self.after_audio().await?,
+            }
+        }
+        if let Some(seq) = self.started.as_mut().and_then(|s| s.ingest.ack_due()) {
+            self.outbox.emit(CallEvent::AudioAck { seq }).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_vad(&mut self, event: VadEvent) -> Result<(), ClientGone> {
+        match event {
+            VadEvent::SpeechStarted { at_ms } => self.on_speech_started(at_ms).await,
+            VadEvent::SpeechStopped {
+                speech_end_ms,
+                decided_at_ms,
+            } => self.on_speech_stopped(speech_end_ms, decided_at_ms).await,
+        }
+    }
+
+    async fn on_speech_started(&mut self, at_ms: u64) -> Result<(), ClientGone> {
+        let Some(s) = self.started.as_mut() else {
+            return Ok(());
+        };
+        s.ingest.speech_started(at_ms);
+        if self.response.is_some() {
+            // Maybe a cough: only count it once it lasts (see after_audio).
+            self.pending_barge_in = true;
+        } else if s.mode == TurnMode::ServerVad {
+            self.begin_user_turn(at_ms).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_speech_stopped(
+        &mut self,
+        speech_end_ms: u64,
+        decided_at_ms: u64,
+    ) -> Result<(), ClientGone> {
+        let Some(s) = self.started.as_mut() else {
+            return Ok(());
+        };
+        if self.pending_barge_in {
+            // Too short to be an interruption: ignore it, the AI goes on.
+            self.pending_barge_in = false;
+            s.ingest.utterance.clear();
+            return Ok(());
+        }
+        if s.mode != TurnMode::ServerVad {
+            return Ok(());
+        }
+        let Some(turn_id) = self.speaking_turn.take() else {
+            return Ok(());
+        };
+        self.outbox
+            .emit(CallEvent::SpeechStopped {
+                turn_id,
+                audio_ms: speech_end_ms,
+            })
+            .await?;
+        self.next_turn_id = turn_id + 1;
+        self.stop_partials();
+        let commit = Commit {
+            decided_at: Instant::now(),
+            endpoint_ms: Some(decided_at_ms.saturating_sub(speech_end_ms)),
+        };
+        // Keep the speculative turn if it is this one; otherwise decode now.
+        let speculated = self
+            .speculation
+            .as_ref()
+            .is_some_and(|spec| spec.turn_id == turn_id);
+        let Some(s) = self.started.as_mut() else {
+            return Ok(());
+        };
+        let start_ms = s.ingest.utterance_start_ms;
+        let audio = (!speculated).then(|| s.ingest.cut(speech_end_ms));
+        s.ingest.utterance.clear();
+        if let Some(audio) = audio {
+            self.drop_speculation();
+            self.submit_final(turn_id, audio, (start_ms, speech_end_ms), true)
+                .await?;
+        }
+        self.commit_speculation(commit);
+        Ok(())
+    }
+
+    async fn begin_user_turn(&mut self, at_ms: u64) -> Result<(), ClientGone> {
+        let turn_id = self.next_turn_id;
+        self.speaking_turn = Some(turn_id);
+        self.partials.turn_began();
+        self.outbox
+            .emit(CallEvent::SpeechStarted {
+                turn_id,
+                audio_ms: at_ms,
+            })
+            .await
+    }
+
+    /// Barge-in and speculation checks after each run of audio.
+    async fn after_audio(&mut self) -> Result<(), ClientGone> {
+        let Some(s) = self.started.as_ref() else {
+            return Ok(());
+        };
+        let vad = &s.ingest.vad;
+        let (speaking, speech_ms) = (vad.is_speaking(), vad.speech_ms());
+        let (silence_ms, position_ms, mode) =
+            (vad.trailing_silence_ms(), vad.position_ms(), s.mode);
+        if self.pending_barge_in
+            && speaking
+            && speech_ms >= self.settings.barge_in_min.as_millis() as u64
+        {
+            self.pending_barge_in = false;
+            tracing::debug!(speech_ms, "barge-in");
+            self.cancel_response();
+            if mode == TurnMode::ServerVad {
+                self.begin_user_turn(position_ms.saturating_sub(speech_ms))
+                    .await?;
+            }
+        }
+        if mode != TurnMode::ServerVad {
+            return Ok(());
+        }
+        let Some(turn_id) = self.speaking_turn else {
+            return Ok(());
+        };
+        let spec_ms = self.settings.speculative_silence.as_millis() as u64;
+        if speaking && silence_ms >= spec_ms && self.speculation.is_none() {
+            // A pause long enough to maybe be the end: decode now, keep it if the pause
+            // reaches silenceMs, drop it if speech resumes.
+            self.stop_partials();
+            let Some(s) = self.started.as_ref() else {
+                return Ok(());
+            };
+            let end_ms = position_ms.saturating_sub(silence_ms);
+            let audio = s.ingest.cut(end_ms);
+            let span = (s.ingest.utterance_start_ms, end_ms);
+            self.submit_final(turn_id, audio, span, true).await?;
+        } else if silence_ms < spec_ms && self.speculation.is_some() {
+            self.drop_speculation();
+        }
+        Ok(())
+    }
+
+    pub(super) async fn typed_turn(&mut self, text: String) -> Result<(), ClientGone> {
+        let text: String = text.chars().take(MAX_TYPED_CHARS).collect();
+        if text.trim().is_empty() {
+            return self
+                .fault(Self::bad_message("input.text: text must not be empty"))
+                .await;
+        }
+        // Typing over the AI interrupts it, as speaking would.
+        self.cancel_response();
+        self.drop_speculation();
+        let turn_id = self.speaking_turn.take().unwrap_or(self.next_turn_id);
+        self.next_turn_id = turn_id + 1;
+        if let Some(s) = self.started.as_mut() {
+            s.ingest.utterance.clear();
+            s.ingest.vad.reset_turn();
+        }
+        self.outbox
+            .emit(CallEvent::Transcript {
+                turn_id,
+                text: text.clone(),
+                is_final: true,
+                span_ms: None,
+            })
+            .await?;
+        self.spawn_turn(turn_id, UserInput::Text(text), false);
+        Ok(())
+    }
+
+    pub(super) async fn commit_manual(&mut self) -> Result<(), ClientGone> {
+        let recorder = self.recorder.clone();
+        let Some(s) = self.started.as_mut() else {
+            return Ok(());
+        };
+        if s.mode != TurnMode::Manual {
+            return self
+                .fault(Self::bad_message(
+                    "input.commit is for turnDetection mode \"manual\"; this call uses server_vad",
+                ))
+                .await;
+        }
+        let Some((audio, start_ms, end_ms)) = s.ingest.commit(recorder.as_deref()) else {
+            return self
+                .fault(Self::bad_message(
+                    "input.commit: no audio since the last commit",
+                ))
+                .await;
+        };
+        self.cancel_response();
+        let turn_id = self.next_turn_id;
+        self.next_turn_id += 1;
+        self.speaking_turn = None;
+        self.stop_partials();
+        self.submit_final(turn_id, audio, (start_ms, end_ms), false)
+            .await
+    }
+
+    /// Queues the final decode of turn `turn_id` and starts its turn task on it.
+    async fn submit_final(
+        &mut self,
+        turn_id: u32,
+        audio: Vec<f32>,
+        (start_ms, end_ms): (u64, u64),
+        speculative: bool,
+    ) -> Result<(), ClientGone> {
+        let cancel = self.call_cancel.child_token();
+        let decode = self.engines.decode.clone();
+        match self
+            .engines
+            .asr
+            .submit(Priority::Final, audio, decode, cancel.clone())
+        {
+            Ok(asr) => {
+                let input = UserInput::Audio {
+                    asr,
+                    start_ms,
+                    end_ms,
+                };
+                self.spawn_turn_with(turn_id, input, speculative, cancel);
+                Ok(())
+            }
+            Err(e) => {
+                let fault = Fault::Overloaded {
+                    what: e.to_string(),
+                    retry_after_ms: 1000,
+                };
+                self.outbox
+                    .emit(CallEvent::turn_fault(turn_id, fault))
+                    .await
+            }
+        }
+    }
+
+    fn turn_request(&self) -> Option<ChatRequest> {
+        let s = self.started.as_ref()?;
+        Some(ChatRequest {
+            persona: s.persona.clone(),
+            context: s.context.clone(),
+            history: self.history.clone(),
+        })
+    }
+
+    /// Spawns a turn task with a fresh token under the call's.
+    pub(super) fn spawn_turn(&mut self, turn_id: u32, input: UserInput, speculative: bool) {
+        let cancel = self.call_cancel.child_token();
+        self.spawn_turn_with(turn_id, input, speculative, cancel);
+    }
+
+    /// As [`Self::spawn_turn`], with the turn's token made by the caller (so the turn's ASR
+    /// job can share it: dropping a speculation then also aborts its whisper decode).
+    fn spawn_turn_with(
+        &mut self,
+        turn_id: u32,
+        input: UserInput,
+        speculative: bool,
+        cancel: CancellationToken,
+    ) {
+        let Some(request) = self.turn_request() else {
+            return;
+        };
+        let Some(output_rate) = self.started.as_ref().map(|s| s.output_rate) else {
+            return;
+        };
+        let (commit_tx, commit_rx) = oneshot::channel();
+        let (played_tx, played_rx) = watch::channel(None);
+        let task = TurnTask {
+            turn_id,
+            engines: self.engines.clone(),
+            request,
+            output_rate,
+            outbox: self.outbox.clone(),
+            cancel: cancel.clone(),
+            commit: Some(commit_rx),
+            played_ms: played_rx,
+            finished: self.finished_tx.clone(),
+        };
+        self.turn_tasks.spawn(task.run(input));
+        self.speculation = Some(Speculation {
+            turn_id,
+            cancel,
+            commit: commit_tx,
+            played: played_tx,
+        });
+        if !speculative {
+            self.commit_speculation(Commit {
+                decided_at: Instant::now(),
+                endpoint_ms: None,
+            });
+        }
+    }
+
+    /// The held turn becomes the response in flight: it may now speak.
+    fn commit_speculation(&mut self, commit: Commit) {
+        if let Some(spec) = self.speculation.take() {
+            let _ = spec.commit.send(commit);
+            self.response = Some(Active {
+                turn_id: spec.turn_id,
+                cancel: spec.cancel,
+                played: spec.played,
+            });
+        }
+    }
+
+    /// `response.cancel`: stops the response in flight if it is `turn_id` (or any).
+    pub(super) fn cancel_on_request(&mut self, turn_id: Option<u32>) {
+        let matches = self
+            .response
+            .as_ref()
+            .is_some_and(|r| turn_id.is_none_or(|t| t == r.turn_id));
+        if matches {
+            self.cancel_response();
+        }
+    }
+
+    pub(super) fn cancel_response(&mut self) {
+        if let Some(r) = self.response.take() {
+            tracing::debug!(turn_id = r.turn_id, "cancelling response");
+            r.cancel.cancel();
+        }
+    }
+
+    pub(super) fn drop_speculation(&mut self) {
+        if let Some(s) = self.speculation.take() {
+            s.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! One AI response: (speculative) final transcript -> LLM tokens -> sentences -> synthesis ->
+//! output frames, owned by one task with one cancellation token. The task is the only
+//! sender of its turn's frames and of its `response.done`, so no frame of a turn can follow
+//! that turn's `response.done`.
+
+mod attempt;
+mod speaker;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Engines;
+use super::events::{CallEvent, Fault};
+use super::outbox::Outbox;
+use crate::asr::pool::AsrOutcome;
+use crate::llm::{ChatMessage, ChatRequest, SentenceSplitter};
+use crate::protocol::{DoneStatus, Latency, ResponseStatus};
+use attempt::{LlmAttempt, Next};
+use speaker::{SpeakerReport, heard_ms, heard_prefix, locate, speak};
+
+/// Where the user's words come from.
+pub enum UserInput {
+    /// No user words: the greeting.
+    Greeting,
+    /// Typed (`input.text`).
+    Text(String),
+    /// A decode queued on the ASR pool; `start_ms`/`end_ms` locate the speech in the input.
+    Audio {
+        /// The pool's reply.
+        asr: oneshot::Receiver<AsrOutcome>,
+        /// Speech start in the input stream.
+        start_ms: u64,
+        /// Speech end in the input stream.
+        end_ms: u64,
+    },
+}
+
+/// The end-of-turn decision, sent when the turn is committed.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit {
+    /// When the server decided the turn had ended.
+    pub decided_at: Instant,
+    /// End of speech to that decision, on the audio clock.
+    pub endpoint_ms: Option<u64>,
+}
+
+/// What a finished turn tells the session (to update history and counters).
+#[derive(Debug)]
+pub struct TurnFinished {
+    /// The turn.
+    pub turn_id: u32,
+    /// The user's final transcript ("" for the greeting or an empty decode).
+    pub user_text: String,
+    /// The AI's full text.
+    pub text: String,
+    /// What the user heard of it (the history keeps this).
+    pub heard_text: String,
+    /// How it ended; `None` when no response was started (speculation dropped, empty input).
+    pub status: Option<DoneStatus>,
+}
+
+/// Everything a turn task needs.
+pub struct TurnTask {
+    /// Turn id (0 = greeting).
+    pub turn_id: u32,
+    /// Engines.
+    pub engines: Arc<Engines>,
+    /// The request minus the user's words (added once transcribed).
+    pub request: ChatRequest,
+    /// Output audio rate.
+    pub output_rate: u32,
+    /// Where events and audio go.
+    pub outbox: Outbox,
+    /// Fires on barge-in, response.cancel, hang-up, or a dropped speculation.
+    pub cancel: CancellationToken,
+    /// Resolves when the turn is committed (immediately unless speculative).
+    pub commit: Option<oneshot::Receiver<Commit>>,
+    /// Latest `playback.position` for this turn, in ms.
+    pub played_ms: watch::Receiver<Option<u64>>,
+    /// Report back to the session.
+    pub finished: mpsc::Sender<TurnFinished>,
+}
+
+/// How a committed response ended.
+enum Outcome {
+    Completed,
+    Cancelled,
+    Failed(Fault),
+}
+
+/// The user's words, once known.
+struct Heard {
+    text: String,
+    /// Where the speech lies in the input (spoken turns).
+    span_ms: Option<(u64, u64)>,
+    /// The final decode's own time.
+    decode_ms: Option<u64>,
+}
+
+impl TurnTask {
+    /// Runs the turn to its end. Never panics on engine output.
+    pub async fn run(mut self, input: UserInput) {
+        let finished = match self.hear(input).await {
+            Ok(heard) => self.respond(heard).await,
+            Err(finished) => finished,
+        };
+        let _ = self.finished.send(finished).await;
+    }
+
+    /// Phase 1: the user's words. `Err` ends the turn early (dropped, or ASR failed).
+    async fn hear(&mut self, input: UserInput) -> Result<Heard, TurnFinished> {
+        let (asr, span) = match input {
+            UserInput::Greeting => return Ok(Heard::typed(String::new())),
+            UserInput::Text(t) => return Ok(Heard::typed(t)),
+            UserInput::Audio {
+                asr,
+                start_ms,
+                end_ms,
+            } => (asr, (start_ms, end_ms)),
+        };
+        let outcome = tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            o = asr => o.ok(),
+        };
+        let outcome = outcome.ok_or_else(|| TurnFinished::dropped(self.turn_id))?;
+        match outcome.result {
+            Ok(t) => Ok(Heard {
+                text: t.text,
+                span_ms: Some(span),
+                decode_ms: Some(outcome.decode.as_millis() as u64),
+            }),
+            Err(crate::asr::AsrError::Cancelled) => Err(TurnFinished::dropped(self.turn_id)),
+            Err(e) => Err(self.asr_failed(span, e.to_string()).await),
+        }
+    }
+
+    /// The final decode failed: once committed, the turn fails with `ASR_ERROR`.
+    async fn asr_failed(&mut self, span: (u64, u64), message: String) -> TurnFinished {
+        // Wait for the commit so the failure belongs to a real turn.
+        let Some(c) = self.wait_commit().await else {
+            return TurnFinished::dropped(self.turn_id);
+        };
+        self.transcript("", Some(span)).await;
+        let latency = Latency {
+            endpoint_ms: c.endpoint_ms,
+            ..Latency::default()
+        };
+        self.emit(CallEvent::ResponseStarted {
+            turn_id: self.turn_id,
+            status: ResponseStatus::Thinking,
+            eta_ms: None,
+        })
+        .await;
+        let failed = Outcome::Failed(Fault::Asr(message));
+        self.settle(&c, latency, (String::new(), failed), None, None)
+            .await
+    }
+
+    /// Phases 2-4 for words that are known.
+    async fn respond(&mut self, heard: Heard) -> TurnFinished {
+        let is_greeting = self.request.history.is_empty() && heard.text.is_empty();
+        if heard.text.trim().is_empty() && !is_greeting {
+            // Nothing intelligible was said: close the user turn, no response.
+            if self.wait_commit().await.is_some() {
+                self.transcript("", heard.span_ms).await;
+            }
+            return TurnFinished::dropped(self.turn_id);
+        }
+        let mut request = self.request.clone();
+        if !heard.text.is_empty() {
+            request.history.push(ChatMessage::user(heard.text.clone()));
+        }
+        let engines = self.engines.clone();
+        let mut llm = LlmAttempt::start(engines.llm.as_ref(), request, engines.llm_timeouts);
+        let Some(c) = self.hold(&mut llm).await else {
+            return TurnFinished::dropped(self.turn_id);
+        };
+        let mut latency = Latency {
+            endpoint_ms: c.endpoint_ms,
+            // When the final ran inside the end-of-turn silence, firstAudioMs shows how
+            // much of it the user never waited for.
+            asr_ms: heard.decode_ms,
+            ..Latency::default()
+        };
+        if heard.span_ms.is_some() {
+            self.transcript(&heard.text, heard.span_ms).await;
+        }
+        let started = CallEvent::ResponseStarted {
+            turn_id: self.turn_id,
+            status: ResponseStatus::Thinking,
+            eta_ms: None,
+        };
+        if self.outbox.emit(started).await.is_err() {
+            return TurnFinished::dropped(self.turn_id);
+        }
+        let (streamed, report) = self.stream(&mut llm).await;
+        latency.llm_first_token_ms = llm.first_token_ms(c.decided_at);
+        let mut finished = self
+            .settle(&c, latency, streamed, Some(report), llm.usage.take())
+            .await;
+        finished.user_text = heard.text;
+        finished
+    }
+
+    /// Phase 2: hold the model's tokens until the turn is committed. A committed turn
+    /// always gets a response.started and a response.done, even when cancelled at once, so
+    /// the commit is looked at before the cancellation.
+    async fn hold(&mut self, llm: &mut LlmAttempt<'_>) -> Option<Commit> {
+        let mut commit = self.commit.take()?;
+        loop {
+            tokio::select! {
+                biased;
+                c = &mut commit => return c.ok(),
+                _ = self.cancel.cancelled() => return None,
+                _ = llm.buffer_next() => {}
+            }
+        }
+    }
+
+    /// Phase 3: stream the answer into sentences for the speaker, with the attempt's
+    /// retries and stall limits. Returns the text and how it ended, and the speaker's
+    /// report once it has stopped (so nothing of this turn follows its response.done).
+    async fn stream(&mut self, llm: &mut LlmAttempt<'_>) -> ((String, Outcome), SpeakerReport) {
+        let (sentence_tx, sentence_rx) = mpsc::channel::<(String, usize)>(32);
+        let speaker = tokio::spawn(speak(
+            self.turn_id,
+            self.engines.clone(),
+            self.output_rate,
+            self.outbox.clone(),
+            self.cancel.clone(),
+            sentence_rx,
+        ));
+        let mut text = String::new();
+        let mut splitter = SentenceSplitter::new();
+        let mut sent_up_to = 0usize;
+        let mut index = 0u32;
+        let outcome = 'stream: loop {
+            let delta = match llm.next(self.turn_id, &self.outbox, &self.cancel).await {
+                Next::Text(d) => d,
+                Next::Done => break Outcome::Completed,
+                Next::Cancelled => break Outcome::Cancelled,
+                Next::Failed(f) => break Outcome::Failed(f),
+            };
+            text.push_str(&delta);
+            let piece = CallEvent::ResponseText {
+                turn_id: self.turn_id,
+                index,
+                delta: delta.clone(),
+            };
+            self.emit(piece).await;
+            index += 1;
+            for sentence in splitter.push(&delta) {
+                let end = locate(&text, &sentence, &mut sent_up_to);
+                if sentence_tx.send((sentence, end)).await.is_err() {
+                    // The speaker stopped (cancelled, client gone, audio broken): stop the
+                    // model too rather than stream into nothing.
+                    break 'stream Outcome::Cancelled;
+                }
+            }
+        };
+        let outcome = match outcome {
+            Outcome::Completed if text.trim().is_empty() => Outcome::Failed(Fault::Llm(
+                "the language model returned an empty answer".into(),
+            )),
+            Outcome::Completed => {
+                if let Some(rest) = splitter.finish() {
+                    let end = locate(&text, &rest, &mut sent_up_to);
+                    let _ = sentence_tx.send((rest, end)).await;
+                }
+                Outcome::Completed
+            }
+            other => other,
+        };
+        drop(sentence_tx);
+        let report = speaker.await.unwrap_or_else(|_| SpeakerReport {
+            error: Some("speaker task ended abnormally".into()),
+            ..SpeakerReport::default()
+        });
+        ((text, outcome), report)
+    }
+
+    /// Phase 4: settle the turn: what was heard, its error (once), metrics, response.done.
+    async fn settle(
+        &mut self,
+        c: &Commit,
+        mut latency: Latency,
+        (text, outcome): (String, Outcome),
+        report: Option<SpeakerReport>,
+        usage: Option<crate::llm::TokenUsage>,
+    ) -> TurnFinished {
+        let report = report.unwrap_or_default();
+        let outcome = match outcome {
+            _ if self.cancel.is_cancelled() => Outcome::Cancelled,
+            Outcome::Cancelled if report.error.is_some() => Outcome::Failed(Fault::Tts {
+                message: report.error.clone().unwrap_or_default(),
+                partial: false,
+            }),
+            Outcome::Completed if report.error.is_some() => Outcome::Failed(Fault::Tts {
+                message: report.error.clone().unwrap_or_default(),
+                partial: false,
+            }),
+            other => other,
+        };
+        latency.tts_first_audio_ms = report.tts_first_ms;
+        latency.first_audio_ms = report
+            .first_audio_at
+            .map(|t| t.saturating_duration_since(c.decided_at).as_millis() as u64);
+        latency.total_ms = Some(c.decided_at.elapsed().as_millis() as u64);
+        let heard_text = match &outcome {
+            Outcome::Completed => text.clone(),
+            _ => heard_prefix(
+                &text,
+                &report.spoken,
+                heard_ms(*self.played_ms.borrow(), report.sent_ms),
+            ),
+        };
+        let status = match &outcome {
+            Outcome::Completed => DoneStatus::Completed,
+            Outcome::Cancelled => DoneStatus::Cancelled,
+            Outcome::Failed(fault) => {
+                self.report_failure(fault, report.error_reported).await;
+                DoneStatus::Failed
+            }
+        };
+        self.count(status, &latency);
+        self.emit(CallEvent::ResponseDone {
+            turn_id: self.turn_id,
+            status,
+            text: text.clone(),
+            heard_text: heard_text.clone(),
+            latency,
+            usage,
+        })
+        .await;
+        TurnFinished {
+            turn_id: self.turn_id,
+            user_text: String::new(),
+            text,
+            heard_text,
+            status: Some(status),
+        }
+    }
+
+    /// The failure's error event, unless the speaker already told the client.
+    async fn report_failure(&self, fault: &Fault, speaker_reported: bool) {
+        tracing::warn!(turn_id = self.turn_id, %fault, "turn failed");
+        if matches!(fault, Fault::Tts { .. }) && speaker_reported {
+            return;
+        }
+        self.emit(CallEvent::turn_fault(self.turn_id, fault.clone()))
+            .await;
+    }
+
+    fn count(&self, status: DoneStatus, latency: &Latency) {
+        let metrics = &self.engines.metrics;
+        let counter = match status {
+            DoneStatus::Completed => &metrics.turns_completed,
+            DoneStatus::Cancelled => &metrics.turns_cancelled,
+            DoneStatus::Failed => &metrics.turns_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if status == DoneStatus::Completed {
+            metrics.observe_latency(latency);
+        }
+    }
+
+    async fn wait_commit(&mut self) -> Option<Commit> {
+        let rx = self.commit.take()?;
+        tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            c = rx => c.ok(),
+        }
+    }
+
+    async fn transcript(&self, text: &str, span_ms: Option<(u64, u64)>) {
+        self.emit(CallEvent::Transcript {
+            turn_id: self.turn_id,
+            text: text.to_owned(),
+            is_final: true,
+            span_ms,
+        })
+        .await;
+    }
+
+    /// Sends `event`; a client that is gone is noticed by the call, not the turn.
+    async fn emit(&self, event: CallEvent) {
+        let _ = self.outbox.emit(event).await;
+    }
+}
+
+impl Heard {
+    fn typed(text: String) -> Self {
+        Self {
+            text,
+            span_ms: None,
+            decode_ms: None,
+        }
+    }
+}
+
+impl TurnFinished {
+    fn dropped(turn_id: u32) -> Self {
+        Self {
+            turn_id,
+            user_text: String::new(),
+            text: String::new(),
+            heard_text: String::new(),
+            status: None,
+        }
+    }
+}

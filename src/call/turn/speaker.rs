@@ -1,0 +1,345 @@
+//! The speaking side of a turn: sentences -> synthesis -> output frames paced to real time,
+//! and what the client can have heard of them when the turn stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::audio::resample::resample_all;
+use crate::audio::{f32_to_i16, i16_to_mono_f32};
+use crate::call::Engines;
+use crate::call::events::{CallEvent, Fault};
+use crate::call::outbox::Outbox;
+
+/// Output audio goes out in frames of this length: small enough to start playback early,
+/// large enough to keep the frame count (and the writer queue) modest.
+const FRAME_MS: u32 = 100;
+
+/// How far output audio may run ahead of real time. The server paces audio to the clock
+/// (plus this lead, to ride out network jitter) instead of dumping it: a barge-in can then
+/// still stop what the user has not heard, and a client's buffer stays small.
+const PLAYBACK_LEAD_MS: u64 = 400;
+
+/// One synthesized sentence's place in the text and in the audio.
+pub(super) struct Spoken {
+    /// Byte offset in the full text where this sentence ends.
+    pub(super) text_end: usize,
+    /// Where its audio starts and ends in the turn's output, in ms.
+    pub(super) audio_start_ms: u64,
+    pub(super) audio_end_ms: u64,
+}
+
+#[derive(Default)]
+pub(super) struct SpeakerReport {
+    pub(super) spoken: Vec<Spoken>,
+    pub(super) first_audio_at: Option<Instant>,
+    pub(super) tts_first_ms: Option<u64>,
+    pub(super) error: Option<String>,
+    /// Whether `error` already went to the client as an `error` event.
+    pub(super) error_reported: bool,
+    /// Audio actually handed to the socket, ms: the most a client can have played.
+    pub(super) sent_ms: u64,
+}
+
+/// Finds where `sentence` (trimmed by the splitter) ends in `text`, searching from `from`.
+pub(super) fn locate(text: &str, sentence: &str, from: &mut usize) -> usize {
+    let start = (*from).min(text.len());
+    let end = text
+        .get(start..)
+        .and_then(|rest| rest.find(sentence))
+        .map(|i| start + i + sentence.len())
+        .unwrap_or(text.len());
+    *from = end;
+    end
+}
+
+/// The part of `text` the user heard: whole sentences played, plus the played share of the
+/// sentence playing when it stopped, cut back to a word boundary. Without a playback report
+/// the client is assumed to have heard nothing it was not sent.
+pub(super) fn heard_prefix(text: &str, spoken: &[Spoken], played_ms: Option<u64>) -> String {
+    let played = played_ms.unwrap_or_else(|| spoken.last().map_or(0, |s| s.audio_end_ms));
+    let mut end = 0usize;
+    let mut start_of_current = 0usize;
+    for s in spoken {
+        if played >= s.audio_end_ms {
+            end = s.text_end;
+            start_of_current = s.text_end;
+            continue;
+        }
+        if played > s.audio_start_ms {
+            let share = (played - s.audio_start_ms) as f64
+                / (s.audio_end_ms - s.audio_start_ms).max(1) as f64;
+            let span = s.text_end.saturating_sub(start_of_current);
+            let mut cut = start_of_current + (span as f64 * share) as usize;
+            while cut > start_of_current && !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            // Back to the last whole word.
+            let partial = &text[start_of_current..cut];
+            end = match partial.rfind(char::is_whitespace) {
+                Some(i) => start_of_current + i,
+                None => start_of_current,
+            };
+        }
+        break;
+    }
+    text[..end.min(text.len())].trim_end().to_string()
+}
+
+/// What the user can have heard: the client's report, capped by what was sent; without a
+/// report, what was sent.
+pub(super) fn heard_ms(reported: Option<u64>, sent_ms: u64) -> Option<u64> {
+    Some(reported.map_or(sent_ms, |r| r.min(sent_ms)))
+}
+
+/// Synthesizes sentences in order and sends their audio; returns where each sentence lies.
+pub(super) async fn speak(
+    turn_id: u32,
+    engines: Arc<Engines>,
+    output_rate: u32,
+    outbox: Outbox,
+    cancel: CancellationToken,
+    mut sentences: mpsc::Receiver<(String, usize)>,
+) -> SpeakerReport {
+    let mut speaker = Speaker {
+        turn_id,
+        output_rate,
+        outbox,
+        cancel,
+        report: SpeakerReport::default(),
+        held: None,
+        first: true,
+        synthesized_ms: 0,
+        clock_start: None,
+    };
+    let mut last_tts_error = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = speaker.cancel.cancelled() => return speaker.report,
+            s = sentences.recv() => s,
+        };
+        let Some((sentence, text_end)) = next else {
+            break;
+        };
+        match speaker.synthesize(&engines, sentence).await {
+            Ok(Some(audio)) => {
+                if speaker.send(audio, text_end).await.is_err() {
+                    return speaker.report;
+                }
+            }
+            Ok(None) => return speaker.report,
+            Err(Synthesis::Skipped(e)) => last_tts_error = Some(e),
+            Err(Synthesis::Broken(e)) => {
+                speaker.report.error = Some(e);
+                break;
+            }
+        }
+    }
+    speaker.finish(last_tts_error).await
+}
+
+/// Why a sentence produced no audio.
+enum Synthesis {
+    /// The engine refused this sentence; the rest of the answer goes on.
+    Skipped(String),
+    /// The audio path itself failed; the turn fails.
+    Broken(String),
+}
+
+/// The state of one turn's audio output.
+struct Speaker {
+    turn_id: u32,
+    output_rate: u32,
+    outbox: Outbox,
+    cancel: CancellationToken,
+    report: SpeakerReport,
+    /// The last frame is held back until we know whether more audio follows, so it can
+    /// carry the `last` flag.
+    held: Option<Vec<i16>>,
+    first: bool,
+    /// Audio synthesized so far, ms (where the next sentence starts).
+    synthesized_ms: u64,
+    /// When the first frame went out: the pacing clock's zero.
+    clock_start: Option<Instant>,
+}
+
+impl Speaker {
+    /// One sentence as output-rate PCM; `Ok(None)` when cancelled.
+    async fn synthesize(
+        &mut self,
+        engines: &Engines,
+        sentence: String,
+    ) -> Result<Option<Vec<i16>>, Synthesis> {
+        let started = Instant::now();
+        let speech = match engines.tts.synthesize(sentence, self.cancel.clone()).await {
+            Ok(s) => s,
+            Err(crate::tts::TtsError::Cancelled) => return Ok(None),
+            Err(e) => {
+                self.skipped(&e.to_string()).await;
+                return Err(Synthesis::Skipped(e.to_string()));
+            }
+        };
+        self.report
+            .tts_first_ms
+            .get_or_insert(started.elapsed().as_millis() as u64);
+        // Resampling a whole sentence is a block of CPU work: keep it off the async workers.
+        let (rate, samples, output_rate) = (speech.sample_rate, speech.samples, self.output_rate);
+        let job = tokio::task::spawn_blocking(move || {
+            resample_all(&i16_to_mono_f32(&samples, 1), rate, output_rate).map(|o| f32_to_i16(&o))
+        })
+        .await;
+        match job {
+            Ok(Ok(audio)) => Ok(Some(audio)),
+            Ok(Err(e)) => Err(Synthesis::Broken(e.to_string())),
+            Err(e) => Err(Synthesis::Broken(e.to_string())),
+        }
+    }
+
+    /// One unspeakable sentence should not silence the rest of the answer: skip it, and
+    /// tell the client once.
+    async fn skipped(&mut self, error: &str) {
+        tracing::warn!(
+            turn_id = self.turn_id,
+            error,
+            "synthesis failed; skipping a sentence"
+        );
+        if self.report.error_reported {
+            return;
+        }
+        self.report.error_reported = true;
+        let fault = Fault::Tts {
+            message: error.to_owned(),
+            partial: true,
+        };
+        let _ = self
+            .outbox
+            .emit(CallEvent::turn_fault(self.turn_id, fault))
+            .await;
+    }
+
+    fn ms(&self, samples: usize) -> u64 {
+        samples as u64 * 1000 / self.output_rate as u64
+    }
+
+    /// Sends a sentence's audio frame by frame, paced to real time; `Err` when the turn
+    /// stopped (cancelled, or the client is gone).
+    async fn send(&mut self, audio: Vec<i16>, text_end: usize) -> Result<(), ()> {
+        let audio_start_ms = self.synthesized_ms;
+        self.synthesized_ms += self.ms(audio.len());
+        self.report.spoken.push(Spoken {
+            text_end,
+            audio_start_ms,
+            audio_end_ms: self.synthesized_ms,
+        });
+        let frame_len = (self.output_rate * FRAME_MS / 1000).max(1) as usize;
+        for frame in audio.chunks(frame_len) {
+            if let Some(prev) = self.held.replace(frame.to_vec()) {
+                self.send_frame(prev).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_frame(&mut self, frame: Vec<i16>) -> Result<(), ()> {
+        if let Some(start) = self.clock_start {
+            let lead = self.report.sent_ms.saturating_sub(PLAYBACK_LEAD_MS);
+            let due = start + Duration::from_millis(lead);
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(()),
+                _ = tokio::time::sleep_until(due) => {}
+            }
+        }
+        if self.cancel.is_cancelled() {
+            return Err(());
+        }
+        self.clock_start.get_or_insert_with(Instant::now);
+        self.outbox
+            .audio(self.turn_id, self.first, false, &frame)
+            .await
+            .map_err(|_| ())?;
+        self.report.sent_ms += self.ms(frame.len());
+        if self.first {
+            self.report.first_audio_at = Some(Instant::now());
+            self.first = false;
+        }
+        Ok(())
+    }
+
+    /// Sends the held frame as the last one, unless the turn stopped or said nothing.
+    async fn finish(mut self, last_tts_error: Option<String>) -> SpeakerReport {
+        if self.cancel.is_cancelled() {
+            return self.report;
+        }
+        if self.report.spoken.is_empty()
+            && let Some(e) = last_tts_error
+        {
+            // Not one sentence could be spoken: the engine is broken, not one sentence.
+            self.report.error = Some(format!("no sentence of the answer could be spoken: {e}"));
+            return self.report;
+        }
+        let last = self.held.take().unwrap_or_default();
+        if self
+            .outbox
+            .audio(self.turn_id, self.first, true, &last)
+            .await
+            .is_ok()
+        {
+            self.report.sent_ms += self.ms(last.len());
+            if self.first {
+                self.report.first_audio_at = Some(Instant::now());
+            }
+        }
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spoken() -> (String, Vec<Spoken>) {
+        let text = "Thanks for that. Tell me about a bug you fixed.".to_string();
+        let s = vec![
+            Spoken {
+                text_end: 16,
+                audio_start_ms: 0,
+                audio_end_ms: 1000,
+            },
+            Spoken {
+                text_end: text.len(),
+                audio_start_ms: 1000,
+                audio_end_ms: 3000,
+            },
+        ];
+        (text, s)
+    }
+
+    #[test]
+    fn heard_prefix_cuts_at_played_word() {
+        let (text, s) = spoken();
+        assert_eq!(heard_prefix(&text, &s, Some(0)), "");
+        assert_eq!(heard_prefix(&text, &s, Some(1000)), "Thanks for that.");
+        let mid = heard_prefix(&text, &s, Some(2000));
+        assert!(
+            text.starts_with(&mid) && mid.len() > 16 && mid.len() < text.len(),
+            "{mid}"
+        );
+        assert_eq!(heard_prefix(&text, &s, Some(5000)), text);
+        // No report: everything sent counts as heard.
+        assert_eq!(heard_prefix(&text, &s, None), text);
+    }
+
+    #[test]
+    fn locate_finds_sentence_ends_in_order() {
+        let text = "Yes. Yes. No.";
+        let mut from = 0;
+        assert_eq!(locate(text, "Yes.", &mut from), 4);
+        assert_eq!(locate(text, "Yes.", &mut from), 9);
+        assert_eq!(locate(text, "No.", &mut from), 13);
+    }
+}
