@@ -1,1 +1,510 @@
+//! The call's timing rules on tokio's paused clock: a whole call (driver + session + turn
+//! tasks) over a pair of channels instead of a socket, with the scripted interviewer. No
+//! real seconds are spent waiting.
+//!
+//! Two test doubles, for one reason: on a paused clock, virtual time jumps to the next
+//! timer whenever every task waits, so a real whisper decode or espeak-ng synthesis on its
+//! own thread would let the call's timers race ahead of it (a greeting "took" 300 s and the
+//! call went idle). [`InstantTranscriber`] and [`InstantVoice`] answer at once; these tests
+//! are about the timers, and both engines are tested for real in tests/ end to end.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::{Sink, Stream};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::{CancellationToken, PollSender};
+
+use crate::asr::pool::AsrPool;
+use crate::asr::{AsrError, DecodeOptions, Transcriber, Transcription};
+use crate::call::admission::{Admission, Open};
+use crate::call::driver::{CallHub, serve_socket};
+use crate::call::{CallSettings, Engines, LlmTimeouts};
+use crate::protocol::{
+    DoneStatus, EndReason, ServerMessage, decode_output_frame, encode_input_frame,
+    parse_server_message,
+};
+use crate::tts::{Speech, Synthesizer, TtsError};
+
+/// Hears, at once, how much audio it was given: "1230 ms" (see the module docs for why).
+struct InstantTranscriber;
+
+impl Transcriber for InstantTranscriber {
+    fn transcribe(
+        &self,
+        audio: &[f32],
+        _options: &DecodeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Transcription, AsrError> {
+        if cancel.is_cancelled() {
+            return Err(AsrError::Cancelled);
+        }
+        Ok(Transcription {
+            text: format!("{} ms", audio.len() / 16),
+            segments: Vec::new(),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "instant"
+    }
+}
+
+/// Speaks at once, on the calling task: 150 ms of a 300 Hz tone per word, at 16 kHz.
+struct InstantVoice;
+
+impl Synthesizer for InstantVoice {
+    fn synthesize(
+        &self,
+        text: String,
+        _cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<Speech, TtsError>> {
+        let samples = 16 * 150 * text.split_whitespace().count();
+        let tone = (0..samples)
+            .map(|i| ((i as f32 * 300.0 / 16_000.0 * std::f32::consts::TAU).sin() * 8000.0) as i16)
+            .collect();
+        Box::pin(std::future::ready(Ok(Speech {
+            samples: tone,
+            sample_rate: 16_000,
+        })))
+    }
+
+    fn name(&self) -> &'static str {
+        "instant"
+    }
+}
+
+/// One half of a socket made of channels.
+struct ChannelSocket {
+    incoming: mpsc::Receiver<Result<Message, WsError>>,
+    outgoing: PollSender<Message>,
+}
+
+impl Stream for ChannelSocket {
+    type Item = Result<Message, WsError>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.incoming.poll_recv(cx)
+    }
+}
+
+impl Sink<Message> for ChannelSocket {
+    type Error = tokio_util::sync::PollSendError<Message>;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.outgoing).poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        std::pin::Pin::new(&mut self.outgoing).start_send(item)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.outgoing).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(&mut self.outgoing).poll_close(cx)
+    }
+}
+
+/// What the client saw.
+#[derive(Debug)]
+enum Got {
+    Event(ServerMessage),
+    Audio { turn: u32 },
+    Closed(String),
+}
+
+/// The client end of one connection to a call.
+struct Client {
+    to_server: Option<mpsc::Sender<Result<Message, WsError>>>,
+    from_server: mpsc::Receiver<Message>,
+    seq: u32,
+}
+
+async fn hub(settings: CallSettings) -> Arc<CallHub> {
+    let engines = Engines {
+        asr: AsrPool::new(Arc::new(InstantTranscriber), 1),
+        decode: DecodeOptions::default(),
+        llm: Arc::new(crate::llm::ScriptedInterviewer::new()),
+        tts: Arc::new(InstantVoice),
+        personas: crate::llm::PersonaSet::builtin(),
+        metrics: Arc::default(),
+        llm_timeouts: LlmTimeouts::default(),
+    };
+    let admission = Admission {
+        verifier: Arc::new(Open),
+        user_calls: Arc::default(),
+    };
+    CallHub::new(Arc::new(engines), settings, admission)
+}
+
+fn settings() -> CallSettings {
+    CallSettings {
+        calls_dir: None,
+        ..CallSettings::default()
+    }
+}
+
+impl Client {
+    /// A new connection to `hub`, served on its own task.
+    fn connect(hub: &Arc<CallHub>) -> Self {
+        let (to_server, incoming) = mpsc::channel(64);
+        let (outgoing, from_server) = mpsc::channel(1024);
+        let socket = ChannelSocket {
+            incoming,
+            outgoing: PollSender::new(outgoing),
+        };
+        tokio::spawn(serve_socket(
+            socket,
+            hub.clone(),
+            CancellationToken::new(),
+            None,
+        ));
+        Self {
+            to_server: Some(to_server),
+            from_server,
+            seq: 0,
+        }
+    }
+
+    async fn send(&self, msg: Message) {
+        if let Some(tx) = &self.to_server {
+            tx.send(Ok(msg)).await.expect("call is reading");
+        }
+    }
+
+    async fn send_json(&self, v: serde_json::Value) {
+        self.send(Message::text(v.to_string())).await;
+    }
+
+    /// Opens a call at 16 kHz and waits for `session.started`.
+    async fn start(hub: &Arc<CallHub>) -> (Self, String, String) {
+        let mut c = Self::connect(hub);
+        c.send_json(json!({"type":"session.start","input":{"sampleRate":16000}}))
+            .await;
+        let started = c
+            .until(|g| matches!(g, Got::Event(ServerMessage::SessionStarted { .. })))
+            .await;
+        match started.last() {
+            Some(Got::Event(ServerMessage::SessionStarted {
+                session_id,
+                resume_token,
+                ..
+            })) => (c, session_id.clone(), resume_token.clone()),
+            other => panic!("no session.started: {other:?}"),
+        }
+    }
+
+    async fn next(&mut self) -> Got {
+        match self.from_server.recv().await {
+            Some(Message::Text(t)) => Got::Event(parse_server_message(t.as_str()).expect("valid")),
+            Some(Message::Binary(b)) => Got::Audio {
+                turn: decode_output_frame(&b).expect("frame").turn,
+            },
+            Some(Message::Close(frame)) => {
+                Got::Closed(frame.map(|f| f.reason.to_string()).unwrap_or_default())
+            }
+            Some(other) => panic!("unexpected {other:?}"),
+            None => Got::Closed(String::new()),
+        }
+    }
+
+    /// Everything up to and including the first message matching `want` (virtual 20 min
+    /// at most).
+    async fn until(&mut self, want: impl Fn(&Got) -> bool) -> Vec<Got> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(1200);
+        loop {
+            let got = tokio::time::timeout_at(deadline, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("never came; saw {seen:?}"));
+            let done = want(&got) || matches!(got, Got::Closed(_));
+            seen.push(got);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Sends `samples` at real-time pace in 20 ms chunks, collecting what arrives.
+    async fn speak(&mut self, samples: &[i16]) -> Vec<(Instant, Got)> {
+        let mut seen = Vec::new();
+        for chunk in samples.chunks(320) {
+            self.send(Message::binary(encode_input_frame(self.seq, chunk)))
+                .await;
+            self.seq += 1;
+            settle().await;
+            let due = Instant::now() + Duration::from_millis(20);
+            while let Ok(Some(got)) = tokio::time::timeout_at(due, self.recv_one()).await {
+                seen.push((Instant::now(), got));
+            }
+        }
+        seen
+    }
+
+    async fn recv_one(&mut self) -> Option<Got> {
+        Some(self.next().await)
+    }
+}
+
+/// Lets the ASR pool's thread finish what it was given before virtual time moves on: a
+/// blocking task holds the paused clock still while it runs.
+async fn settle() {
+    let _ = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2))).await;
+}
+
+/// A voiced-like sound at -20 dBFS (200 Hz with decaying harmonics), 16 kHz.
+fn voiced(ms: usize) -> Vec<i16> {
+    (0..16 * ms)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            let v: f32 = (1..=5)
+                .map(|k| (2.0 * std::f32::consts::PI * 200.0 * k as f32 * t).sin() / k as f32)
+                .sum();
+            (v * 0.1 * 32767.0 / 1.5) as i16
+        })
+        .collect()
+}
+
+fn silence(ms: usize) -> Vec<i16> {
+    vec![0; 16 * ms]
+}
+
+fn is_done(g: &Got) -> bool {
+    matches!(g, Got::Event(ServerMessage::ResponseDone { .. }))
+}
+
+fn events(seen: &[(Instant, Got)]) -> impl Iterator<Item = &ServerMessage> {
+    seen.iter().filter_map(|(_, g)| match g {
+        Got::Event(e) => Some(e),
+        _ => None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_call_ends_at_the_idle_timeout_and_not_before() {
+    let hub = hub(CallSettings {
+        idle_timeout: Duration::from_secs(300),
+        ..settings()
+    })
+    .await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    let last_message = Instant::now();
+    let seen = c
+        .until(|g| matches!(g, Got::Event(ServerMessage::SessionEnded { .. })))
+        .await;
+    let waited = last_message.elapsed();
+    match seen.last() {
+        Some(Got::Event(ServerMessage::SessionEnded { reason, .. })) => {
+            assert_eq!(*reason, EndReason::Idle)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        waited >= Duration::from_secs(300) && waited < Duration::from_millis(300_300),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_call_waits_out_the_resume_grace_then_ends() {
+    let mut s = settings();
+    s.limits.resume_grace = Duration::from_secs(30);
+    let hub = hub(s).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(is_done).await;
+    c.to_server = None;
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(hub.calls.len(), 1, "still waiting for a resume");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hub.calls.len(), 0, "given up after the grace");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_inside_the_grace_gets_the_call_back() {
+    let hub = hub(settings()).await;
+    let (mut c, session_id, resume_token) = Client::start(&hub).await;
+    c.until(is_done).await;
+    c.speak(&silence(200)).await;
+    c.to_server = None;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut again = Client::connect(&hub);
+    again
+        .send_json(json!({"type":"session.resume","sessionId":session_id,
+            "resumeToken":resume_token}))
+        .await;
+    let seen = again
+        .until(|g| matches!(g, Got::Event(ServerMessage::SessionResumed { .. })))
+        .await;
+    match seen.last() {
+        Some(Got::Event(ServerMessage::SessionResumed {
+            next_seq, turns, ..
+        })) => {
+            assert_eq!(*next_seq, 10, "200 ms in 20 ms chunks");
+            assert_eq!(turns.len(), 1, "the greeting");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_longest_call_ends_at_its_limit() {
+    let mut s = settings();
+    s.limits.max_call_duration = Duration::from_secs(600);
+    let hub = hub(s).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    let started = Instant::now();
+    c.until(is_done).await;
+    // Pings keep it from going idle.
+    for _ in 0..9 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        c.send_json(json!({"type":"ping","t":1})).await;
+    }
+    let seen = c.until(|g| matches!(g, Got::Closed(_))).await;
+    let ended = seen.iter().find_map(|g| match g {
+        Got::Event(ServerMessage::SessionEnded { reason, .. }) => Some(*reason),
+        _ => None,
+    });
+    assert_eq!(ended, Some(EndReason::Timeout));
+    assert!(
+        matches!(seen.last(), Some(Got::Closed(r)) if r == "maximum call duration reached"),
+        "{seen:?}"
+    );
+    let lasted = started.elapsed();
+    assert!(
+        lasted >= Duration::from_secs(600) && lasted < Duration::from_millis(600_300),
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn audio_is_acknowledged_at_the_first_chunk_then_every_200_ms() {
+    let hub = hub(settings()).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(is_done).await;
+    let seen = c.speak(&silence(800)).await;
+    let acks: Vec<u32> = events(&seen)
+        .filter_map(|e| match e {
+            ServerMessage::AudioAck { seq } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![0, 10, 20, 30]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
+    let hub = hub(CallSettings {
+        barge_in_min: Duration::from_millis(200),
+        ..settings()
+    })
+    .await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    let cough = [voiced(120), silence(700)].concat();
+    let seen = c.speak(&cough).await;
+    assert!(
+        !seen.iter().any(|(_, g)| is_done(g)),
+        "a 120 ms sound stopped the greeting: {seen:?}"
+    );
+    let onset = Instant::now();
+    let seen = c.speak(&voiced(400)).await;
+    let cancelled_at = seen.iter().find_map(|(t, g)| match g {
+        Got::Event(ServerMessage::ResponseDone {
+            turn_id: 0,
+            status: DoneStatus::Cancelled,
+            ..
+        }) => Some(*t),
+        _ => None,
+    });
+    let cancelled_at = cancelled_at.unwrap_or_else(|| panic!("not interrupted: {seen:?}"));
+    // The chunk that completes 200 ms of speech goes out 180 ms after the first.
+    let after = cancelled_at - onset;
+    assert!(
+        after >= Duration::from_millis(180) && after < Duration::from_millis(350),
+        "{after:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_shorter_than_silence_ms_keeps_the_turn_and_a_longer_one_ends_it() {
+    let hub = hub(settings()).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(is_done).await;
+    c.speak(&silence(300)).await;
+    let answer = [voiced(800), silence(350), voiced(800), silence(800)].concat();
+    let mut seen = c.speak(&answer).await;
+    let rest = c
+        .until(|g| matches!(g, Got::Event(ServerMessage::ResponseStarted { .. })))
+        .await;
+    seen.extend(rest.into_iter().map(|g| (Instant::now(), g)));
+    let stopped: Vec<_> = events(&seen)
+        .filter(|e| matches!(e, ServerMessage::InputSpeechStopped { .. }))
+        .collect();
+    assert_eq!(stopped.len(), 1, "{seen:?}");
+    let finals: Vec<_> = events(&seen)
+        .filter_map(|e| match e {
+            ServerMessage::Transcript {
+                is_final: true,
+                start_ms: Some(s),
+                end_ms: Some(e),
+                ..
+            } => Some(e - s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "{seen:?}");
+    assert!(
+        finals[0] >= 1900,
+        "the final covers both halves: {finals:?}"
+    );
+    let order: Vec<_> = events(&seen)
+        .filter_map(|e| match e {
+            ServerMessage::InputSpeechStopped { .. } => Some("stopped"),
+            ServerMessage::ResponseStarted { .. } => Some("started"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order.first(), Some(&"stopped"), "{order:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn partials_come_no_faster_than_the_partial_interval() {
+    let hub = hub(CallSettings {
+        partial_interval: Duration::from_millis(300),
+        ..settings()
+    })
+    .await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(is_done).await;
+    c.speak(&silence(300)).await;
+    let seen = c.speak(&voiced(1800)).await;
+    // Each partial says how much audio it decoded, fixed when it was scheduled.
+    let heard_ms: Vec<u64> = events(&seen)
+        .filter_map(|e| match e {
+            ServerMessage::Transcript {
+                is_final: false,
+                text,
+                ..
+            } => text.trim_end_matches(" ms").parse().ok(),
+            _ => None,
+        })
+        .collect();
+    assert!((3..=5).contains(&heard_ms.len()), "{seen:?}");
+    for pair in heard_ms.windows(2) {
+        assert!(pair[1] - pair[0] >= 300, "{heard_ms:?}");
+    }
+}
