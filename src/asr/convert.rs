@@ -624,25 +624,7 @@ pub fn convert(
         w.write_all(t).map_err(io)?;
     }
     for t in &b.out {
-        let ftype: i32 = if t.keep_f32 { 0 } else { 1 };
-        w.write_all(&(t.dims.len() as i32).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&(t.name.len() as i32).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&ftype.to_le_bytes()).map_err(io)?;
-        for d in t.dims.iter().rev() {
-            w.write_all(&(*d as i32).to_le_bytes()).map_err(io)?;
-        }
-        w.write_all(t.name.as_bytes()).map_err(io)?;
-        let mut buf = Vec::with_capacity(t.values.len() * 4);
-        for v in &t.values {
-            if t.keep_f32 {
-                buf.extend_from_slice(&v.to_le_bytes());
-            } else {
-                buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
-            }
-        }
-        w.write_all(&buf).map_err(io)?;
+        write_tensor(&mut w, t).map_err(io)?;
     }
     w.flush().map_err(io)?;
     Ok(ConvertSummary {
@@ -651,6 +633,27 @@ pub fn convert(
         tensors: b.out.len(),
         bytes: w.bytes,
     })
+}
+
+/// One tensor in ggml's layout: dims, name length, type, dims (reversed), name, data.
+fn write_tensor(w: &mut impl Write, t: &OutTensor) -> std::io::Result<()> {
+    let ftype: i32 = if t.keep_f32 { 0 } else { 1 };
+    w.write_all(&(t.dims.len() as i32).to_le_bytes())?;
+    w.write_all(&(t.name.len() as i32).to_le_bytes())?;
+    w.write_all(&ftype.to_le_bytes())?;
+    for d in t.dims.iter().rev() {
+        w.write_all(&(*d as i32).to_le_bytes())?;
+    }
+    w.write_all(t.name.as_bytes())?;
+    let mut buf = Vec::with_capacity(t.values.len() * 4);
+    for v in &t.values {
+        if t.keep_f32 {
+            buf.extend_from_slice(&v.to_le_bytes());
+        } else {
+            buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
+        }
+    }
+    w.write_all(&buf)
 }
 
 struct CountingWriter<'a, W: Write> {
