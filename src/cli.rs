@@ -11,9 +11,7 @@ use tokio_util::sync::CancellationToken;
 use callgate::asr::whisper::WhisperEngine;
 use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
-
-/// The default model, relative to the repository root (made by scripts/fetch-models).
-pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
+use callgate::config::{DEFAULT_MODEL, ServeArgs};
 
 /// callgate: a voice mock-call gateway. A candidate speaks, an AI interviewer answers out
 /// loud, and can be interrupted.
@@ -31,7 +29,7 @@ enum Command {
     ///
     /// Settings come from --config FILE (TOML, keys as the flags without dashes' prefix,
     /// e.g. `listen = "0.0.0.0:8080"`), then CALLGATE_* environment variables, then flags;
-    /// each later source wins.
+    /// each later source wins. docs/configuration.md lists them all.
     Serve(Box<ServeArgs>),
     /// Replay WAV files against a running server, as a caller would, and report each
     /// turn's transcript, reply and latency.
@@ -62,6 +60,9 @@ enum Command {
         #[arg(default_value = DEFAULT_MODEL)]
         model: PathBuf,
     },
+    /// Print docs/configuration.md (every serve setting) as the code defines it.
+    #[command(hide = true)]
+    ConfigDocs,
 }
 
 #[derive(clap::Args)]
@@ -122,175 +123,6 @@ fn token(args: TokenArgs) -> Result<ExitCode> {
 }
 
 #[derive(clap::Args)]
-struct ServeArgs {
-    /// TOML file with any of the settings below (kebab-case keys, e.g. `asr-workers = 2`).
-    #[arg(long, env = "CALLGATE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "CALLGATE_LISTEN")]
-    listen: Option<String>,
-    /// ggml Whisper model [default: models/ggml-tiny.en.bin].
-    #[arg(long, env = "CALLGATE_MODEL")]
-    model: Option<PathBuf>,
-    /// Concurrent whisper decodes shared by all calls [default: 1].
-    #[arg(long, env = "CALLGATE_ASR_WORKERS")]
-    asr_workers: Option<usize>,
-    /// Threads per whisper decode [default: all cores].
-    #[arg(long, env = "CALLGATE_ASR_THREADS")]
-    asr_threads: Option<usize>,
-    /// Let a final transcription stop a running partial when every whisper worker is busy
-    /// (false: it waits; for before/after measurements) [default: true].
-    #[arg(long, env = "CALLGATE_ASR_PREEMPT")]
-    asr_preempt: Option<bool>,
-    /// Encoder window: full, trimmed or floor:SECONDS [default: floor:10].
-    #[arg(long, env = "CALLGATE_AUDIO_CONTEXT")]
-    audio_context: Option<String>,
-    /// Whisper initial prompt ('' for none) [default: a software-interview prompt].
-    #[arg(long, env = "CALLGATE_ASR_PROMPT")]
-    asr_prompt: Option<String>,
-    /// LLM backend: `script` (built-in interviewer) or `openai` (any OpenAI-compatible
-    /// /chat/completions server) [default: script].
-    #[arg(long, env = "CALLGATE_LLM")]
-    llm: Option<String>,
-    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8081/v1.
-    #[arg(long, env = "CALLGATE_LLM_URL")]
-    llm_url: Option<String>,
-    /// Model name sent to the OpenAI-compatible server [default: default].
-    #[arg(long, env = "CALLGATE_LLM_MODEL")]
-    llm_model: Option<String>,
-    /// API key for the OpenAI-compatible server (prefer the environment variable).
-    #[arg(long, env = "CALLGATE_LLM_API_KEY", hide_env_values = true)]
-    llm_api_key: Option<String>,
-    /// espeak-ng voice [default: en-us].
-    #[arg(long, env = "CALLGATE_VOICE")]
-    voice: Option<String>,
-    /// Speech rate in words per minute, 80-450 [default: 175].
-    #[arg(long, env = "CALLGATE_TTS_RATE")]
-    tts_rate: Option<u32>,
-    /// Folder of extra persona TOML files (added to / overriding the built-in ones).
-    #[arg(long, env = "CALLGATE_PERSONAS_DIR")]
-    personas_dir: Option<PathBuf>,
-    /// Persona used when session.start names none [default: interviewer].
-    #[arg(long, env = "CALLGATE_PERSONA")]
-    persona: Option<String>,
-    /// Folder for calls/<sessionId>/events.jsonl (and WAVs with --record); '' disables
-    /// [default: calls].
-    #[arg(long, env = "CALLGATE_CALLS_DIR")]
-    calls_dir: Option<PathBuf>,
-    /// Also record each call's input.wav and output.wav.
-    #[arg(long, env = "CALLGATE_RECORD")]
-    record: Option<Option<bool>>,
-    /// Speech needed before the user's voice interrupts the AI, ms [default: 200].
-    #[arg(long, env = "CALLGATE_BARGE_IN_MS")]
-    barge_in_ms: Option<u64>,
-    /// Silence after which the final transcript and the LLM start speculatively, ms
-    /// [default: 200].
-    #[arg(long, env = "CALLGATE_SPECULATIVE_MS")]
-    speculative_ms: Option<u64>,
-    /// End a call after this many seconds without any client message [default: 300].
-    #[arg(long, env = "CALLGATE_IDLE_TIMEOUT_S")]
-    idle_timeout_s: Option<u64>,
-    /// Seconds calls get to finish on shutdown [default: 10].
-    #[arg(long, env = "CALLGATE_DRAIN_S")]
-    drain_s: Option<u64>,
-    /// Seconds the LLM may take to its first token before the turn fails [default: 20].
-    #[arg(long, env = "CALLGATE_LLM_FIRST_TOKEN_TIMEOUT_S")]
-    llm_first_token_timeout_s: Option<f64>,
-    /// Seconds the LLM may pause between tokens before the turn fails [default: 10].
-    #[arg(long, env = "CALLGATE_LLM_TOKEN_TIMEOUT_S")]
-    llm_token_timeout_s: Option<f64>,
-    /// Seconds to wait for a TCP connection to the LLM server [default: 5].
-    #[arg(long, env = "CALLGATE_LLM_CONNECT_TIMEOUT_S")]
-    llm_connect_timeout_s: Option<f64>,
-    /// Most conversation messages sent to the LLM with each request; the persona's system
-    /// prompt always goes first on top of them [default: 24].
-    #[arg(long, env = "CALLGATE_LLM_HISTORY_MESSAGES")]
-    llm_history_messages: Option<usize>,
-    /// Most conversation characters sent to the LLM with each request (newest kept)
-    /// [default: 6000].
-    #[arg(long, env = "CALLGATE_LLM_HISTORY_CHARS")]
-    llm_history_chars: Option<usize>,
-    /// Most tokens the LLM may generate for one answer [default: 256].
-    #[arg(long, env = "CALLGATE_LLM_MAX_TOKENS")]
-    llm_max_tokens: Option<u32>,
-    /// HS256 secret (at least 16 bytes) that call tokens must be signed with; without it
-    /// calls need no token, so the server refuses a non-loopback --listen (prefer the
-    /// environment variable).
-    #[arg(long, env = "CALLGATE_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    /// Listen on a non-loopback address without a JWT secret (anyone who can reach the
-    /// port can open calls).
-    #[arg(long, env = "CALLGATE_INSECURE")]
-    insecure: bool,
-    /// Browser origins allowed to open calls, comma-separated, e.g.
-    /// https://app.example.com (default: any). Requests without Origin are not affected.
-    #[arg(long, env = "CALLGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
-    allowed_origins: Option<Vec<String>>,
-    /// Calls at once; the next gets close code 1013 [default: 256].
-    #[arg(long, env = "CALLGATE_MAX_CALLS")]
-    max_calls: Option<usize>,
-    /// Calls at once per user (token `sub`) [default: 3].
-    #[arg(long, env = "CALLGATE_MAX_CALLS_PER_USER")]
-    max_calls_per_user: Option<usize>,
-    /// Longest call, in minutes; then it ends with reason `timeout` [default: 60].
-    #[arg(long, env = "CALLGATE_MAX_CALL_MINUTES")]
-    max_call_minutes: Option<f64>,
-    /// Text messages per second per call (bursts of twice that pass) [default: 50].
-    #[arg(long, env = "CALLGATE_MAX_TEXT_RATE")]
-    max_text_rate: Option<f64>,
-    /// Input audio faster than this multiple of real time (after a 10 s burst) is refused
-    /// with RATE_LIMITED; 0 turns the guard off [default: 4].
-    #[arg(long, env = "CALLGATE_MAX_AUDIO_RATE")]
-    max_audio_rate: Option<f64>,
-    /// Seconds a call whose connection dropped waits for session.resume [default: 30].
-    #[arg(long, env = "CALLGATE_RESUME_GRACE_S")]
-    resume_grace_s: Option<f64>,
-}
-
-impl ServeArgs {
-    fn settings(&self) -> callgate::config::ServeSettings {
-        callgate::config::ServeSettings {
-            listen: self.listen.clone(),
-            model: self.model.clone(),
-            asr_workers: self.asr_workers,
-            asr_threads: self.asr_threads,
-            asr_preempt: self.asr_preempt,
-            audio_context: self.audio_context.clone(),
-            asr_prompt: self.asr_prompt.clone(),
-            llm: self.llm.clone(),
-            llm_url: self.llm_url.clone(),
-            llm_model: self.llm_model.clone(),
-            llm_api_key: self.llm_api_key.clone(),
-            voice: self.voice.clone(),
-            tts_rate: self.tts_rate,
-            personas_dir: self.personas_dir.clone(),
-            persona: self.persona.clone(),
-            calls_dir: self.calls_dir.clone(),
-            record: self.record.map(|v| v.unwrap_or(true)),
-            barge_in_ms: self.barge_in_ms,
-            speculative_ms: self.speculative_ms,
-            idle_timeout_s: self.idle_timeout_s,
-            drain_s: self.drain_s,
-            llm_first_token_timeout_s: self.llm_first_token_timeout_s,
-            llm_token_timeout_s: self.llm_token_timeout_s,
-            llm_connect_timeout_s: self.llm_connect_timeout_s,
-            llm_history_messages: self.llm_history_messages,
-            llm_history_chars: self.llm_history_chars,
-            llm_max_tokens: self.llm_max_tokens,
-            jwt_secret: self.jwt_secret.clone(),
-            insecure: self.insecure.then_some(true),
-            allowed_origins: self.allowed_origins.clone(),
-            max_calls: self.max_calls,
-            max_calls_per_user: self.max_calls_per_user,
-            max_call_minutes: self.max_call_minutes,
-            max_text_rate: self.max_text_rate,
-            max_audio_rate: self.max_audio_rate,
-            resume_grace_s: self.resume_grace_s,
-        }
-    }
-}
-
-#[derive(clap::Args)]
 struct TranscribeArgs {
     /// ggml Whisper model file.
     #[arg(long, default_value = DEFAULT_MODEL, env = "CALLGATE_MODEL")]
@@ -333,6 +165,10 @@ pub fn main() -> ExitCode {
         Command::Transcribe(args) => transcribe(args),
         Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
         Command::ModelInfo { model } => model_info(&model),
+        Command::ConfigDocs => {
+            print!("{}", callgate::config::docs::configuration_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -354,12 +190,12 @@ fn init_logging() {
         .init();
 }
 
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
 fn transcribe(args: TranscribeArgs) -> Result<ExitCode> {
-    let engine = WhisperEngine::load(&args.model, args.threads.unwrap_or_else(default_threads))?;
+    let engine = WhisperEngine::load(
+        &args.model,
+        args.threads
+            .unwrap_or_else(callgate::config::default_asr_threads),
+    )?;
     tracing::info!(model = %args.model.display(), load_ms = engine.load_ms, "model loaded");
     let options = DecodeOptions {
         initial_prompt: Some(args.prompt.clone()).filter(|p| !p.is_empty()),
@@ -408,12 +244,7 @@ fn transcribe(args: TranscribeArgs) -> Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
-    use callgate::config::ServeSettings;
-    let file = match &args.config {
-        Some(path) => ServeSettings::from_file(path)?,
-        None => ServeSettings::default(),
-    };
-    let cfg = file.overlay(args.settings()).resolve()?;
+    let cfg = args.resolve()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let engines = callgate::call::Engines::from_config(&cfg).await?;

@@ -1,90 +1,278 @@
-//! Server configuration: a TOML file, then environment variables, then flags (each later
-//! source wins), validated once at start into [`ServeConfig`].
+//! Server configuration: every `callgate serve` setting defined once, in the table below,
+//! from which its flag, `CALLGATE_*` variable, TOML key, default, allowed values, `--help`
+//! text and the docs/configuration.md row all come. Settings are read from a TOML file, then
+//! the environment, then flags (each later source wins), and validated once at start into
+//! [`ServeConfig`].
 
+pub mod docs;
+
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::asr::AudioContext;
+use crate::call::limits::LimitSettings;
 
-/// Every setting, as read from one source: `None` = not given there.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ServeSettings {
+/// The default whisper model, relative to the repository root (made by scripts/fetch-models).
+pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
+
+/// Threads per whisper decode unless configured: every core, up to the 64 a decode accepts.
+pub fn default_asr_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(64))
+}
+
+/// Defines [`ServeSettings`] (every setting as read from one source), its overlay, its
+/// defaults and range checks, and the facts `--help` and the docs show, from one row per
+/// setting: `doc and clap attributes, name: type [= default] [, shown "text"] [, allowed
+/// rule];`. `shown` replaces the default's own text where that is not helpful (or not
+/// the same on every machine); a setting without a default stays optional after
+/// [`ServeSettings::resolve`] fills the others.
+macro_rules! serve_settings {
+    (@filled_type $ty:ty) => { Option<$ty> };
+    (@filled_type $ty:ty, $default:expr) => { $ty };
+    (@fill $given:expr) => { $given };
+    (@fill $given:expr, $default:expr) => { $given.unwrap_or_else(|| $default) };
+    (@default $ty:ty, [$shown:literal] [$($default:expr)?]) => {
+        Some(docs::DefaultText::words($shown))
+    };
+    (@default $ty:ty, [] [$default:expr]) => { Some(docs::DefaultText::value::<$ty>(&$default)) };
+    (@default $ty:ty, [] []) => { None };
+    (@allowed) => { None };
+    (@allowed $rule:expr) => { Some($rule.to_string()) };
+    (@check $given:expr, $field:ident) => {};
+    (@check $given:expr, $field:ident, $rule:expr) => {
+        if let Some(value) = $given {
+            $rule
+                .check(value)
+                .map_err(|message| ConfigError::invalid(stringify!($field), message))?;
+        }
+    };
+    ($(
+        $(#[$attr:meta])*
+        $field:ident: $ty:ty
+            $(= $default:expr)? $(, shown $shown:literal)? $(, allowed $rule:expr)?;
+    )*) => {
+        /// Every serve setting, as read from one source: `None` = not given there. The field
+        /// docs are the `--help` text; flags and TOML keys are the names in kebab-case.
+        #[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct ServeSettings {
+            $( $(#[$attr])* #[arg(long)] pub $field: Option<$ty>, )*
+        }
+
+        /// [`ServeSettings`] with the defaults filled in (a setting without one stays optional).
+        struct Filled {
+            $( $field: serve_settings!(@filled_type $ty $(, $default)?), )*
+        }
+
+        impl ServeSettings {
+            /// Overlays `other` (a higher-precedence source) on `self`.
+            pub fn overlay(self, other: ServeSettings) -> Self {
+                Self { $( $field: other.$field.or(self.$field), )* }
+            }
+
+            fn filled(self) -> Filled {
+                Filled { $( $field: serve_settings!(@fill self.$field $(, $default)?), )* }
+            }
+
+            /// Checks every given value against its setting's allowed range.
+            fn check_allowed(&self) -> Result<(), ConfigError> {
+                $( serve_settings!(@check &self.$field, $field $(, $rule)?); )*
+                Ok(())
+            }
+        }
+
+        /// The default and allowed values of every setting, in the table's order.
+        pub fn setting_facts() -> Vec<docs::SettingFacts> {
+            vec![$(docs::SettingFacts {
+                id: stringify!($field),
+                default: serve_settings!(@default $ty, [$($shown)?] [$($default)?]),
+                allowed: serve_settings!(@allowed $($rule)?),
+            },)*]
+        }
+    };
+}
+
+serve_settings! {
     /// Address to listen on.
-    pub listen: Option<String>,
+    #[arg(env = "CALLGATE_LISTEN")]
+    listen: String = "127.0.0.1:8080".into();
     /// ggml Whisper model file.
-    pub model: Option<PathBuf>,
-    /// Concurrent whisper decodes.
-    pub asr_workers: Option<usize>,
+    #[arg(env = "CALLGATE_MODEL")]
+    model: PathBuf = DEFAULT_MODEL.into();
+    /// Concurrent whisper decodes shared by all calls.
+    #[arg(env = "CALLGATE_ASR_WORKERS")]
+    asr_workers: usize = 1, allowed within(1..=64, "");
     /// Threads per whisper decode.
-    pub asr_threads: Option<usize>,
-    /// Whether a final transcription stops a running partial when every worker is busy.
-    pub asr_preempt: Option<bool>,
-    /// Encoder window policy: full, trimmed, floor:SECONDS.
-    pub audio_context: Option<String>,
-    /// Initial prompt for whisper.
-    pub asr_prompt: Option<String>,
-    /// LLM backend: script or openai.
-    pub llm: Option<String>,
-    /// OpenAI-compatible base URL (…/v1).
-    pub llm_url: Option<String>,
-    /// Model name for the openai backend.
-    pub llm_model: Option<String>,
-    /// API key for the openai backend.
-    pub llm_api_key: Option<String>,
+    #[arg(env = "CALLGATE_ASR_THREADS")]
+    asr_threads: usize = default_asr_threads(), shown "all cores", allowed within(1..=64, "");
+    /// Let a final transcription stop a running partial when every whisper worker is busy
+    /// (false: it waits; for before/after measurements).
+    #[arg(env = "CALLGATE_ASR_PREEMPT")]
+    asr_preempt: bool = true;
+    /// Whisper encoder window: full, trimmed or floor:SECONDS (see docs/asr.md).
+    #[arg(env = "CALLGATE_AUDIO_CONTEXT")]
+    audio_context: String = "floor:10".into();
+    /// Whisper initial prompt ('' for none).
+    #[arg(env = "CALLGATE_ASR_PROMPT")]
+    asr_prompt: String = crate::asr::DEFAULT_PROMPT.into(), shown "a software-interview prompt";
+    /// LLM backend: `script` (built-in interviewer) or `openai` (any OpenAI-compatible
+    /// /chat/completions server).
+    #[arg(env = "CALLGATE_LLM")]
+    llm: String = "script".into();
+    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8081/v1 (needed with
+    /// `--llm openai`).
+    #[arg(env = "CALLGATE_LLM_URL")]
+    llm_url: String;
+    /// Model name sent to the OpenAI-compatible server.
+    #[arg(env = "CALLGATE_LLM_MODEL")]
+    llm_model: String = "default".into();
+    /// API key for the OpenAI-compatible server (prefer the environment variable).
+    #[arg(env = "CALLGATE_LLM_API_KEY", hide_env_values = true)]
+    llm_api_key: String;
     /// espeak-ng voice.
-    pub voice: Option<String>,
-    /// Speech rate, words per minute.
-    pub tts_rate: Option<u32>,
-    /// Extra persona TOML files.
-    pub personas_dir: Option<PathBuf>,
-    /// Default persona id.
-    pub persona: Option<String>,
-    /// Folder for per-call event logs and recordings ("" disables).
-    pub calls_dir: Option<PathBuf>,
-    /// Record input.wav / output.wav.
-    pub record: Option<bool>,
-    /// Speech needed to interrupt the AI, ms.
-    pub barge_in_ms: Option<u64>,
-    /// Silence after which the final decode starts speculatively, ms.
-    pub speculative_ms: Option<u64>,
-    /// Idle timeout, seconds.
-    pub idle_timeout_s: Option<u64>,
-    /// Time calls get to finish on shutdown, seconds.
-    pub drain_s: Option<u64>,
-    /// Seconds the LLM may take to its first token before the turn fails.
-    pub llm_first_token_timeout_s: Option<f64>,
+    #[arg(env = "CALLGATE_VOICE")]
+    voice: String = "en-us".into();
+    /// espeak-ng speech rate.
+    #[arg(env = "CALLGATE_TTS_RATE")]
+    tts_rate: u32 = 175, allowed within(80..=450, " words per minute");
+    /// Folder of extra persona TOML files (added to, or overriding, the built-in ones in
+    /// personas/).
+    #[arg(env = "CALLGATE_PERSONAS_DIR")]
+    personas_dir: PathBuf;
+    /// Persona used when session.start names none.
+    #[arg(env = "CALLGATE_PERSONA")]
+    persona: String = crate::llm::persona::DEFAULT_PERSONA.into();
+    /// Folder for calls/<sessionId>/events.jsonl (and WAVs with --record); `calls-dir = ""`
+    /// in the file disables.
+    #[arg(env = "CALLGATE_CALLS_DIR")]
+    calls_dir: PathBuf = "calls".into();
+    /// Also record each call's input.wav and output.wav.
+    #[arg(env = "CALLGATE_RECORD", num_args = 0..=1, default_missing_value = "true")]
+    record: bool = false;
+    /// Speech needed before the user's voice interrupts the AI, ms.
+    #[arg(env = "CALLGATE_BARGE_IN_MS")]
+    barge_in_ms: u64 = 200, allowed within(0..=5000, " ms");
+    /// Silence after which the final transcript and the LLM start speculatively, ms.
+    #[arg(env = "CALLGATE_SPECULATIVE_MS")]
+    speculative_ms: u64 = 200, allowed within(0..=5000, " ms");
+    /// End a call after this many seconds without any client message.
+    #[arg(env = "CALLGATE_IDLE_TIMEOUT_S")]
+    idle_timeout_s: u64 = 300, allowed within(0..=86_400, " seconds");
+    /// Seconds calls get to finish on shutdown.
+    #[arg(env = "CALLGATE_DRAIN_S")]
+    drain_s: u64 = 10, allowed within(0..=600, " seconds");
+    /// Seconds the LLM may take to its first token before the turn fails (LLM_ERROR; the
+    /// call goes on).
+    #[arg(env = "CALLGATE_LLM_FIRST_TOKEN_TIMEOUT_S")]
+    llm_first_token_timeout_s: f64 = 20.0, allowed within(0.05..=600.0, " seconds");
     /// Seconds the LLM may pause between tokens before the turn fails.
-    pub llm_token_timeout_s: Option<f64>,
+    #[arg(env = "CALLGATE_LLM_TOKEN_TIMEOUT_S")]
+    llm_token_timeout_s: f64 = 10.0, allowed within(0.05..=600.0, " seconds");
     /// Seconds to wait for a TCP connection to the LLM server.
-    pub llm_connect_timeout_s: Option<f64>,
-    /// Most conversation messages sent to the LLM with each request.
-    pub llm_history_messages: Option<usize>,
-    /// Most conversation characters sent to the LLM with each request.
-    pub llm_history_chars: Option<usize>,
-    /// Most tokens the LLM may generate per answer.
-    pub llm_max_tokens: Option<u32>,
-    /// HS256 secret for JWT authentication; unset = no authentication.
-    pub jwt_secret: Option<String>,
-    /// Allow a non-loopback listen address without a JWT secret.
-    pub insecure: Option<bool>,
-    /// Origins allowed to open calls from a browser page (empty = any).
-    pub allowed_origins: Option<Vec<String>>,
-    /// Calls at once on this server.
-    pub max_calls: Option<usize>,
-    /// Calls at once per user.
-    pub max_calls_per_user: Option<usize>,
-    /// Longest call, minutes.
-    pub max_call_minutes: Option<f64>,
-    /// Text messages per second per call.
-    pub max_text_rate: Option<f64>,
-    /// Input audio faster than this multiple of real time is refused (0 = off).
-    pub max_audio_rate: Option<f64>,
-    /// Seconds a dropped call waits for session.resume.
-    pub resume_grace_s: Option<f64>,
+    #[arg(env = "CALLGATE_LLM_CONNECT_TIMEOUT_S")]
+    llm_connect_timeout_s: f64 = 5.0, allowed within(0.05..=600.0, " seconds");
+    /// Most conversation messages sent to the LLM with each request; the persona's system
+    /// prompt always goes first on top of them.
+    #[arg(env = "CALLGATE_LLM_HISTORY_MESSAGES")]
+    llm_history_messages: usize = crate::llm::openai::HISTORY_MAX_MESSAGES,
+        allowed within(1..=10_000, "");
+    /// Most conversation characters sent to the LLM with each request (newest kept).
+    #[arg(env = "CALLGATE_LLM_HISTORY_CHARS")]
+    llm_history_chars: usize = crate::llm::openai::HISTORY_MAX_CHARS,
+        allowed within(1..=10_000_000, "");
+    /// Most tokens the LLM may generate for one answer.
+    #[arg(env = "CALLGATE_LLM_MAX_TOKENS")]
+    llm_max_tokens: u32 = 256, allowed within(1..=32_768, "");
+    /// HS256 secret (at least 16 bytes) that call tokens must be signed with; without it
+    /// calls need no token, so the server refuses a non-loopback --listen (prefer the
+    /// environment variable).
+    #[arg(env = "CALLGATE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: String;
+    /// Listen on a non-loopback address without a JWT secret (anyone who can reach the
+    /// port can open calls).
+    #[arg(env = "CALLGATE_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    insecure: bool = false;
+    /// Browser origins allowed to open calls, comma-separated, e.g.
+    /// https://app.example.com (others get 403). Requests without Origin are not affected.
+    #[arg(env = "CALLGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>, shown "any";
+    /// Calls at once on this server; the next gets close code 1013.
+    #[arg(env = "CALLGATE_MAX_CALLS")]
+    max_calls: usize = 256, allowed within(1..=100_000, "");
+    /// Calls at once per user (token `sub`).
+    #[arg(env = "CALLGATE_MAX_CALLS_PER_USER")]
+    max_calls_per_user: usize = 3, allowed within(1..=100_000, "");
+    /// Longest call, in minutes; then it ends with reason `timeout`.
+    #[arg(env = "CALLGATE_MAX_CALL_MINUTES")]
+    max_call_minutes: f64 = 60.0, allowed within(0.01..=1e6, " minutes");
+    /// Text messages per second per call (bursts of twice that pass; beyond, RATE_LIMITED).
+    #[arg(env = "CALLGATE_MAX_TEXT_RATE")]
+    max_text_rate: f64 = 50.0, allowed within(1.0..=1e6, "");
+    /// Input audio faster than this multiple of real time (after a 10 s burst) is refused
+    /// with RATE_LIMITED; 0 turns the guard off, otherwise at least 1.
+    #[arg(env = "CALLGATE_MAX_AUDIO_RATE")]
+    max_audio_rate: f64 = 4.0, allowed within(0.0..=1e6, "");
+    /// Seconds a call whose connection dropped waits for session.resume.
+    #[arg(env = "CALLGATE_RESUME_GRACE_S")]
+    resume_grace_s: f64 = 30.0, allowed within(0.0..=1e6, " seconds");
+}
+
+/// `callgate serve`'s arguments: a settings file, then the settings themselves (each flag
+/// also read from its `CALLGATE_*` variable; `--help` shows defaults and ranges).
+#[derive(Debug, clap::Args)]
+#[command(mut_args = docs::help_with_defaults())]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (kebab-case keys, e.g. `asr-workers = 2`).
+    #[arg(long, env = "CALLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Environment and flags.
+    #[command(flatten)]
+    pub settings: ServeSettings,
+}
+
+impl ServeArgs {
+    /// The file's settings overlaid with the environment's and the flags', validated.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => ServeSettings::from_file(path)?,
+            None => ServeSettings::default(),
+        };
+        file.overlay(self.settings).resolve()
+    }
+}
+
+/// A numeric setting's allowed values: an inclusive range, shown with a unit.
+#[derive(Debug, Clone)]
+pub struct Within<T> {
+    range: RangeInclusive<T>,
+    unit: &'static str,
+}
+
+/// The values in `range`; `unit` (with its leading space) follows it in messages.
+fn within<T>(range: RangeInclusive<T>, unit: &'static str) -> Within<T> {
+    Within { range, unit }
+}
+
+impl<T: PartialOrd + Display> Within<T> {
+    fn check(&self, value: &T) -> Result<(), String> {
+        if self.range.contains(value) {
+            Ok(())
+        } else {
+            Err(format!("must be {self}, got {value}"))
+        }
+    }
+}
+
+impl<T: Display> Display for Within<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (start, end) = (self.range.start(), self.range.end());
+        write!(f, "{start}..={end}{}", self.unit)
+    }
 }
 
 /// Why the configuration is unusable. Each message names the setting.
@@ -110,10 +298,20 @@ pub enum ConfigError {
     #[error("{setting}: {message}")]
     Invalid {
         /// The setting's name as in the file (and `--flag`).
-        setting: &'static str,
+        setting: String,
         /// What is wrong.
         message: String,
     },
+}
+
+impl ConfigError {
+    /// `setting` (a field name or its kebab-case key) is wrong: `message` says how.
+    fn invalid(setting: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            setting: setting.replace('_', "-"),
+            message: message.into(),
+        }
+    }
 }
 
 /// Which LLM backend answers.
@@ -186,7 +384,16 @@ pub struct ServeConfig {
     /// Browser origins allowed (empty = any).
     pub allowed_origins: Vec<String>,
     /// Call limits.
-    pub limits: crate::call::limits::LimitSettings,
+    pub limits: LimitSettings,
+}
+
+impl Default for ServeConfig {
+    /// What `callgate serve` runs with when given nothing: every built-in default.
+    fn default() -> Self {
+        ServeSettings::default()
+            .resolve()
+            .expect("the built-in defaults are valid (tested below)")
+    }
 }
 
 impl ServeSettings {
@@ -202,248 +409,49 @@ impl ServeSettings {
         })
     }
 
-    /// Overlays `other` (a higher-precedence source) on `self`.
-    pub fn overlay(self, other: ServeSettings) -> Self {
-        macro_rules! pick { ($($f:ident),*) => { Self { $($f: other.$f.or(self.$f)),* } } }
-        pick!(
-            listen,
-            model,
-            asr_workers,
-            asr_threads,
-            asr_preempt,
-            audio_context,
-            asr_prompt,
-            llm,
-            llm_url,
-            llm_model,
-            llm_api_key,
-            voice,
-            tts_rate,
-            personas_dir,
-            persona,
-            calls_dir,
-            record,
-            barge_in_ms,
-            speculative_ms,
-            idle_timeout_s,
-            drain_s,
-            llm_first_token_timeout_s,
-            llm_token_timeout_s,
-            llm_connect_timeout_s,
-            llm_history_messages,
-            llm_history_chars,
-            llm_max_tokens,
-            jwt_secret,
-            insecure,
-            allowed_origins,
-            max_calls,
-            max_calls_per_user,
-            max_call_minutes,
-            max_text_rate,
-            max_audio_rate,
-            resume_grace_s
-        )
-    }
-
     /// Validates and fills defaults.
     pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
-        let invalid =
-            |setting: &'static str, message: String| ConfigError::Invalid { setting, message };
-        let listen_s = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("{listen_s:?} is not an address like 127.0.0.1:8080"),
-            )
-        })?;
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let asr_workers = self.asr_workers.unwrap_or(1);
-        if !(1..=64).contains(&asr_workers) {
-            return Err(invalid(
-                "asr-workers",
-                format!("must be 1..=64, got {asr_workers}"),
-            ));
-        }
-        let asr_threads = self.asr_threads.unwrap_or(cores);
-        if !(1..=64).contains(&asr_threads) {
-            return Err(invalid(
-                "asr-threads",
-                format!("must be 1..=64, got {asr_threads}"),
-            ));
-        }
-        let ac = self.audio_context.unwrap_or_else(|| "floor:10".into());
-        let audio_context = AudioContext::parse(&ac).ok_or_else(|| {
-            invalid(
+        self.check_allowed()?;
+        self.filled().into_config()
+    }
+}
+
+impl Filled {
+    fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        let listen = self.listen_address()?;
+        let jwt_secret = self.jwt_secret()?;
+        let audio_context = AudioContext::parse(&self.audio_context).ok_or_else(|| {
+            ConfigError::invalid(
                 "audio-context",
-                format!("expected full, trimmed or floor:SECONDS, got {ac:?}"),
+                format!(
+                    "expected full, trimmed or floor:SECONDS, got {:?}",
+                    self.audio_context
+                ),
             )
         })?;
-        let secs = |v: Option<f64>, default: f64, setting: &'static str| {
-            let v = v.unwrap_or(default);
-            if v.is_finite() && (0.05..=600.0).contains(&v) {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(invalid(
-                    setting,
-                    format!("must be 0.05..=600 seconds, got {v}"),
-                ))
-            }
-        };
-        let count = |v: Option<usize>, default: usize, setting: &'static str, max: usize| {
-            let v = v.unwrap_or(default);
-            if (1..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(invalid(setting, format!("must be 1..={max}, got {v}")))
-            }
-        };
-        let llm = match self.llm.as_deref().unwrap_or("script") {
-            "script" => LlmBackend::Script,
-            "openai" => {
-                let url = self.llm_url.ok_or_else(|| {
-                    invalid(
-                        "llm-url",
-                        "required with --llm openai (e.g. http://127.0.0.1:8081/v1)".into(),
-                    )
-                })?;
-                if !url.starts_with("http://") && !url.starts_with("https://") {
-                    return Err(invalid(
-                        "llm-url",
-                        format!("{url:?} must start with http:// or https://"),
-                    ));
-                }
-                LlmBackend::OpenAi {
-                    url,
-                    model: self.llm_model.unwrap_or_else(|| "default".into()),
-                    api_key: self.llm_api_key.filter(|k| !k.is_empty()),
-                    history: crate::llm::openai::HistoryLimits {
-                        max_messages: count(
-                            self.llm_history_messages,
-                            crate::llm::openai::HISTORY_MAX_MESSAGES,
-                            "llm-history-messages",
-                            10_000,
-                        )?,
-                        max_chars: count(
-                            self.llm_history_chars,
-                            crate::llm::openai::HISTORY_MAX_CHARS,
-                            "llm-history-chars",
-                            10_000_000,
-                        )?,
-                    },
-                    connect_timeout: secs(
-                        self.llm_connect_timeout_s,
-                        5.0,
-                        "llm-connect-timeout-s",
-                    )?,
-                    max_tokens: count(
-                        self.llm_max_tokens.map(|t| t as usize),
-                        256,
-                        "llm-max-tokens",
-                        32_768,
-                    )? as u32,
-                }
-            }
-            other => {
-                return Err(invalid(
-                    "llm",
-                    format!("expected script or openai, got {other:?}"),
-                ));
-            }
-        };
-        let tts_rate = self.tts_rate.unwrap_or(175);
-        if !(80..=450).contains(&tts_rate) {
-            return Err(invalid(
-                "tts-rate",
-                format!("must be 80..=450 words per minute, got {tts_rate}"),
-            ));
-        }
-        let ms = |v: Option<u64>, default: u64, setting: &'static str, max: u64| {
-            let v = v.unwrap_or(default);
-            if v > max {
-                Err(invalid(setting, format!("must be at most {max}, got {v}")))
-            } else {
-                Ok(v)
-            }
-        };
-        let calls_dir = match self.calls_dir {
-            Some(p) if p.as_os_str().is_empty() => None,
-            Some(p) => Some(p),
-            None => Some(PathBuf::from("calls")),
-        };
-        let llm_first_token_timeout = secs(
-            self.llm_first_token_timeout_s,
-            20.0,
-            "llm-first-token-timeout-s",
-        )?;
-        let llm_token_timeout = secs(self.llm_token_timeout_s, 10.0, "llm-token-timeout-s")?;
-        let jwt_secret = self.jwt_secret.filter(|s| !s.is_empty());
-        if let Some(secret) = &jwt_secret
-            && secret.len() < 16
-        {
-            return Err(invalid(
-                "jwt-secret",
-                format!("must be at least 16 bytes, got {}", secret.len()),
-            ));
-        }
-        if jwt_secret.is_none() && !self.insecure.unwrap_or(false) && !listen.ip().is_loopback() {
-            return Err(invalid(
-                "listen",
-                format!(
-                    "{listen} is reachable from other machines, and without --jwt-secret anyone \
-                     there could open calls and stream audio: set a secret \
-                     (CALLGATE_JWT_SECRET), listen on 127.0.0.1, or pass --insecure"
-                ),
-            ));
-        }
-        let positive = |v: Option<f64>, default: f64, setting: &'static str, min: f64| {
-            let v = v.unwrap_or(default);
-            if v.is_finite() && v >= min && v <= 1e6 {
-                Ok(v)
-            } else {
-                Err(invalid(
-                    setting,
-                    format!("must be {min}..=1000000, got {v}"),
-                ))
-            }
-        };
-        let defaults = crate::call::limits::LimitSettings::default();
-        let limits = crate::call::limits::LimitSettings {
-            max_calls: count(self.max_calls, defaults.max_calls, "max-calls", 100_000)?,
-            max_calls_per_user: count(
-                self.max_calls_per_user,
-                defaults.max_calls_per_user,
-                "max-calls-per-user",
-                100_000,
-            )?,
-            max_call_duration: Duration::from_secs_f64(
-                60.0 * positive(self.max_call_minutes, 60.0, "max-call-minutes", 0.01)?,
-            ),
-            text_messages_per_s: positive(
-                self.max_text_rate,
-                defaults.text_messages_per_s,
-                "max-text-rate",
-                1.0,
-            )?,
-            max_audio_rate: positive(
-                self.max_audio_rate,
-                defaults.max_audio_rate,
-                "max-audio-rate",
-                0.0,
-            )?,
-            resume_grace: Duration::from_secs_f64(positive(
-                self.resume_grace_s,
-                defaults.resume_grace.as_secs_f64(),
-                "resume-grace-s",
-                0.0,
-            )?),
-        };
-        if limits.max_audio_rate > 0.0 && limits.max_audio_rate < 1.0 {
-            return Err(invalid(
-                "max-audio-rate",
-                "must be 0 (off) or at least 1 (real time)".into(),
-            ));
-        }
+        let llm = self.llm_backend()?;
+        let limits = self.limits()?;
         Ok(ServeConfig {
+            listen,
+            model: self.model,
+            asr_workers: self.asr_workers,
+            asr_threads: self.asr_threads,
+            asr_preempt: self.asr_preempt,
+            audio_context,
+            asr_prompt: self.asr_prompt,
+            llm,
+            voice: self.voice,
+            tts_rate: self.tts_rate,
+            personas_dir: self.personas_dir,
+            persona: self.persona,
+            calls_dir: Some(self.calls_dir).filter(|p| !p.as_os_str().is_empty()),
+            record: self.record,
+            barge_in: Duration::from_millis(self.barge_in_ms),
+            speculative: Duration::from_millis(self.speculative_ms),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            drain: Duration::from_secs(self.drain_s),
+            llm_first_token_timeout: Duration::from_secs_f64(self.llm_first_token_timeout_s),
+            llm_token_timeout: Duration::from_secs_f64(self.llm_token_timeout_s),
             jwt_secret,
             allowed_origins: self
                 .allowed_origins
@@ -453,42 +461,95 @@ impl ServeSettings {
                 .filter(|o| !o.is_empty())
                 .collect(),
             limits,
-            llm_first_token_timeout,
-            llm_token_timeout,
-            listen,
-            model: self
-                .model
-                .unwrap_or_else(|| PathBuf::from("models/ggml-tiny.en.bin")),
-            asr_workers,
-            asr_threads,
-            asr_preempt: self.asr_preempt.unwrap_or(true),
-            audio_context,
-            asr_prompt: self
-                .asr_prompt
-                .unwrap_or_else(|| crate::asr::DEFAULT_PROMPT.to_string()),
-            llm,
-            voice: self.voice.unwrap_or_else(|| "en-us".into()),
-            tts_rate,
-            personas_dir: self.personas_dir,
-            persona: self
-                .persona
-                .unwrap_or_else(|| crate::llm::persona::DEFAULT_PERSONA.into()),
-            calls_dir,
-            record: self.record.unwrap_or(false),
-            barge_in: Duration::from_millis(ms(self.barge_in_ms, 200, "barge-in-ms", 5000)?),
-            speculative: Duration::from_millis(ms(
-                self.speculative_ms,
-                200,
-                "speculative-ms",
-                5000,
-            )?),
-            idle_timeout: Duration::from_secs(ms(
-                self.idle_timeout_s,
-                300,
-                "idle-timeout-s",
-                86_400,
-            )?),
-            drain: Duration::from_secs(ms(self.drain_s, 10, "drain-s", 600)?),
+        })
+    }
+
+    /// The listen address, refused when it is reachable from other machines and nothing
+    /// (a secret, or `--insecure`) says who may call.
+    fn listen_address(&self) -> Result<SocketAddr, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "listen",
+                format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })?;
+        let has_secret = self.jwt_secret.as_ref().is_some_and(|s| !s.is_empty());
+        if !has_secret && !self.insecure && !listen.ip().is_loopback() {
+            return Err(ConfigError::invalid(
+                "listen",
+                format!(
+                    "{listen} is reachable from other machines, and without --jwt-secret anyone \
+                     there could open calls and stream audio: set a secret \
+                     (CALLGATE_JWT_SECRET), listen on 127.0.0.1, or pass --insecure"
+                ),
+            ));
+        }
+        Ok(listen)
+    }
+
+    /// The JWT secret; an empty one means none.
+    fn jwt_secret(&self) -> Result<Option<String>, ConfigError> {
+        let secret = self.jwt_secret.clone().filter(|s| !s.is_empty());
+        if let Some(secret) = &secret
+            && secret.len() < 16
+        {
+            return Err(ConfigError::invalid(
+                "jwt-secret",
+                format!("must be at least 16 bytes, got {}", secret.len()),
+            ));
+        }
+        Ok(secret)
+    }
+
+    fn llm_backend(&self) -> Result<LlmBackend, ConfigError> {
+        match self.llm.as_str() {
+            "script" => Ok(LlmBackend::Script),
+            "openai" => {
+                let url = self.llm_url.clone().ok_or_else(|| {
+                    ConfigError::invalid(
+                        "llm-url",
+                        "required with --llm openai (e.g. http://127.0.0.1:8081/v1)",
+                    )
+                })?;
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(ConfigError::invalid(
+                        "llm-url",
+                        format!("{url:?} must start with http:// or https://"),
+                    ));
+                }
+                Ok(LlmBackend::OpenAi {
+                    url,
+                    model: self.llm_model.clone(),
+                    api_key: self.llm_api_key.clone().filter(|k| !k.is_empty()),
+                    history: crate::llm::openai::HistoryLimits {
+                        max_messages: self.llm_history_messages,
+                        max_chars: self.llm_history_chars,
+                    },
+                    connect_timeout: Duration::from_secs_f64(self.llm_connect_timeout_s),
+                    max_tokens: self.llm_max_tokens,
+                })
+            }
+            other => Err(ConfigError::invalid(
+                "llm",
+                format!("expected script or openai, got {other:?}"),
+            )),
+        }
+    }
+
+    fn limits(&self) -> Result<LimitSettings, ConfigError> {
+        if self.max_audio_rate > 0.0 && self.max_audio_rate < 1.0 {
+            return Err(ConfigError::invalid(
+                "max-audio-rate",
+                "must be 0 (off) or at least 1 (real time)",
+            ));
+        }
+        Ok(LimitSettings {
+            max_calls: self.max_calls,
+            max_calls_per_user: self.max_calls_per_user,
+            max_call_duration: Duration::from_secs_f64(60.0 * self.max_call_minutes),
+            text_messages_per_s: self.max_text_rate,
+            max_audio_rate: self.max_audio_rate,
+            resume_grace: Duration::from_secs_f64(self.resume_grace_s),
         })
     }
 }
@@ -573,5 +634,69 @@ mod tests {
             }
             other => panic!("expected openai, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_built_in_defaults_resolve() {
+        let c = ServeConfig::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.model, PathBuf::from(DEFAULT_MODEL));
+        assert_eq!(c.calls_dir, Some(PathBuf::from("calls")));
+        assert_eq!(c.limits.max_call_duration, Duration::from_secs(60 * 60));
+        assert_eq!(c.llm_first_token_timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn ranges_name_the_setting_and_the_range() {
+        let cases: [(ServeSettings, &str); 5] = [
+            (
+                ServeSettings {
+                    asr_workers: Some(0),
+                    ..Default::default()
+                },
+                "asr-workers: must be 1..=64, got 0",
+            ),
+            (
+                ServeSettings {
+                    tts_rate: Some(500),
+                    ..Default::default()
+                },
+                "tts-rate: must be 80..=450 words per minute, got 500",
+            ),
+            (
+                ServeSettings {
+                    llm_token_timeout_s: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "llm-token-timeout-s: must be 0.05..=600 seconds, got NaN",
+            ),
+            (
+                ServeSettings {
+                    max_audio_rate: Some(0.5),
+                    ..Default::default()
+                },
+                "max-audio-rate: must be 0 (off) or at least 1 (real time)",
+            ),
+            (
+                ServeSettings {
+                    calls_dir: Some(PathBuf::new()),
+                    jwt_secret: Some("short".into()),
+                    ..Default::default()
+                },
+                "jwt-secret: must be at least 16 bytes, got 5",
+            ),
+        ];
+        for (settings, message) in cases {
+            assert_eq!(settings.resolve().expect_err(message).to_string(), message);
+        }
+    }
+
+    #[test]
+    fn an_empty_calls_dir_disables_call_folders() {
+        let c = ServeSettings {
+            calls_dir: Some(PathBuf::new()),
+            ..Default::default()
+        };
+        assert_eq!(c.resolve().expect("valid").calls_dir, None);
     }
 }

@@ -3,6 +3,7 @@
 mod asr;
 mod bench;
 mod browser;
+mod config;
 mod faults;
 mod hostile;
 mod llm;

@@ -27,15 +27,9 @@ pub struct LimitSettings {
 }
 
 impl Default for LimitSettings {
+    /// The serve settings' defaults (src/config.rs holds them).
     fn default() -> Self {
-        Self {
-            max_calls: 256,
-            max_calls_per_user: 3,
-            max_call_duration: Duration::from_secs(60 * 60),
-            text_messages_per_s: 50.0,
-            max_audio_rate: 4.0,
-            resume_grace: Duration::from_secs(30),
-        }
+        crate::config::ServeConfig::default().limits
     }
 }
 

@@ -55,10 +55,18 @@ pub struct LlmTimeouts {
 }
 
 impl Default for LlmTimeouts {
+    /// The serve settings' defaults (src/config.rs holds them).
     fn default() -> Self {
+        Self::from_config(&crate::config::ServeConfig::default())
+    }
+}
+
+impl LlmTimeouts {
+    /// The stall limits a [`crate::config::ServeConfig`] sets.
+    pub fn from_config(cfg: &crate::config::ServeConfig) -> Self {
         Self {
-            first_token: Duration::from_secs(20),
-            between_tokens: Duration::from_secs(10),
+            first_token: cfg.llm_first_token_timeout,
+            between_tokens: cfg.llm_token_timeout,
         }
     }
 }
@@ -85,18 +93,13 @@ pub struct CallSettings {
     pub limits: crate::call::limits::LimitSettings,
 }
 
+/// Interval between partial transcripts while the user speaks (not a serve setting).
+pub const PARTIAL_INTERVAL: Duration = Duration::from_millis(300);
+
 impl Default for CallSettings {
+    /// The serve settings' defaults (src/config.rs holds them).
     fn default() -> Self {
-        Self {
-            barge_in_min: Duration::from_millis(200),
-            speculative_silence: Duration::from_millis(200),
-            partial_interval: Duration::from_millis(300),
-            calls_dir: Some(PathBuf::from("calls")),
-            record_audio: false,
-            idle_timeout: Duration::from_secs(300),
-            default_persona: crate::llm::persona::DEFAULT_PERSONA.to_string(),
-            limits: crate::call::limits::LimitSettings::default(),
-        }
+        Self::from_config(&crate::config::ServeConfig::default())
     }
 }
 
@@ -196,10 +199,7 @@ impl Engines {
             tts: Arc::new(tts),
             personas,
             metrics: Arc::new(Metrics::default()),
-            llm_timeouts: LlmTimeouts {
-                first_token: cfg.llm_first_token_timeout,
-                between_tokens: cfg.llm_token_timeout,
-            },
+            llm_timeouts: LlmTimeouts::from_config(cfg),
         })
     }
 }
@@ -215,7 +215,7 @@ impl CallSettings {
             idle_timeout: cfg.idle_timeout,
             default_persona: cfg.persona.clone(),
             limits: cfg.limits.clone(),
-            ..Self::default()
+            partial_interval: PARTIAL_INTERVAL,
         }
     }
 }
