@@ -11,6 +11,13 @@
 //! - [`CallReceiver`]: every server frame, parsed, stamped with the [`Instant`] it was read
 //!   off the socket by a background task (so timings do not depend on when the caller gets
 //!   round to polling).
+//!
+//! [`open`] gives the two halves before anything is sent, for a caller that starts
+//! differently (the integration tests' client, which also sends hostile frames through
+//! the raw sends). `testing` (unit tests only) holds a scripted server, a test double.
+//!
+//! The only arrow from here into `server` is [`crate::server::spawn`], the in-process
+//! gateway of `bench --spawn`.
 
 pub mod bench;
 pub mod mic;

@@ -729,25 +729,14 @@ mod tests {
         transcript: &str,
     ) -> TurnReport {
         TurnReport {
-            file: PathBuf::from("a.wav"),
-            session_id: "s".into(),
-            turn_id: id,
             final_transcript: transcript.into(),
-            ai_text: String::new(),
-            status,
             voice_to_voice_ms: v2v,
             latency: Latency {
                 first_audio_ms: v2v.map(|v| v / 4),
                 ..Latency::default()
             },
             audio_ms_received: 1000,
-            output_stall_ms: 0,
-            output_seq_gaps: 0,
-            barge_in_ms: None,
-            errors: vec![],
-            client_errors: vec![],
-            audio_file: None,
-            resumes: 0,
+            ..TurnReport::blank(std::path::Path::new("a.wav"), "s", id, status)
         }
     }
 

@@ -59,6 +59,26 @@ mod tests {
     use crate::audio::test_signals::tone;
     use crate::client::testing::{test_dir, write_wav};
 
+    type Writer = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+
+    /// An 8 kHz mono file in this sample format, its samples written by `samples`.
+    fn write_one(
+        path: &Path,
+        bits_per_sample: u16,
+        sample_format: hound::SampleFormat,
+        samples: impl FnOnce(&mut Writer) -> hound::Result<()>,
+    ) {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample,
+            sample_format,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        samples(&mut w).unwrap();
+        w.finalize().unwrap();
+    }
+
     #[test]
     fn load_wav_keeps_rate_and_channels() {
         let dir = test_dir("load");
@@ -67,28 +87,16 @@ mod tests {
         let a = load_wav(&p).unwrap();
         assert_eq!((a.rate, a.channels, a.frames()), (44100, 2, 4410));
         // 24-bit and float files become s16 at the same level.
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 8000,
-            bits_per_sample: 24,
-            sample_format: hound::SampleFormat::Int,
-        };
         let p24 = dir.join("m24.wav");
-        let mut w = hound::WavWriter::create(&p24, spec).unwrap();
-        w.write_sample(1i32 << 22).unwrap();
-        w.finalize().unwrap();
+        write_one(&p24, 24, hound::SampleFormat::Int, |w| {
+            w.write_sample(1i32 << 22)
+        });
         assert_eq!(load_wav(&p24).unwrap().samples, [16384]);
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 8000,
-            bits_per_sample: 32,
-            sample_format: hound::SampleFormat::Float,
-        };
         let pf = dir.join("f.wav");
-        let mut w = hound::WavWriter::create(&pf, spec).unwrap();
-        w.write_sample(-2.0f32).unwrap();
-        w.write_sample(0.5f32).unwrap();
-        w.finalize().unwrap();
+        write_one(&pf, 32, hound::SampleFormat::Float, |w| {
+            w.write_sample(-2.0f32)?;
+            w.write_sample(0.5f32)
+        });
         assert_eq!(load_wav(&pf).unwrap().samples, [-32767, 16384]);
         // A rate the protocol cannot carry is resampled into range, mono.
         let p96 = dir.join("hi.wav");

@@ -70,6 +70,28 @@ pub struct TurnReport {
 }
 
 impl TurnReport {
+    /// A report of `turn_id` with nothing measured, heard or said yet.
+    pub(crate) fn blank(path: &Path, session_id: &str, turn_id: u32, status: TurnStatus) -> Self {
+        Self {
+            file: path.to_path_buf(),
+            session_id: session_id.to_owned(),
+            turn_id,
+            final_transcript: String::new(),
+            ai_text: String::new(),
+            status,
+            voice_to_voice_ms: None,
+            latency: Latency::default(),
+            audio_ms_received: 0,
+            output_stall_ms: 0,
+            output_seq_gaps: 0,
+            barge_in_ms: None,
+            errors: Vec::new(),
+            client_errors: Vec::new(),
+            audio_file: None,
+            resumes: 0,
+        }
+    }
+
     /// Whether the turn completed (what the CLI exit code is based on).
     pub fn is_completed(&self) -> bool {
         self.status == TurnStatus::Completed
@@ -154,22 +176,8 @@ pub(super) fn failed_report(
     why: String,
 ) -> TurnReport {
     TurnReport {
-        file: path.to_path_buf(),
-        session_id: session_id.to_owned(),
-        turn_id: 0,
-        final_transcript: String::new(),
-        ai_text: String::new(),
-        status,
-        voice_to_voice_ms: None,
-        latency: Latency::default(),
-        audio_ms_received: 0,
-        output_stall_ms: 0,
-        output_seq_gaps: 0,
-        barge_in_ms: None,
-        errors: Vec::new(),
         client_errors: vec![why],
-        audio_file: None,
-        resumes: 0,
+        ..TurnReport::blank(path, session_id, 0, status)
     }
 }
 
@@ -179,12 +187,8 @@ mod tests {
 
     fn report() -> TurnReport {
         TurnReport {
-            file: PathBuf::from("a/answer.wav"),
-            session_id: "s1".into(),
-            turn_id: 1,
             final_transcript: "I like Rust.".into(),
             ai_text: "Why?".into(),
-            status: TurnStatus::Completed,
             voice_to_voice_ms: Some(812),
             latency: Latency {
                 endpoint_ms: Some(500),
@@ -195,13 +199,7 @@ mod tests {
                 total_ms: Some(900),
             },
             audio_ms_received: 1250,
-            output_stall_ms: 0,
-            output_seq_gaps: 0,
-            barge_in_ms: None,
-            errors: vec![],
-            client_errors: vec![],
-            audio_file: None,
-            resumes: 0,
+            ..TurnReport::blank(Path::new("a/answer.wav"), "s1", 1, TurnStatus::Completed)
         }
     }
 
