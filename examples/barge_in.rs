@@ -6,25 +6,16 @@
 
 use std::time::{Duration, Instant};
 
+use callgate::audio::i16_to_mono_f32;
+use callgate::audio::level::rms_dbfs;
 use callgate::client::{CallClient, Incoming};
 use callgate::protocol::{DoneStatus, InputFormat, ServerMessage, SessionStart};
 
+#[path = "../tests/util.rs"]
+mod util;
+
 const RATE: u32 = 16_000;
 const CHUNK: usize = 320; // 20 ms
-
-fn espeak(text: &str) -> Vec<i16> {
-    let path = std::env::temp_dir().join("callgate-bargein.wav");
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "espeak-ng failed");
-    let clip = callgate::audio::wav::read_mono_at(&path, RATE).expect("wav");
-    callgate::audio::f32_to_i16(&clip.samples)
-}
 
 /// Deterministic pseudo-random noise (xorshift), `dbfs` RMS-ish.
 fn noise(secs: f32, dbfs: f32) -> Vec<i16> {
@@ -52,13 +43,11 @@ fn clicks() -> Vec<i16> {
     v
 }
 
+/// The first 10 ms frame louder than -40 dBFS, in samples.
 fn onset(samples: &[i16]) -> usize {
     samples
         .chunks(160)
-        .position(|f| {
-            let rms = (f.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / f.len() as f64).sqrt();
-            rms > 32768.0 * 0.01
-        })
+        .position(|f| rms_dbfs(&i16_to_mono_f32(f, 1)) > -40.0)
         .map_or(0, |i| i * 160)
 }
 
@@ -134,7 +123,7 @@ async fn main() {
         .next()
         .unwrap_or_else(|| "ws://127.0.0.1:8080/v1/call".into());
     let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
-    let speech = espeak("Sorry, can I stop you there for a second?");
+    let speech = util::speech("Sorry, can I stop you there for a second?", RATE, 1);
     let mut reactions = Vec::new();
     for _ in 0..rounds {
         if let (true, Some(ms)) = round(&url, &speech).await {

@@ -6,19 +6,13 @@
 
 use callgate::audio::vad::{Vad, VadConfig, VadEvent};
 
+#[path = "../tests/util.rs"]
+mod util;
+
 const RATE: u32 = 16_000;
 
 fn espeak(text: &str, voice: &str) -> Vec<f32> {
-    let path = std::env::temp_dir().join(format!("callgate-vad-{}.wav", text.len()));
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-w"])
-        .arg(&path)
-        .arg(text)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "espeak-ng failed");
-    let s = callgate::audio::wav::read_mono_at(&path, RATE)
+    let s = callgate::audio::wav::read_mono(&util::espeak_wav(text, voice, RATE, 1))
         .expect("wav")
         .samples;
     // espeak pads its output with silence; trim it so the inserted pause is the real pause.

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use callgate::protocol::{self, DoneStatus, ErrorCode, ServerMessage};
 use callgate::tts::{Speech, Synthesizer, TtsError};
 
-use crate::server::{Got, done_of, is_done, send_json, start, until};
 use crate::util::{
-    FakeReply, fake_llm, openai_backend, spawn_gateway_with, sse_cut_off, sse_raw, sse_reply,
+    FakeReply, Got, TestCall, done_of, fake_llm, is_done, openai_backend, session_id_of,
+    spawn_gateway_with, sse_cut_off, sse_raw, sse_reply,
 };
 
 /// The `error` events among `seen`.
@@ -35,19 +35,17 @@ fn errors(seen: &[Got]) -> Vec<protocol::ErrorEvent> {
 async fn call_on(
     settings: callgate::config::ServeSettings,
     adjust: impl FnOnce(&mut callgate::call::Engines),
-) -> crate::server::Ws {
+) -> TestCall {
     let addr = spawn_gateway_with(settings, adjust).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
+    let mut ws = TestCall::open(addr).await;
+    ws.start(16000, 1, 16000).await;
     ws
 }
 
 /// Asserts the call is still alive: a ping gets its pong.
-async fn assert_alive(ws: &mut crate::server::Ws) {
-    send_json(ws, json!({"type":"ping","t":7})).await;
-    until(ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
+async fn assert_alive(ws: &mut TestCall) {
+    ws.send_json(json!({"type":"ping","t":7})).await;
+    ws.until(|e| matches!(e, ServerMessage::Pong { .. })).await;
 }
 
 /// Each LLM fault fails the greeting with one recoverable `LLM_ERROR` whose developer message
@@ -144,7 +142,7 @@ async fn every_llm_fault_fails_the_turn_and_the_call_goes_on() {
             |_| {},
         )
         .await;
-        let greeting = until(&mut ws, is_done(0)).await;
+        let greeting = ws.until(is_done(0)).await;
         let (status, text, _, _) = done_of(&greeting);
         assert_eq!(status, DoneStatus::Failed, "{}: {greeting:?}", case.name);
         assert_eq!(text, case.kept, "{}", case.name);
@@ -161,8 +159,9 @@ async fn every_llm_fault_fails_the_turn_and_the_call_goes_on() {
         );
         assert_eq!(errs[0].turn_id, Some(0), "{}", case.name);
         // The next turn is taken (and fails the same way: same server).
-        send_json(&mut ws, json!({"type":"input.text","text":"Hello?"})).await;
-        let next = until(&mut ws, is_done(1)).await;
+        ws.send_json(json!({"type":"input.text","text":"Hello?"}))
+            .await;
+        let next = ws.until(is_done(1)).await;
         assert_eq!(done_of(&next).0, DoneStatus::Failed, "{}", case.name);
         assert_alive(&mut ws).await;
     }
@@ -177,7 +176,7 @@ async fn unresolvable_llm_host_fails_the_turn() {
         |_| {},
     )
     .await;
-    let greeting = until(&mut ws, is_done(0)).await;
+    let greeting = ws.until(is_done(0)).await;
     assert_eq!(done_of(&greeting).0, DoneStatus::Failed);
     let errs = errors(&greeting);
     assert_eq!(errs.len(), 1, "{errs:?}");
@@ -206,12 +205,13 @@ async fn text_spoken_before_a_dropped_stream_stays_in_history() {
     })
     .await;
     let mut ws = call_on(openai_backend(url), |_| {}).await;
-    let greeting = until(&mut ws, is_done(0)).await;
+    let greeting = ws.until(is_done(0)).await;
     let (status, _, heard, _) = done_of(&greeting);
     assert_eq!(status, DoneStatus::Failed);
     assert_eq!(heard, "Thanks for joining us today.");
-    send_json(&mut ws, json!({"type":"input.text","text":"Sure."})).await;
-    let next = until(&mut ws, is_done(1)).await;
+    ws.send_json(json!({"type":"input.text","text":"Sure."}))
+        .await;
+    let next = ws.until(is_done(1)).await;
     assert_eq!(done_of(&next).0, DoneStatus::Completed);
     let second = requests.lock().expect("lock")[1].clone();
     assert!(
@@ -262,7 +262,7 @@ async fn tts_failures_skip_the_sentence_or_fail_the_turn() {
         engines.tts = Arc::new(RefusesMarkedSentences(engines.tts.clone()));
     })
     .await;
-    let greeting = until(&mut ws, is_done(0)).await;
+    let greeting = ws.until(is_done(0)).await;
     let (status, text, _, _) = done_of(&greeting);
     assert_eq!(status, DoneStatus::Completed, "{greeting:?}");
     assert!(text.ends_with("Last comes that."), "{text}");
@@ -282,12 +282,9 @@ async fn tts_failures_skip_the_sentence_or_fail_the_turn() {
         "the two good sentences were spoken: {audio_ms} ms"
     );
 
-    send_json(
-        &mut ws,
-        json!({"type":"input.text","text":"Say all of it."}),
-    )
-    .await;
-    let next = until(&mut ws, is_done(1)).await;
+    ws.send_json(json!({"type":"input.text","text":"Say all of it."}))
+        .await;
+    let next = ws.until(is_done(1)).await;
     assert_eq!(done_of(&next).0, DoneStatus::Failed, "{next:?}");
     let errs = errors(&next);
     assert_eq!(errs.len(), 1, "reported once: {errs:?}");
@@ -307,7 +304,7 @@ async fn reported_token_usage_is_in_response_done() {
     })
     .await;
     let mut ws = call_on(openai_backend(url), |_| {}).await;
-    let greeting = until(&mut ws, is_done(0)).await;
+    let greeting = ws.until(is_done(0)).await;
     let usage = greeting.iter().find_map(|g| match g {
         Got::Event(ServerMessage::ResponseDone { usage, .. }) => Some(*usage),
         _ => None,
@@ -327,11 +324,9 @@ async fn reported_token_usage_is_in_response_done() {
 async fn failing_llm_fails_the_turn_and_the_call_goes_on() {
     // Port 9 on loopback: nothing listens there, so every request is refused at once.
     let addr = crate::util::spawn_gateway(openai_backend("http://127.0.0.1:9/v1".into())).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    let started = start(&mut ws, 16000, 1, 16000).await;
-    let greeting = until(&mut ws, is_done(0)).await;
+    let mut ws = TestCall::open(addr).await;
+    let started = ws.start(16000, 1, 16000).await;
+    let greeting = ws.until(is_done(0)).await;
     assert_eq!(done_of(&greeting).0, DoneStatus::Failed);
     let err = greeting.iter().find_map(|g| match g {
         Got::Event(ServerMessage::Error(e)) => Some(e.clone()),
@@ -340,24 +335,18 @@ async fn failing_llm_fails_the_turn_and_the_call_goes_on() {
     let err = err.expect("an error event");
     assert_eq!(err.code, protocol::ErrorCode::LlmError);
     assert!(err.recoverable && !err.user_message.is_empty());
-    send_json(&mut ws, json!({"type":"input.text","text":"Hello?"})).await;
-    let seen = until(&mut ws, is_done(1)).await;
+    ws.send_json(json!({"type":"input.text","text":"Hello?"}))
+        .await;
+    let seen = ws.until(is_done(1)).await;
     assert_eq!(done_of(&seen).0, DoneStatus::Failed);
     // The call is alive: ping answers.
-    send_json(&mut ws, json!({"type":"ping","t":7})).await;
-    until(&mut ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
+    ws.send_json(json!({"type":"ping","t":7})).await;
+    ws.until(|e| matches!(e, ServerMessage::Pong { .. })).await;
     // Everything the server said is in the call's events.jsonl.
-    let session_id = started
-        .iter()
-        .find_map(|g| match g {
-            Got::Event(ServerMessage::SessionStarted { session_id, .. }) => {
-                Some(session_id.clone())
-            }
-            _ => None,
-        })
-        .expect("session id");
-    send_json(&mut ws, json!({"type":"session.end"})).await;
-    until(&mut ws, |e| matches!(e, ServerMessage::SessionEnded { .. })).await;
+    let session_id = session_id_of(&started);
+    ws.send_json(json!({"type":"session.end"})).await;
+    ws.until(|e| matches!(e, ServerMessage::SessionEnded { .. }))
+        .await;
     let log = std::env::temp_dir()
         .join("callgate-test-calls")
         .join(session_id)
@@ -393,12 +382,10 @@ async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
         ..openai_backend(url)
     })
     .await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
+    let mut ws = TestCall::open(addr).await;
+    ws.start(16000, 1, 16000).await;
     let started_at = std::time::Instant::now();
-    let greeting = until(&mut ws, is_done(0)).await;
+    let greeting = ws.until(is_done(0)).await;
     let (status, text, _, _) = done_of(&greeting);
     assert_eq!(status, DoneStatus::Failed);
     assert_eq!(text, "Hello there.", "the streamed text is kept");
@@ -413,8 +400,8 @@ async fn stalled_llm_stream_fails_the_turn_after_the_token_timeout() {
     let err = err.expect("an error event");
     assert_eq!(err.code, protocol::ErrorCode::LlmError);
     assert!(err.message.contains("token"), "{}", err.message);
-    send_json(&mut ws, json!({"type":"ping","t":1})).await;
-    until(&mut ws, |e| matches!(e, ServerMessage::Pong { .. })).await;
+    ws.send_json(json!({"type":"ping","t":1})).await;
+    ws.until(|e| matches!(e, ServerMessage::Pong { .. })).await;
 }
 
 /// An overloaded model (503, Retry-After honoured) is retried with `response.started` status
@@ -434,11 +421,9 @@ async fn busy_llm_is_retried_then_answers() {
     })
     .await;
     let addr = crate::util::spawn_gateway(openai_backend(url)).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
-        .await
-        .expect("connect");
-    start(&mut ws, 16000, 1, 16000).await;
-    let greeting = until(&mut ws, is_done(0)).await;
+    let mut ws = TestCall::open(addr).await;
+    ws.start(16000, 1, 16000).await;
+    let greeting = ws.until(is_done(0)).await;
     let retrying = greeting
         .iter()
         .filter(|g| {
@@ -479,26 +464,20 @@ async fn a_stalled_model_in_one_call_does_not_slow_another() {
     })
     .await;
     let addr = crate::util::spawn_gateway(openai_backend(url)).await;
-    let url = format!("ws://{addr}/v1/call");
-    let (mut stalled, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("connect");
-    send_json(
-        &mut stalled,
-        json!({"type":"session.start","input":{"sampleRate":16000},"context":{"role":"STALL"}}),
-    )
-    .await;
-    until(&mut stalled, |e| {
-        matches!(e, ServerMessage::ResponseStarted { .. })
-    })
-    .await;
+    let mut stalled = TestCall::open(addr).await;
+    stalled
+        .send_json(
+            json!({"type":"session.start","input":{"sampleRate":16000},"context":{"role":"STALL"}}),
+        )
+        .await;
+    stalled
+        .until(|e| matches!(e, ServerMessage::ResponseStarted { .. }))
+        .await;
     // The other call, while the first one's model hangs.
-    let (mut ok, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("connect");
+    let mut ok = TestCall::open(addr).await;
     let t = std::time::Instant::now();
-    start(&mut ok, 16000, 1, 16000).await;
-    let greeting = until(&mut ok, is_done(0)).await;
+    ok.start(16000, 1, 16000).await;
+    let greeting = ok.until(is_done(0)).await;
     assert_eq!(done_of(&greeting).0, DoneStatus::Completed);
     assert!(
         t.elapsed() < Duration::from_secs(3),

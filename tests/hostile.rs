@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::Value;
+
+use crate::util::TestCall;
 
 pub(crate) struct ServerProcess {
     pub(crate) child: Child,
@@ -65,34 +65,21 @@ pub(crate) fn spawn_server_with(calls_dir: &str, extra: &[&str]) -> ServerProces
     ServerProcess { child, addr }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// Events of the greeting's stream and acks: the tests look for replies.
+const GREETING_STREAM: &[&str] = &[
+    "response.started",
+    "response.text.delta",
+    "response.audio.chunk",
+    "response.done",
+    "audio.ack",
+];
 
-async fn recv_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect("reply within 20 s")
-            .expect("socket open")
-            .expect("frame");
-        match msg {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(t.as_str()).expect("server JSON");
-                // Skip the greeting's stream and acks: the tests look for replies.
-                let ty = v["type"].as_str().unwrap_or_default();
-                if !ty.starts_with("response.") && ty != "audio.ack" {
-                    return v;
-                }
-            }
-            Message::Close(f) => {
-                return json!({"type": "closed", "code": f.map(|f| u16::from(f.code))});
-            }
-            _ => {}
-        }
-    }
+/// The next reply (or `{"type":"closed","code":N}`), within 20 s.
+async fn recv_json(ws: &mut TestCall) -> Value {
+    ws.next_json(GREETING_STREAM).await
 }
 
-async fn expect_error(ws: &mut Ws, code: &str, mentions: &str) -> Value {
+async fn expect_error(ws: &mut TestCall, code: &str, mentions: &str) -> Value {
     let v = recv_json(ws).await;
     assert_eq!(v["type"], "error", "{v}");
     assert_eq!(v["code"], code, "{v}");
@@ -121,36 +108,25 @@ fn frame(kind: u8, flags: u8, seq: u32, turn: u32, payload: &[u8]) -> Vec<u8> {
 async fn every_bad_input_gets_its_error_and_the_server_survives() {
     let mut server = spawn_server();
     let url = format!("ws://{}/v1/call", server.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+    let mut ws = TestCall::open_with(&url, &[])
         .await
-        .expect("connect");
+        .expect("connect")
+        .with_patience(Duration::from_secs(20));
 
     // Before session.start.
-    ws.send(Message::binary(frame(1, 0, 0, 0, &[0; 320])))
-        .await
-        .expect("send");
+    ws.send_binary(frame(1, 0, 0, 0, &[0; 320])).await;
     expect_error(&mut ws, "BAD_MESSAGE", "session.start first").await;
-    ws.send(Message::text("{not json")).await.expect("send");
+    ws.send_text("{not json").await;
     expect_error(&mut ws, "BAD_MESSAGE", "JSON").await;
-    ws.send(Message::text(r#"{"type":"nope"}"#))
-        .await
-        .expect("send");
+    ws.send_text(r#"{"type":"nope"}"#).await;
     expect_error(&mut ws, "BAD_MESSAGE", "nope").await;
-    ws.send(Message::text(
-        r#"{"type":"session.start","input":{"sampleRate":96000}}"#,
-    ))
-    .await
-    .expect("send");
+    ws.send_text(r#"{"type":"session.start","input":{"sampleRate":96000}}"#)
+        .await;
     expect_error(&mut ws, "BAD_MESSAGE", "input.sampleRate").await;
-    ws.send(Message::text(
-        r#"{"type":"session.start","input":{"sampleRate":16000,"channels":3}}"#,
-    ))
-    .await
-    .expect("send");
+    ws.send_text(r#"{"type":"session.start","input":{"sampleRate":16000,"channels":3}}"#)
+        .await;
     expect_error(&mut ws, "BAD_MESSAGE", "channels").await;
-    ws.send(Message::text(r#"{"type":"ping","t":42}"#))
-        .await
-        .expect("send");
+    ws.send_text(r#"{"type":"ping","t":42}"#).await;
     let pong = recv_json(&mut ws).await;
     assert_eq!(
         (pong["type"].as_str(), pong["t"].as_i64()),
@@ -159,47 +135,30 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
     );
 
     // A valid start; the call goes on through everything below.
-    ws.send(Message::text(
-        r#"{"type":"session.start","input":{"sampleRate":16000},"unknownField":1}"#,
-    ))
-    .await
-    .expect("send");
+    ws.send_text(r#"{"type":"session.start","input":{"sampleRate":16000},"unknownField":1}"#)
+        .await;
     let started = recv_json(&mut ws).await;
     assert_eq!(started["type"], "session.started", "{started}");
     assert_eq!(started["protocol"], "callgate.v1");
 
-    ws.send(Message::text(r#"{"type":"input.text","text":5}"#))
-        .await
-        .expect("send");
+    ws.send_text(r#"{"type":"input.text","text":5}"#).await;
     expect_error(&mut ws, "BAD_MESSAGE", "input.text").await;
-    ws.send(Message::text(
-        r#"{"type":"session.start","input":{"sampleRate":16000}}"#,
-    ))
-    .await
-    .expect("send");
+    ws.send_text(r#"{"type":"session.start","input":{"sampleRate":16000}}"#)
+        .await;
     expect_error(&mut ws, "BAD_MESSAGE", "already").await;
-    ws.send(Message::binary(vec![1, 0, 0])).await.expect("send");
+    ws.send_binary(vec![1, 0, 0]).await;
     expect_error(&mut ws, "BAD_AUDIO", "").await;
-    ws.send(Message::binary(frame(2, 0, 0, 0, &[0; 320])))
-        .await
-        .expect("send");
+    ws.send_binary(frame(2, 0, 0, 0, &[0; 320])).await;
     expect_error(&mut ws, "BAD_AUDIO", "kind").await;
-    ws.send(Message::binary(frame(1, 0, 0, 0, &[0; 321])))
-        .await
-        .expect("send");
+    ws.send_binary(frame(1, 0, 0, 0, &[0; 321])).await;
     expect_error(&mut ws, "BAD_AUDIO", "").await;
-    ws.send(Message::text(
-        r#"{"type":"audio.chunk","seq":0,"audio":"***"}"#,
-    ))
-    .await
-    .expect("send");
+    ws.send_text(r#"{"type":"audio.chunk","seq":0,"audio":"***"}"#)
+        .await;
     expect_error(&mut ws, "BAD_AUDIO", "").await;
 
     // Sequencing: 0, 1, a duplicate 1, then 40: 2..=7 can no longer arrive in the window.
     for seq in [0u32, 1, 1, 40] {
-        ws.send(Message::binary(frame(1, 0, seq, 0, &[0; 640])))
-            .await
-            .expect("send");
+        ws.send_binary(frame(1, 0, seq, 0, &[0; 640])).await;
     }
     let gap = expect_error(&mut ws, "AUDIO_GAP", "").await;
     assert_eq!(gap["from"], 2, "{gap}");
@@ -209,9 +168,7 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
     );
 
     // A frame over 64 KiB closes the socket with 1009.
-    ws.send(Message::binary(frame(1, 0, 41, 0, &vec![0; 70_000])))
-        .await
-        .expect("send");
+    ws.send_binary(frame(1, 0, 41, 0, &vec![0; 70_000])).await;
     let closed = loop {
         let v = recv_json(&mut ws).await;
         if v["type"] == "closed" {
@@ -221,14 +178,12 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
     assert_eq!(closed["code"], 1009, "{closed}");
 
     // The server is alive, healthy, and takes a new call.
-    let (mut ws2, _) = tokio_tungstenite::connect_async(&url)
+    let mut ws2 = TestCall::open_with(&url, &[])
         .await
-        .expect("reconnect");
-    ws2.send(Message::text(
-        r#"{"type":"session.start","input":{"sampleRate":16000}}"#,
-    ))
-    .await
-    .expect("send");
+        .expect("reconnect")
+        .with_patience(Duration::from_secs(20));
+    ws2.send_text(r#"{"type":"session.start","input":{"sampleRate":16000}}"#)
+        .await;
     assert_eq!(recv_json(&mut ws2).await["type"], "session.started");
     let health = crate::util::http_get(&server.addr, "/healthz").await;
     assert!(

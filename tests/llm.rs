@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use callgate::protocol::{self, DoneStatus, ErrorCode, ServerMessage};
+
+use crate::util::{Got, TestCall};
 
 /// A llama.cpp server process; its stdout and stderr go to `log`.
 struct LlmServer {
@@ -80,12 +80,9 @@ async fn start_llm() -> (LlmServer, String) {
     );
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// A call through a gateway whose `openai` backend is the llama.cpp server at `url`.
 struct Call {
-    ws: Ws,
+    ws: TestCall,
     /// Every event, in order.
     events: Vec<ServerMessage>,
     /// Audio frames as (turn, number of events seen before it).
@@ -102,15 +99,13 @@ impl Call {
             ..crate::util::openai_backend(url)
         })
         .await;
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/call"))
+        let mut ws = TestCall::open(addr)
             .await
-            .expect("connect");
-        ws.send(Message::text(
-            json!({"type":"session.start","input":{"sampleRate":16000},"output":{"sampleRate":16000}})
-                .to_string(),
-        ))
-        .await
-        .expect("send");
+            .with_patience(Duration::from_secs(60));
+        ws.send_json(
+            json!({"type":"session.start","input":{"sampleRate":16000},"output":{"sampleRate":16000}}),
+        )
+        .await;
         Self {
             ws,
             events: Vec::new(),
@@ -120,20 +115,10 @@ impl Call {
 
     /// Reads one frame.
     async fn step(&mut self) {
-        let msg = tokio::time::timeout(Duration::from_secs(60), self.ws.next())
-            .await
-            .expect("the server went quiet for 60 s")
-            .expect("open")
-            .expect("frame");
-        match msg {
-            Message::Text(t) => self
-                .events
-                .push(protocol::parse_server_message(t.as_str()).expect("json")),
-            Message::Binary(b) => {
-                let c = protocol::decode_output_frame(&b).expect("frame");
-                self.frames.push((c.turn, self.events.len()));
-            }
-            _ => {}
+        match self.ws.next().await {
+            Got::Event(e) => self.events.push(e),
+            Got::Audio(c) => self.frames.push((c.turn, self.events.len())),
+            Got::Closed(code) => panic!("the call closed ({code:?})"),
         }
     }
 
@@ -163,8 +148,9 @@ impl Call {
     }
 
     async fn say_text(&mut self, text: &str) {
-        let msg = json!({"type":"input.text","text":text}).to_string();
-        self.ws.send(Message::text(msg)).await.expect("send");
+        self.ws
+            .send_json(json!({"type":"input.text","text":text}))
+            .await;
     }
 
     fn errors(&self, turn: u32) -> Vec<&protocol::ErrorEvent> {
@@ -218,11 +204,8 @@ async fn spoken_call_through_llama_cpp_with_barge_in_during_generation() {
     audio.extend(vec![0i16; 24000]);
     for (seq, chunk) in audio.chunks(320).enumerate() {
         call.ws
-            .send(Message::binary(protocol::encode_input_frame(
-                seq as u32, chunk,
-            )))
-            .await
-            .expect("send");
+            .send_binary(protocol::encode_input_frame(seq as u32, chunk))
+            .await;
     }
     assert_eq!(call.until_done(1).await, DoneStatus::Cancelled);
     let done1 = call.events.len() - 1;
@@ -267,10 +250,7 @@ async fn spoken_call_through_llama_cpp_with_barge_in_during_generation() {
         "llama.cpp never saw the cancelled request's stream closed:\n{}",
         llm.log_text()
     );
-    call.ws
-        .send(Message::text(r#"{"type":"session.end"}"#))
-        .await
-        .expect("send");
+    call.ws.send_text(r#"{"type":"session.end"}"#).await;
 }
 
 /// The real server killed mid-answer: the turn fails with a recoverable `LLM_ERROR`, the text
@@ -302,10 +282,7 @@ async fn llama_cpp_killed_mid_stream_fails_the_turn_not_the_call() {
         errs.len() == 1 && errs[0].message.contains("cannot reach"),
         "{errs:?}"
     );
-    call.ws
-        .send(Message::text(r#"{"type":"ping","t":1}"#))
-        .await
-        .expect("send");
+    call.ws.send_text(r#"{"type":"ping","t":1}"#).await;
     call.until(|e| matches!(e, ServerMessage::Pong { .. }))
         .await;
 }

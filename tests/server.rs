@@ -1,19 +1,14 @@
 //! The gateway end to end: a real server (whisper, scripted interviewer, espeak-ng) on an
-//! ephemeral port, driven by a tokio-tungstenite client over real sockets.
+//! ephemeral port, driven by the tests' client (`util::TestCall`) over real sockets.
 
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use serde_json::json;
 
 use callgate::protocol::{self, DoneStatus, OutputChunk, ServerMessage};
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::util::{Got, TestCall, done_of, is_done, recorded_input, session_id_of, speech};
 
 /// One server for the whole test binary, on its own runtime thread, so tests share one
 /// loaded model.
@@ -38,129 +33,18 @@ fn server_addr() -> std::net::SocketAddr {
     })
 }
 
-/// espeak-ng speech converted to `rate` Hz, `channels` channels, as i16 samples.
-fn speech(text: &str, rate: u32, channels: u16) -> Vec<i16> {
-    let dir = std::env::temp_dir().join("callgate-test-fixtures");
-    std::fs::create_dir_all(&dir).expect("fixture dir");
-    let stem: String = text
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .take(40)
-        .collect();
-    let raw = dir.join(format!("{stem}.raw.wav"));
-    let out = dir.join(format!("{stem}.{rate}.{channels}.wav"));
-    if !out.is_file() {
-        let ok = std::process::Command::new("espeak-ng")
-            .args(["-v", "en-us", "-w"])
-            .arg(&raw)
-            .arg(text)
-            .status()
-            .expect("espeak-ng (scripts/test installs it)");
-        assert!(ok.success());
-        let ok = std::process::Command::new("sox")
-            .arg(&raw)
-            .args([
-                "-r",
-                &rate.to_string(),
-                "-c",
-                &channels.to_string(),
-                "-b",
-                "16",
-            ])
-            .arg(&out)
-            .status()
-            .expect("sox (scripts/test installs it)");
-        assert!(ok.success());
-    }
-    read_i16(&out)
+async fn connect() -> TestCall {
+    TestCall::open(server_addr()).await
 }
 
-pub(crate) fn read_i16(path: &Path) -> Vec<i16> {
-    let mut r = hound::WavReader::open(path).expect("wav");
-    r.samples::<i16>()
-        .collect::<Result<_, _>>()
-        .expect("samples")
-}
-
-async fn connect() -> Ws {
-    let url = format!("ws://{}/v1/call", server_addr());
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect");
-    ws
-}
-
-pub(crate) async fn send_json(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.expect("send");
-}
-
-/// What the client saw.
-#[derive(Debug)]
-pub(crate) enum Got {
-    Event(ServerMessage),
-    Audio(OutputChunk),
-    Closed(#[allow(dead_code)] Option<u16>),
-}
-
-async fn next(ws: &mut Ws) -> Got {
-    let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-        .await
-        .expect("server went quiet for 30 s");
-    match msg {
-        Some(Ok(Message::Text(t))) => {
-            Got::Event(protocol::parse_server_message(t.as_str()).expect("valid server message"))
-        }
-        Some(Ok(Message::Binary(b))) => {
-            Got::Audio(protocol::decode_output_frame(&b).expect("valid frame"))
-        }
-        Some(Ok(Message::Close(f))) => Got::Closed(f.map(|f| u16::from(f.code))),
-        Some(Ok(_)) => Box::pin(next(ws)).await,
-        Some(Err(_)) | None => Got::Closed(None),
-    }
-}
-
-/// Reads until `pred` matches an event, returning everything seen (including it).
-pub(crate) async fn until(ws: &mut Ws, mut pred: impl FnMut(&ServerMessage) -> bool) -> Vec<Got> {
-    let mut seen = Vec::new();
-    loop {
-        let g = next(ws).await;
-        let done = matches!(&g, Got::Event(e) if pred(e));
-        let closed = matches!(g, Got::Closed(_));
-        seen.push(g);
-        if done {
-            return seen;
-        }
-        assert!(!closed, "closed before the expected event: {seen:?}");
-    }
-}
-
-pub(crate) fn is_done(turn: u32) -> impl FnMut(&ServerMessage) -> bool {
-    move |e| matches!(e, ServerMessage::ResponseDone { turn_id, .. } if *turn_id == turn)
-}
-
-pub(crate) async fn start(
-    ws: &mut Ws,
-    input_rate: u32,
-    channels: u16,
-    output_rate: u32,
-) -> Vec<Got> {
-    send_json(
-        ws,
-        json!({"type":"session.start","input":{"sampleRate":input_rate,"channels":channels},
-               "output":{"sampleRate":output_rate},"turnDetection":{"mode":"server_vad","silenceMs":500}}),
-    )
-    .await;
-    until(ws, |e| matches!(e, ServerMessage::SessionStarted { .. })).await
-}
-
-async fn stream_audio(ws: &mut Ws, seq: &mut u32, samples: &[i16], rate: u32, channels: u16) {
+async fn stream_audio(ws: &mut TestCall, seq: &mut u32, samples: &[i16], rate: u32, channels: u16) {
     stream_audio_in_order(ws, seq, samples, rate, channels, false).await
 }
 
 /// Streams 20 ms chunks; with `swap_pairs` each pair of chunks goes out in reverse order,
 /// as a network might deliver them.
 async fn stream_audio_in_order(
-    ws: &mut Ws,
+    ws: &mut TestCall,
     seq: &mut u32,
     samples: &[i16],
     rate: u32,
@@ -181,37 +65,8 @@ async fn stream_audio_in_order(
         }
     }
     for i in order {
-        ws.send(Message::binary(frames[i].clone()))
-            .await
-            .expect("send audio");
+        ws.send_binary(frames[i].clone()).await;
     }
-}
-
-pub(crate) fn session_id_of(seen: &[Got]) -> String {
-    seen.iter()
-        .find_map(|g| match g {
-            Got::Event(ServerMessage::SessionStarted { session_id, .. }) => {
-                Some(session_id.clone())
-            }
-            _ => None,
-        })
-        .expect("session.started")
-}
-
-pub(crate) fn done_of(seen: &[Got]) -> (DoneStatus, String, String, protocol::Latency) {
-    seen.iter()
-        .rev()
-        .find_map(|g| match g {
-            Got::Event(ServerMessage::ResponseDone {
-                status,
-                text,
-                heard_text,
-                latency,
-                ..
-            }) => Some((*status, text.clone(), heard_text.clone(), *latency)),
-            _ => None,
-        })
-        .expect("a response.done")
 }
 
 fn final_text(seen: &[Got]) -> Option<String> {
@@ -243,9 +98,9 @@ async fn spoken_turn_is_transcribed_and_answered_in_audio() {
         (48000, 1, 24000),
     ] {
         let mut ws = connect().await;
-        let started = start(&mut ws, input_rate, channels, output_rate).await;
+        let started = ws.start(input_rate, channels, output_rate).await;
         // The interviewer greets first; let it finish.
-        let greeting = until(&mut ws, is_done(0)).await;
+        let greeting = ws.until(is_done(0)).await;
         assert_eq!(done_of(&greeting).0, DoneStatus::Completed);
         let mut seq = 0;
         let mut audio = speech(text, input_rate, channels);
@@ -257,7 +112,7 @@ async fn spoken_turn_is_transcribed_and_answered_in_audio() {
         // back, and the recording checked below proves nothing was lost or doubled.
         let swap = input_rate == 16000;
         stream_audio_in_order(&mut ws, &mut seq, &audio, input_rate, channels, swap).await;
-        let seen = until(&mut ws, is_done(1)).await;
+        let seen = ws.until(is_done(1)).await;
         let heard = final_text(&seen).expect("a final transcript");
         let w = words(&heard);
         // 8 kHz espeak audio loses the high band and whisper tiny mishears small words
@@ -298,47 +153,20 @@ async fn spoken_turn_is_transcribed_and_answered_in_audio() {
             let found = seen.iter().any(|g| matches!(g, Got::Event(e) if e.to_json().contains(&format!("\"type\":\"{kind}\""))));
             assert!(found, "{kind} missing at {input_rate} Hz");
         }
-        send_json(&mut ws, json!({"type":"session.end"})).await;
-        let end = until(&mut ws, |e| matches!(e, ServerMessage::SessionEnded { .. })).await;
+        ws.send_json(json!({"type":"session.end"})).await;
+        let end = ws
+            .until(|e| matches!(e, ServerMessage::SessionEnded { .. }))
+            .await;
         assert!(
             matches!(end.last(), Some(Got::Event(ServerMessage::SessionEnded { turns, .. })) if *turns >= 2)
         );
         if swap {
             // The server records input after sequencing (mono at the input rate): it must be
             // the audio sent, sample for sample, despite the reordering.
-            let wav = std::env::temp_dir()
-                .join("callgate-test-calls")
-                .join(session_id_of(&started))
-                .join("input.wav");
-            let mut recorded = Vec::new();
-            for _ in 0..100 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Ok(mut r) = hound::WavReader::open(&wav) {
-                    recorded = r
-                        .samples::<i16>()
-                        .collect::<Result<Vec<_>, _>>()
-                        .unwrap_or_default();
-                    if recorded.len() >= audio.len() {
-                        break;
-                    }
-                }
-            }
+            let calls_dir = std::env::temp_dir().join("callgate-test-calls");
+            let recorded = recorded_input(&calls_dir, &session_id_of(&started), audio.len()).await;
             assert_eq!(recorded.len(), audio.len(), "input.wav length");
             assert!(recorded == audio, "input.wav differs from the audio sent");
-        }
-    }
-}
-
-/// Reads until the first audio frame of `turn`.
-async fn until_audio(ws: &mut Ws, turn: u32) -> Vec<Got> {
-    let mut seen = Vec::new();
-    loop {
-        let g = next(ws).await;
-        let hit = matches!(&g, Got::Audio(c) if c.turn == turn);
-        assert!(!matches!(g, Got::Closed(_)), "closed: {seen:?}");
-        seen.push(g);
-        if hit {
-            return seen;
         }
     }
 }
@@ -348,8 +176,8 @@ async fn until_audio(ws: &mut Ws, turn: u32) -> Vec<Got> {
 #[tokio::test]
 async fn barge_in_cancels_the_response_and_starts_a_new_turn() {
     let mut ws = connect().await;
-    start(&mut ws, 16000, 1, 24000).await;
-    until_audio(&mut ws, 0).await;
+    ws.start(16000, 1, 24000).await;
+    ws.until_audio(0).await;
     let mut seq = 0;
     let mut audio = speech(
         "The most challenging bug I fixed was a race condition.",
@@ -358,7 +186,7 @@ async fn barge_in_cancels_the_response_and_starts_a_new_turn() {
     );
     audio.extend(vec![0i16; 24000]);
     stream_audio(&mut ws, &mut seq, &audio, 16000, 1).await;
-    let seen = until(&mut ws, is_done(1)).await;
+    let seen = ws.until(is_done(1)).await;
     let done0 = seen
         .iter()
         .position(|g| {
@@ -391,18 +219,15 @@ async fn barge_in_cancels_the_response_and_starts_a_new_turn() {
 #[tokio::test]
 async fn heard_text_is_the_played_prefix_after_cancel() {
     let mut ws = connect().await;
-    start(&mut ws, 16000, 1, 24000).await;
-    until_audio(&mut ws, 0).await;
+    ws.start(16000, 1, 24000).await;
+    ws.until_audio(0).await;
     // Let about 2 s of audio go out (the server paces output to real time).
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    send_json(
-        &mut ws,
-        json!({"type":"playback.position","turnId":0,"playedMs":1500}),
-    )
-    .await;
+    ws.send_json(json!({"type":"playback.position","turnId":0,"playedMs":1500}))
+        .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    send_json(&mut ws, json!({"type":"response.cancel"})).await;
-    let seen = until(&mut ws, is_done(0)).await;
+    ws.send_json(json!({"type":"response.cancel"})).await;
+    let seen = ws.until(is_done(0)).await;
     let (status, text, heard, _) = done_of(&seen);
     assert_eq!(status, DoneStatus::Cancelled);
     assert!(
@@ -419,14 +244,11 @@ async fn heard_text_is_the_played_prefix_after_cancel() {
 #[tokio::test]
 async fn typed_turn_gets_a_response() {
     let mut ws = connect().await;
-    start(&mut ws, 16000, 1, 16000).await;
-    until(&mut ws, is_done(0)).await;
-    send_json(
-        &mut ws,
-        json!({"type":"input.text","text":"I built a payment system in Rust."}),
-    )
-    .await;
-    let seen = until(&mut ws, is_done(1)).await;
+    ws.start(16000, 1, 16000).await;
+    ws.until(is_done(0)).await;
+    ws.send_json(json!({"type":"input.text","text":"I built a payment system in Rust."}))
+        .await;
+    let seen = ws.until(is_done(1)).await;
     assert_eq!(
         final_text(&seen).as_deref(),
         Some("I built a payment system in Rust.")
@@ -440,20 +262,19 @@ async fn typed_turn_gets_a_response() {
 #[tokio::test]
 async fn manual_mode_commits_and_clears() {
     let mut ws = connect().await;
-    send_json(
-        &mut ws,
+    ws.send_json(
         json!({"type":"session.start","input":{"sampleRate":16000},"turnDetection":{"mode":"manual"}}),
     )
     .await;
-    until(&mut ws, is_done(0)).await;
+    ws.until(is_done(0)).await;
     let mut seq = 0;
     let noise = speech("This should be discarded.", 16000, 1);
     stream_audio(&mut ws, &mut seq, &noise, 16000, 1).await;
-    send_json(&mut ws, json!({"type":"input.clear"})).await;
+    ws.send_json(json!({"type":"input.clear"})).await;
     let audio = speech("I have five years of experience with Rust.", 16000, 1);
     stream_audio(&mut ws, &mut seq, &audio, 16000, 1).await;
-    send_json(&mut ws, json!({"type":"input.commit"})).await;
-    let seen = until(&mut ws, is_done(1)).await;
+    ws.send_json(json!({"type":"input.commit"})).await;
+    let seen = ws.until(is_done(1)).await;
     let heard = words(&final_text(&seen).expect("final"));
     assert!(
         heard.contains("experience") && !heard.contains("discarded"),

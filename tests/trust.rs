@@ -6,19 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use callgate::client::replay::{self, ReplayOptions, TurnStatus};
 use callgate::config::ServeSettings;
 use callgate::protocol;
 
-use crate::util::{recorded_in, spawn_gateway};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::util::{TestCall, recorded_in, recorded_input, spawn_gateway};
 
 const SECRET: &str = "test-secret-0123456789";
 
@@ -40,29 +34,20 @@ async fn connect_with(
     query: &str,
     bearer: Option<&str>,
     origin: Option<&str>,
-) -> Result<Ws, u16> {
-    let mut req = format!("ws://{addr}/v1/call{query}")
-        .into_client_request()
-        .expect("request");
-    if let Some(t) = bearer {
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {t}").parse().expect("header"),
-        );
+) -> Result<TestCall, u16> {
+    let authorization = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(a) = &authorization {
+        headers.push(("authorization", a.as_str()));
     }
     if let Some(o) = origin {
-        req.headers_mut()
-            .insert("origin", o.parse().expect("header"));
+        headers.push(("origin", o));
     }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("connect failed: {e}"),
-    }
+    TestCall::open_with(&format!("ws://{addr}/v1/call{query}"), &headers).await
 }
 
 /// Connects as `user` and starts a call, which must be accepted.
-async fn started_as(addr: std::net::SocketAddr, user: &str) -> Ws {
+async fn started_as(addr: std::net::SocketAddr, user: &str) -> TestCall {
     let mut ws = as_user(addr, user).await;
     assert_eq!(
         start_session(&mut ws, json!({})).await["type"],
@@ -72,36 +57,19 @@ async fn started_as(addr: std::net::SocketAddr, user: &str) -> Ws {
 }
 
 /// Connects as `user` (a token in the Authorization header).
-async fn as_user(addr: std::net::SocketAddr, user: &str) -> Ws {
+async fn as_user(addr: std::net::SocketAddr, user: &str) -> TestCall {
     connect_with(addr, "", Some(&token(user)), None)
         .await
         .expect("upgrade")
 }
 
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.expect("send");
+async fn send(ws: &mut TestCall, v: Value) {
+    ws.send_json(v).await;
 }
 
 /// The next JSON event whose type is not in `skip`, or `{"type":"closed","code":N}`.
-async fn next_event(ws: &mut Ws, skip: &[&str]) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("the server went quiet for 30 s");
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                if !skip.contains(&v["type"].as_str().unwrap_or_default()) {
-                    return v;
-                }
-            }
-            Some(Ok(Message::Close(f))) => {
-                return json!({"type":"closed","code": f.map(|f| u16::from(f.code))});
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return json!({"type":"closed","code":null}),
-        }
-    }
+async fn next_event(ws: &mut TestCall, skip: &[&str]) -> Value {
+    ws.next_json(skip).await
 }
 
 /// Events of the streaming kind that the tests below step over.
@@ -115,7 +83,7 @@ const CHATTER: &[&str] = &[
     "input.speech_stopped",
 ];
 
-async fn start_session(ws: &mut Ws, extra: Value) -> Value {
+async fn start_session(ws: &mut TestCall, extra: Value) -> Value {
     let mut msg = json!({"type":"session.start","input":{"sampleRate":16000},
         "turnDetection":{"mode":"server_vad","silenceMs":500}});
     if let (Some(m), Some(e)) = (msg.as_object_mut(), extra.as_object()) {
@@ -301,9 +269,8 @@ async fn message_and_audio_floods_are_rate_limited_and_the_call_goes_on() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let silence = vec![0i16; 320];
     for seq in 0..1500u32 {
-        ws.send(Message::binary(protocol::encode_input_frame(seq, &silence)))
-            .await
-            .expect("send");
+        ws.send_binary(protocol::encode_input_frame(seq, &silence))
+            .await;
     }
     let limited = loop {
         let v = next_event(&mut ws, CHATTER).await;
@@ -359,12 +326,7 @@ fn calls_dir(name: &str) -> PathBuf {
 }
 
 fn speech_16k(text: &str) -> Vec<i16> {
-    crate::server::read_i16(&crate::util::espeak_wav(text, "en-us", 16000, 1))
-}
-
-/// Drops the TCP connection without a close frame, as a lost Wi-Fi link would.
-fn cut(ws: Ws) {
-    drop(ws.into_inner());
+    crate::util::speech(text, 16000, 1)
 }
 
 async fn resume(
@@ -372,7 +334,7 @@ async fn resume(
     bearer: Option<&str>,
     session_id: &str,
     resume_token: &str,
-) -> (Ws, Value) {
+) -> (TestCall, Value) {
     let mut ws = connect_with(addr, "", bearer, None).await.expect("upgrade");
     send(
         &mut ws,
@@ -401,14 +363,11 @@ async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
     let sent = chunks.len() * 2 / 5;
     let lost = chunks.len() / 2;
     for (seq, chunk) in chunks[..sent].iter().enumerate() {
-        ws.send(Message::binary(protocol::encode_input_frame(
-            seq as u32, chunk,
-        )))
-        .await
-        .expect("send");
+        ws.send_binary(protocol::encode_input_frame(seq as u32, chunk))
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    cut(ws);
+    ws.cut();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A wrong token is refused with 1008 and does not disturb the call.
@@ -425,11 +384,8 @@ async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
     // Resend from nextSeq, overlapping what the server already has, to the end.
     let overlap = next_seq.saturating_sub(5);
     for (i, chunk) in chunks.iter().enumerate().skip(overlap) {
-        ws.send(Message::binary(protocol::encode_input_frame(
-            i as u32, chunk,
-        )))
-        .await
-        .expect("send");
+        ws.send_binary(protocol::encode_input_frame(i as u32, chunk))
+            .await;
     }
     let done = loop {
         let v = next_event(
@@ -468,7 +424,7 @@ async fn another_users_token_never_reaches_a_call() {
     let started = start_session(&mut ws, json!({})).await;
     let id = started["sessionId"].as_str().expect("id").to_owned();
     let rt = started["resumeToken"].as_str().expect("token").to_owned();
-    cut(ws);
+    ws.cut();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (mut bob, e) = resume(addr, Some(&token("bob")), &id, &rt).await;
     assert_eq!(e["code"], "SESSION_NOT_FOUND", "{e}");
@@ -490,13 +446,8 @@ async fn a_vanished_client_is_cleaned_up_after_the_grace_period() {
     let started = start_session(&mut ws, json!({})).await;
     let id = started["sessionId"].as_str().expect("id").to_owned();
     // Mid-turn: the greeting is still being spoken when the client vanishes.
-    loop {
-        let msg = ws.next().await.expect("open").expect("frame");
-        if matches!(msg, Message::Binary(_)) {
-            break;
-        }
-    }
-    cut(ws);
+    ws.until_audio(0).await;
+    ws.cut();
     let mut active = f64::NAN;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -524,12 +475,7 @@ async fn sigterm_finishes_the_turn_in_flight_then_ends_calls_and_exits_0() {
     let started = start_session(&mut ws, json!({})).await;
     let id = started["sessionId"].as_str().expect("id").to_owned();
     // Wait for the greeting's audio: a response is in flight.
-    loop {
-        let msg = ws.next().await.expect("open").expect("frame");
-        if matches!(msg, Message::Binary(_)) {
-            break;
-        }
-    }
+    ws.until_audio(0).await;
     let pid = server.child.id().to_string();
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -567,25 +513,6 @@ async fn sigterm_finishes_the_turn_in_flight_then_ends_calls_and_exits_0() {
     assert!(log.contains("session.ended"), "flushed: {log}");
 }
 
-/// Reads a call's recorded input once the recorder has written all of it.
-async fn recorded_input(dir: &std::path::Path, session_id: &str, at_least: usize) -> Vec<i16> {
-    let input = dir.join(session_id).join("input.wav");
-    let mut recorded: Vec<i16> = Vec::new();
-    for _ in 0..50 {
-        if let Ok(mut r) = hound::WavReader::open(&input) {
-            recorded = r
-                .samples::<i16>()
-                .collect::<Result<_, _>>()
-                .unwrap_or_default();
-            if recorded.len() >= at_least {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    recorded
-}
-
 #[tokio::test]
 async fn replay_resumes_a_dropped_call_and_loses_no_audio() {
     let dir = calls_dir("replay-resume");
@@ -598,7 +525,7 @@ async fn replay_resumes_a_dropped_call_and_loses_no_audio() {
         16000,
         1,
     );
-    let source = crate::server::read_i16(&wav);
+    let source = crate::util::read_i16(&wav);
     let mut opts = ReplayOptions::new(format!("ws://{relay}/v1/call"), vec![wav]);
     opts.quiet = true;
     let reports = replay::replay(&opts).await.expect("replay");

@@ -1,6 +1,7 @@
-//! Shared helpers for the integration tests (also included by the bench and the
-//! measurement example): locating the repository and the model, and making WAV fixtures
-//! with espeak-ng + sox at test time, so no audio is committed.
+//! Shared helpers for the integration tests (also included by the benches and the
+//! measurement examples): locating the repository and the model, the one maker of WAV
+//! fixtures (espeak-ng + sox at test time, so no audio is committed), in-process gateways
+//! and fault-injection peers, and [`TestCall`], the tests' one WebSocket client.
 // Each user (test module, bench, example) needs a different subset of these helpers.
 #![allow(dead_code)]
 
@@ -8,6 +9,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use callgate::client::{CallReceiver, CallSender, ClientError, Incoming};
+use callgate::protocol::{DoneStatus, Latency, OutputChunk, ServerMessage};
+use serde_json::{Value, json};
 
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
@@ -88,10 +94,9 @@ pub fn espeak_wav(text: &str, voice: &str, rate_hz: u32, channels: u16) -> PathB
         .replace(|c: char| !c.is_ascii_alphanumeric(), "");
     let raw = out.with_extension(format!("{unique}.espeak.wav"));
     let tmp = out.with_extension(format!("{unique}.tmp.wav"));
-    run(Command::new("espeak-ng")
-        .args(["-v", voice, "-w"])
-        .arg(&raw)
-        .arg(text));
+    if let Err(e) = callgate::client::bench::corpus::espeak_to_file(text, voice, &raw) {
+        panic!("{e}: the fixtures need espeak-ng and sox (apt-get install espeak-ng sox)");
+    }
     run(Command::new("sox")
         .arg(&raw)
         .args(["-r", &rate_hz.to_string(), "-c", &channels.to_string()])
@@ -116,10 +121,39 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// A WAV file's samples, interleaved, as it holds them.
+pub fn read_i16(path: &Path) -> Vec<i16> {
+    callgate::audio::wav::read_i16(path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .samples
+}
+
+/// espeak-ng speech (voice `en-us`) at `rate` Hz with `channels`, as i16 samples.
+pub fn speech(text: &str, rate: u32, channels: u16) -> Vec<i16> {
+    read_i16(&espeak_wav(text, "en-us", rate, channels))
+}
+
 /// Duration of a WAV file in seconds.
 pub fn wav_seconds(path: &Path) -> f64 {
-    let reader = hound::WavReader::open(path).expect("open fixture");
-    reader.duration() as f64 / reader.spec().sample_rate as f64
+    let pcm = callgate::audio::wav::read_i16(path).expect("open fixture");
+    pcm.frames() as f64 / pcm.rate as f64
+}
+
+/// A call's recorded input (`input.wav` in its folder under `calls_dir`), once the
+/// recorder has written at least `at_least` samples of it (or after 5 s, whatever is there).
+pub async fn recorded_input(calls_dir: &Path, session_id: &str, at_least: usize) -> Vec<i16> {
+    let input = calls_dir.join(session_id).join("input.wav");
+    let mut recorded: Vec<i16> = Vec::new();
+    for _ in 0..50 {
+        if let Ok(pcm) = callgate::audio::wav::read_i16(&input) {
+            recorded = pcm.samples;
+            if recorded.len() >= at_least {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    recorded
 }
 
 /// Interview answers for measurements: (voice, text) (the bench's generated corpus).
@@ -338,4 +372,188 @@ pub async fn flaky_relay(
         }
     });
     addr
+}
+
+/// What a [`TestCall`] received.
+#[derive(Debug)]
+pub enum Got {
+    /// A JSON message.
+    Event(ServerMessage),
+    /// A kind-2 audio frame.
+    Audio(OutputChunk),
+    /// The connection ended: the close frame's code, `None` when it just dropped.
+    Closed(#[allow(dead_code)] Option<u16>),
+}
+
+/// The tests' one WebSocket client: the two halves `callgate::client::CallClient` is made
+/// of ([`callgate::client::open`]), taken before `session.start` so that a test can send
+/// whatever it likes first (another start, a resume, hostile frames through the raw
+/// sends), with what arrives read back as [`Got`] or as the JSON the server sent. A test
+/// that plays a whole call by the rules uses `CallClient` or `replay` itself.
+pub struct TestCall {
+    /// Sends messages, audio, and raw frames.
+    pub tx: CallSender,
+    /// What the server sends.
+    pub rx: CallReceiver,
+    /// How long the server may stay quiet before the test fails.
+    patience: Duration,
+}
+
+impl TestCall {
+    /// Connects to a gateway's `/v1/call`; the upgrade must be accepted.
+    pub async fn open(addr: impl std::fmt::Display) -> Self {
+        Self::open_with(&format!("ws://{addr}/v1/call"), &[])
+            .await
+            .unwrap_or_else(|status| panic!("upgrade refused with HTTP {status}"))
+    }
+
+    /// Connects to `url` with these extra request headers; the HTTP status when the
+    /// upgrade is refused.
+    pub async fn open_with(url: &str, headers: &[(&str, &str)]) -> Result<Self, u16> {
+        match callgate::client::open(url, headers).await {
+            Ok((tx, rx)) => Ok(Self {
+                tx,
+                rx,
+                patience: Duration::from_secs(30),
+            }),
+            Err(e) => Err(e
+                .http_status()
+                .unwrap_or_else(|| panic!("connect failed: {e}"))),
+        }
+    }
+
+    /// How long the server may stay quiet (30 s unless set).
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// Sends a JSON message as a text frame.
+    pub async fn send_json(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    /// Sends a text frame as is (valid JSON or not).
+    pub async fn send_text(&mut self, text: &str) {
+        self.tx.send_raw_text(text).await.expect("send");
+    }
+
+    /// Sends a binary frame as is (any header, any `seq`, any length).
+    pub async fn send_binary(&mut self, frame: Vec<u8>) {
+        self.tx.send_raw_binary(frame).await.expect("send");
+    }
+
+    /// The next thing the server sends; fails the test when it stays quiet too long or
+    /// sends a frame callgate.v1 does not allow.
+    pub async fn next(&mut self) -> Got {
+        let received = tokio::time::timeout(self.patience, self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the server went quiet for {:?}", self.patience));
+        match received {
+            Ok(r) => match r.msg {
+                Incoming::Event(e) => Got::Event(e),
+                Incoming::Audio(c) => Got::Audio(c),
+            },
+            Err(ClientError::Protocol(e)) => panic!("the server broke the protocol: {e}"),
+            Err(ClientError::Closed { code, .. }) => Got::Closed(code),
+            Err(_) => Got::Closed(None),
+        }
+    }
+
+    /// Reads until `pred` matches an event, returning everything seen (including it).
+    pub async fn until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> Vec<Got> {
+        let mut seen = Vec::new();
+        loop {
+            let g = self.next().await;
+            let done = matches!(&g, Got::Event(e) if pred(e));
+            let closed = matches!(g, Got::Closed(_));
+            seen.push(g);
+            if done {
+                return seen;
+            }
+            assert!(!closed, "closed before the expected event: {seen:?}");
+        }
+    }
+
+    /// Reads until the first audio frame of `turn`, returning everything seen.
+    pub async fn until_audio(&mut self, turn: u32) -> Vec<Got> {
+        let mut seen = Vec::new();
+        loop {
+            let g = self.next().await;
+            let hit = matches!(&g, Got::Audio(c) if c.turn == turn);
+            assert!(!matches!(g, Got::Closed(_)), "closed: {seen:?}");
+            seen.push(g);
+            if hit {
+                return seen;
+            }
+        }
+    }
+
+    /// The next event whose type is not in `skip`, as the JSON the server sent, or
+    /// `{"type":"closed","code":N}` (`null` without a close frame). Audio is stepped over.
+    pub async fn next_json(&mut self, skip: &[&str]) -> Value {
+        loop {
+            match self.next().await {
+                Got::Event(e) => {
+                    let v = serde_json::to_value(&e).expect("server message as JSON");
+                    if !skip.contains(&v["type"].as_str().unwrap_or_default()) {
+                        return v;
+                    }
+                }
+                Got::Audio(_) => {}
+                Got::Closed(code) => return json!({"type": "closed", "code": code}),
+            }
+        }
+    }
+
+    /// Sends `session.start` with server VAD (500 ms of silence ends a turn) in these
+    /// formats, and reads up to `session.started`; returns everything seen.
+    pub async fn start(&mut self, input_rate: u32, channels: u16, output_rate: u32) -> Vec<Got> {
+        self.send_json(json!({"type":"session.start",
+            "input":{"sampleRate":input_rate,"channels":channels},
+            "output":{"sampleRate":output_rate},
+            "turnDetection":{"mode":"server_vad","silenceMs":500}}))
+            .await;
+        self.until(|e| matches!(e, ServerMessage::SessionStarted { .. }))
+            .await
+    }
+
+    /// Drops the connection without a close frame, as a lost Wi-Fi link would.
+    pub fn cut(self) {
+        drop(self);
+    }
+}
+
+/// Matches the `response.done` of `turn`.
+pub fn is_done(turn: u32) -> impl FnMut(&ServerMessage) -> bool {
+    move |e| matches!(e, ServerMessage::ResponseDone { turn_id, .. } if *turn_id == turn)
+}
+
+/// The session id from `session.started` among `seen`.
+pub fn session_id_of(seen: &[Got]) -> String {
+    seen.iter()
+        .find_map(|g| match g {
+            Got::Event(ServerMessage::SessionStarted { session_id, .. }) => {
+                Some(session_id.clone())
+            }
+            _ => None,
+        })
+        .expect("session.started")
+}
+
+/// The last `response.done` among `seen`: status, text, heard text, latency.
+pub fn done_of(seen: &[Got]) -> (DoneStatus, String, String, Latency) {
+    seen.iter()
+        .rev()
+        .find_map(|g| match g {
+            Got::Event(ServerMessage::ResponseDone {
+                status,
+                text,
+                heard_text,
+                latency,
+                ..
+            }) => Some((*status, text.clone(), heard_text.clone(), *latency)),
+            _ => None,
+        })
+        .expect("a response.done")
 }

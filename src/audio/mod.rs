@@ -1,9 +1,13 @@
-//! Audio ingest: sequencing, resampling, voice activity detection, WAV files.
+//! Audio: sequencing, resampling, voice activity detection, signal levels, WAV files.
 
+pub mod level;
 pub mod resample;
 pub mod sequencer;
 pub mod vad;
 pub mod wav;
+
+#[cfg(test)]
+pub(crate) mod test_signals;
 
 /// The rate whisper (and so the whole ASR side) works at.
 pub const ASR_SAMPLE_RATE: u32 = 16_000;

@@ -25,6 +25,8 @@
 
 use std::collections::VecDeque;
 
+use super::level::rms_dbfs;
+
 /// The only sample rate the detector accepts; the resampler feeds it.
 pub const SAMPLE_RATE: u32 = 16_000;
 
@@ -33,9 +35,6 @@ pub const FRAME_MS: u64 = 10;
 
 /// Samples in one analysis frame.
 pub const FRAME_SAMPLES: usize = 160;
-
-/// Energy reported for digital silence, so the log never sees zero.
-const SILENCE_DBFS: f32 = -100.0;
 
 /// Fraction of the distance to a quieter frame the floor moves per frame: fast, because a
 /// quieter frame is proof the background is at most that loud.
@@ -171,13 +170,13 @@ impl Vad {
             if self.remainder.len() < FRAME_SAMPLES {
                 return events;
             }
-            let energy = frame_dbfs(&self.remainder);
+            let energy = rms_dbfs(&self.remainder);
             self.remainder.clear();
             self.on_frame(energy, &mut events);
         }
         let mut frames = input.chunks_exact(FRAME_SAMPLES);
         for frame in &mut frames {
-            self.on_frame(frame_dbfs(frame), &mut events);
+            self.on_frame(rms_dbfs(frame), &mut events);
         }
         self.remainder.extend_from_slice(frames.remainder());
         events
@@ -331,21 +330,6 @@ impl Vad {
         self.floor = Some(floor);
         active
     }
-}
-
-/// RMS level of a frame in dBFS.
-fn frame_dbfs(frame: &[f32]) -> f32 {
-    if frame.is_empty() {
-        return SILENCE_DBFS;
-    }
-    let sum: f64 = frame
-        .iter()
-        .map(|&x| if x.is_finite() { f64::from(x) } else { 0.0 })
-        .map(|x| x * x)
-        .sum();
-    let mean = sum / frame.len() as f64;
-    let db = 10.0 * mean.max(1e-10).log10();
-    db as f32
 }
 
 #[cfg(test)]

@@ -20,11 +20,8 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{Device, FromSample, SampleFormat, SizedSample, Stream, StreamConfig};
 use tokio::sync::mpsc;
 
-use super::{CallClient, ClientError, Incoming};
-use crate::protocol::{
-    ClientMessage, DoneStatus, InputFormat, OutputFormat, SAMPLE_RATE_RANGE, ServerMessage,
-    SessionStart, Transport, TurnDetection, TurnMode,
-};
+use super::{CallClient, ClientError, Incoming, server_vad_start};
+use crate::protocol::{ClientMessage, DoneStatus, SAMPLE_RATE_RANGE, ServerMessage};
 
 /// Input chunk length sent to the server.
 const CHUNK_MS: u32 = 20;
@@ -341,142 +338,226 @@ where
     )
 }
 
+/// The opened audio devices (not started until the call is open).
+struct Devices {
+    input: Stream,
+    input_rate: u32,
+    input_name: String,
+    output: Stream,
+    output_rate: u32,
+    output_name: String,
+}
+
+impl Devices {
+    /// Opens both devices: the input's blocks go to `mic_tx`, the output plays `playback`.
+    fn open(
+        args: &MicArgs,
+        mic_tx: mpsc::Sender<Vec<i16>>,
+        playback: Arc<Mutex<Playback>>,
+    ) -> Result<Self, MicError> {
+        let _quiet = quiet_alsa();
+        let host = cpal::default_host();
+        let input_device = pick(&host, "input", args.input.as_deref())?;
+        let output_device = pick(&host, "output", args.output.as_deref())?;
+        let (input, input_rate) = open_input(&input_device, mic_tx)?;
+        let (output, output_rate) = open_output(&output_device, playback)?;
+        Ok(Self {
+            input,
+            input_rate,
+            input_name: input_device.to_string(),
+            output,
+            output_rate,
+            output_name: output_device.to_string(),
+        })
+    }
+
+    /// Starts both streams.
+    fn play(&self) -> Result<(), MicError> {
+        for (stream, direction, name) in [
+            (&self.input, "input", &self.input_name),
+            (&self.output, "output", &self.output_name),
+        ] {
+            stream.play().map_err(|e| MicError::Device {
+                direction,
+                device: name.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs one live call until ctrl-c or the server ends it.
 pub async fn run(args: MicArgs) -> Result<(), MicError> {
     let Some(url) = args.url.clone() else {
         print!("{}", list_devices()?);
         return Ok(());
     };
-    let (mic_tx, mut mic_rx) = mpsc::channel::<Vec<i16>>(64);
+    let (mic_tx, mic_rx) = mpsc::channel::<Vec<i16>>(64);
     let playback = Arc::new(Mutex::new(Playback::default()));
-    let (input_stream, input_rate, output_stream, output_rate, names) = {
-        let _quiet = quiet_alsa();
-        let host = cpal::default_host();
-        let input = pick(&host, "input", args.input.as_deref())?;
-        let output = pick(&host, "output", args.output.as_deref())?;
-        let (i, ir) = open_input(&input, mic_tx)?;
-        let (o, or) = open_output(&output, playback.clone())?;
-        (i, ir, o, or, (input.to_string(), output.to_string()))
-    };
-    let start = SessionStart {
-        token: None,
-        persona: args.persona.clone(),
-        context: args
-            .role
-            .iter()
-            .map(|r| ("role".to_owned(), serde_json::Value::from(r.clone())))
-            .collect(),
-        input: InputFormat {
-            sample_rate: input_rate,
-            channels: 1,
-            encoding: crate::protocol::ENCODING_PCM_S16LE.to_owned(),
-        },
-        output: OutputFormat {
-            sample_rate: output_rate,
-            transport: Transport::Binary,
-            ..OutputFormat::default()
-        },
-        turn_detection: TurnDetection {
-            mode: TurnMode::ServerVad,
-            silence_ms: Some(args.silence_ms),
-        },
-    };
-    let mut call = CallClient::connect(&url, &start).await?;
-    for (stream, direction, name) in [
-        (&input_stream, "input", &names.0),
-        (&output_stream, "output", &names.1),
-    ] {
-        stream.play().map_err(|e| MicError::Device {
-            direction,
-            device: name.clone(),
-            reason: e.to_string(),
-        })?;
-    }
+    let devices = Devices::open(&args, mic_tx, playback.clone())?;
+    let mut start = server_vad_start(
+        (devices.input_rate, 1),
+        devices.output_rate,
+        args.persona.clone(),
+        Some(args.silence_ms),
+    );
+    start.context = args
+        .role
+        .iter()
+        .map(|r| ("role".to_owned(), serde_json::Value::from(r.clone())))
+        .collect();
+    let call = CallClient::connect(&url, &start).await?;
+    devices.play()?;
     eprintln!(
-        "in call (mic: {}, {input_rate} Hz; speaker: {}, {output_rate} Hz){}. Ctrl-C ends it.",
-        names.0,
-        names.1,
+        "in call (mic: {}, {} Hz; speaker: {}, {} Hz){}. Ctrl-C ends it.",
+        devices.input_name,
+        devices.input_rate,
+        devices.output_name,
+        devices.output_rate,
         if args.barge_in {
             ""
         } else {
             "; the mic is muted while the interviewer speaks (--barge-in to interrupt)"
         }
     );
+    let chunk = (devices.input_rate * CHUNK_MS / 1000) as usize;
+    let mut live = LiveCall {
+        call,
+        playback,
+        barge_in: args.barge_in,
+        output_rate: devices.output_rate,
+        chunk,
+        pending: Vec::with_capacity(chunk * 2),
+        cancelled: HashSet::new(),
+        last_position: Instant::now(),
+        ai_line_open: false,
+    };
+    if live.run(mic_rx).await? {
+        let (ended, _) = live.call.end(Duration::from_secs(5)).await;
+        if let Ok(e) = ended {
+            eprintln!("\ncall ended after {} s", e.duration_ms / 1000);
+        }
+    }
+    Ok(())
+}
 
-    let chunk = (input_rate * CHUNK_MS / 1000) as usize;
-    let mut pending: Vec<i16> = Vec::with_capacity(chunk * 2);
-    let mut cancelled: HashSet<u32> = HashSet::new();
-    let mut last_position = Instant::now();
-    let mut ai_line_open = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut ticker = tokio::time::interval(POSITION_EVERY);
-    loop {
-        tokio::select! {
-            _ = &mut ctrl_c => break,
-            Some(block) = mic_rx.recv() => {
-                pending.extend_from_slice(&block);
-                while pending.len() >= chunk {
-                    let mut frame: Vec<i16> = pending.drain(..chunk).collect();
-                    if !args.barge_in && interviewer_audible(&playback) {
-                        frame.fill(0);
-                    }
-                    call.tx.send_audio(&frame).await?;
-                }
-            }
-            _ = ticker.tick() => {
-                let (turn, played, playing) = {
-                    let p = playback.lock().unwrap_or_else(|e| e.into_inner());
-                    (p.turn, p.played, !p.queue.is_empty())
-                };
-                if playing && last_position.elapsed() >= POSITION_EVERY {
-                    last_position = Instant::now();
-                    let played_ms = played * 1000 / output_rate as u64;
-                    call.tx.send(&ClientMessage::PlaybackPosition { turn_id: turn, played_ms }).await?;
-                }
-            }
-            r = call.rx.recv() => {
-                let r = match r {
-                    Ok(r) => r,
-                    Err(e) if !e.is_fatal() => { tracing::warn!("{e}"); continue; }
-                    Err(ClientError::Closed { .. }) => { eprintln!("\nthe server ended the call"); return Ok(()); }
-                    Err(e) => return Err(e.into()),
-                };
-                match r.msg {
-                    Incoming::Audio(chunk) => {
-                        if cancelled.contains(&chunk.turn) {
-                            continue;
+/// A live call in progress: the connection, the playback queue, and what the loop keeps.
+struct LiveCall {
+    call: CallClient,
+    playback: Arc<Mutex<Playback>>,
+    barge_in: bool,
+    output_rate: u32,
+    /// Samples per input chunk.
+    chunk: usize,
+    /// Microphone samples not yet a whole chunk.
+    pending: Vec<i16>,
+    /// Turns cancelled: their late audio is not played.
+    cancelled: HashSet<u32>,
+    last_position: Instant,
+    ai_line_open: bool,
+}
+
+impl LiveCall {
+    /// Streams the microphone, reports the playback position and takes in the server's
+    /// frames until ctrl-c (returns true: the caller ends the call) or the server ends it
+    /// (false).
+    async fn run(&mut self, mut mic_rx: mpsc::Receiver<Vec<i16>>) -> Result<bool, MicError> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut ticker = tokio::time::interval(POSITION_EVERY);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return Ok(true),
+                Some(block) = mic_rx.recv() => self.send_mic(&block).await?,
+                _ = ticker.tick() => self.report_position().await?,
+                r = self.call.rx.recv() => {
+                    let r = match r {
+                        Ok(r) => r,
+                        Err(e) if !e.is_fatal() => { tracing::warn!("{e}"); continue; }
+                        Err(ClientError::Closed { .. }) => {
+                            eprintln!("\nthe server ended the call");
+                            return Ok(false);
                         }
-                        let mut p = playback.lock().unwrap_or_else(|e| e.into_inner());
-                        if p.turn != chunk.turn {
-                            p.turn = chunk.turn;
-                            p.played = 0;
-                        }
-                        p.queue.extend(chunk.samples);
-                    }
-                    Incoming::Event(ev) => {
-                        if let ServerMessage::ResponseDone { turn_id, status: DoneStatus::Cancelled, .. } = &ev {
-                            // Barge-in or cancel: nothing more of this turn may be heard.
-                            cancelled.insert(*turn_id);
-                            let mut p = playback.lock().unwrap_or_else(|e| e.into_inner());
-                            p.queue.clear();
-                            p.drained_at = Some(Instant::now());
-                        }
-                        if let ServerMessage::SessionEnded { reason, .. } = &ev {
-                            eprintln!("\ncall ended ({reason:?})");
-                            return Ok(());
-                        }
-                        print_event(&ev, &mut ai_line_open);
+                        Err(e) => return Err(e.into()),
+                    };
+                    if !self.received(r.msg) {
+                        return Ok(false);
                     }
                 }
             }
         }
     }
-    let (ended, _) = call.end(Duration::from_secs(5)).await;
-    if let Ok(e) = ended {
-        eprintln!("\ncall ended after {} s", e.duration_ms / 1000);
+
+    /// Sends the microphone's whole chunks (silence while the interviewer is audible,
+    /// unless barge-in is on).
+    async fn send_mic(&mut self, block: &[i16]) -> Result<(), MicError> {
+        self.pending.extend_from_slice(block);
+        while self.pending.len() >= self.chunk {
+            let mut frame: Vec<i16> = self.pending.drain(..self.chunk).collect();
+            if !self.barge_in && interviewer_audible(&self.playback) {
+                frame.fill(0);
+            }
+            self.call.tx.send_audio(&frame).await?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// `playback.position` while the interviewer speaks, at most every [`POSITION_EVERY`].
+    async fn report_position(&mut self) -> Result<(), MicError> {
+        let (turn, played, playing) = {
+            let p = self.playback.lock().unwrap_or_else(|e| e.into_inner());
+            (p.turn, p.played, !p.queue.is_empty())
+        };
+        if playing && self.last_position.elapsed() >= POSITION_EVERY {
+            self.last_position = Instant::now();
+            let played_ms = played * 1000 / self.output_rate as u64;
+            let msg = ClientMessage::PlaybackPosition {
+                turn_id: turn,
+                played_ms,
+            };
+            self.call.tx.send(&msg).await?;
+        }
+        Ok(())
+    }
+
+    /// One frame from the server: audio is queued for playback, events printed; returns
+    /// false once the server ended the call.
+    fn received(&mut self, msg: Incoming) -> bool {
+        match msg {
+            Incoming::Audio(chunk) => {
+                if self.cancelled.contains(&chunk.turn) {
+                    return true;
+                }
+                let mut p = self.playback.lock().unwrap_or_else(|e| e.into_inner());
+                if p.turn != chunk.turn {
+                    p.turn = chunk.turn;
+                    p.played = 0;
+                }
+                p.queue.extend(chunk.samples);
+            }
+            Incoming::Event(ev) => {
+                if let ServerMessage::ResponseDone {
+                    turn_id,
+                    status: DoneStatus::Cancelled,
+                    ..
+                } = &ev
+                {
+                    // Barge-in or cancel: nothing more of this turn may be heard.
+                    self.cancelled.insert(*turn_id);
+                    let mut p = self.playback.lock().unwrap_or_else(|e| e.into_inner());
+                    p.queue.clear();
+                    p.drained_at = Some(Instant::now());
+                }
+                if let ServerMessage::SessionEnded { reason, .. } = &ev {
+                    eprintln!("\ncall ended ({reason:?})");
+                    return false;
+                }
+                print_event(&ev, &mut self.ai_line_open);
+            }
+        }
+        true
+    }
 }
 
 /// True while the interviewer's audio plays, or just stopped (its echo may still ring).

@@ -11,12 +11,22 @@
 //! - [`CallReceiver`]: every server frame, parsed, stamped with the [`Instant`] it was read
 //!   off the socket by a background task (so timings do not depend on when the caller gets
 //!   round to polling).
+//!
+//! [`open`] gives the two halves before anything is sent, for a caller that starts
+//! differently (the integration tests' client, which also sends hostile frames through
+//! the raw sends). `testing` (unit tests only) holds a scripted server, a test double.
+//!
+//! The only arrow from here into `server` is [`crate::server::spawn`], the in-process
+//! gateway of `bench --spawn`.
 
 pub mod bench;
 pub mod mic;
 pub mod replay;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,15 +37,15 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::{
-    ClientMessage, ErrorEvent, InputFormat, MAX_SAMPLES_PER_FRAME, OutputChunk, OutputFormat,
-    PROTOCOL_NAME, ServerMessage, SessionStart, TurnRecord, decode_output_frame,
-    encode_input_frame, parse_server_message,
+    ClientMessage, ENCODING_PCM_S16LE, ErrorEvent, InputFormat, MAX_SAMPLES_PER_FRAME, OutputChunk,
+    OutputFormat, PROTOCOL_NAME, ServerMessage, SessionStart, Transport, TurnDetection, TurnMode,
+    TurnRecord, decode_output_frame, encode_input_frame, parse_server_message,
 };
 
 /// How long [`CallClient::connect`] waits for the upgrade plus `session.started`.
@@ -98,6 +108,23 @@ impl ClientError {
     /// error a receiver reports and then keeps going).
     pub fn is_fatal(&self) -> bool {
         !matches!(self, Self::Protocol(_))
+    }
+
+    /// The HTTP status with which the server refused the upgrade (401 for a bad token,
+    /// 403 for a foreign origin), when that is what went wrong.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::WebSocket(tungstenite::Error::Http(response)) => Some(response.status().as_u16()),
+            _ => None,
+        }
+    }
+
+    /// A local file's problem.
+    pub(crate) fn file(path: &Path, e: impl std::fmt::Display) -> Self {
+        Self::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -172,7 +199,7 @@ impl CallClient {
         timeout: Duration,
     ) -> Result<Self, ClientError> {
         let open = async {
-            let (mut tx, mut rx) = open_socket(url).await?;
+            let (mut tx, mut rx) = open(url, &[]).await?;
             tx.send(&ClientMessage::SessionStart(start.clone())).await?;
             let started = first_answer(&mut rx, |m| match m {
                 ServerMessage::SessionStarted {
@@ -217,7 +244,7 @@ impl CallClient {
             resume_token: self.session.resume_token.clone(),
         };
         let open = async {
-            let (mut tx, mut rx) = open_socket(url).await?;
+            let (mut tx, mut rx) = open(url, &[]).await?;
             tx.send(&msg).await?;
             let resumed = first_answer(&mut rx, |m| match m {
                 ServerMessage::SessionResumed {
@@ -289,19 +316,63 @@ impl CallClient {
     }
 }
 
-/// Opens the WebSocket with subprotocol `callgate.v1`; nothing is sent yet.
-async fn open_socket(url: &str) -> Result<(CallSender, CallReceiver), ClientError> {
-    let mut request = url.into_client_request().map_err(|e| ClientError::BadUrl {
+/// Opens the WebSocket with subprotocol `callgate.v1` and these extra request headers
+/// (e.g. `Authorization`, `Origin`); nothing is sent yet. [`CallClient::connect`] is this
+/// plus `session.start`; the halves alone serve a caller that sends something else
+/// first (`session.resume`, or the tests' hostile input). A refused upgrade is a
+/// [`ClientError::WebSocket`] whose [`ClientError::http_status`] says why.
+pub async fn open(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(CallSender, CallReceiver), ClientError> {
+    let bad = |reason: String| ClientError::BadUrl {
         url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let mut request = url.into_client_request().map_err(|e| bad(e.to_string()))?;
     request.headers_mut().insert(
         SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(PROTOCOL_NAME),
     );
+    for &(name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let value = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
+        request.headers_mut().insert(name, value);
+    }
     let (ws, _response) = tokio_tungstenite::connect_async(request).await?;
     let (sink, stream) = ws.split();
     Ok((CallSender::new(sink), CallReceiver::spawn(stream)))
+}
+
+/// The `session.start` of a call with server-side turn detection and binary output
+/// audio, the way `replay`, `bench` and `mic` open theirs: input at `rate` Hz with
+/// `channels`, output at `output_rate`, `silence_ms` ending a turn (server default when
+/// `None`).
+pub fn server_vad_start(
+    (rate, channels): (u32, u16),
+    output_rate: u32,
+    persona: Option<String>,
+    silence_ms: Option<u32>,
+) -> SessionStart {
+    SessionStart {
+        token: None,
+        persona,
+        context: Default::default(),
+        input: InputFormat {
+            sample_rate: rate,
+            channels,
+            encoding: ENCODING_PCM_S16LE.to_owned(),
+        },
+        output: OutputFormat {
+            sample_rate: output_rate,
+            transport: Transport::Binary,
+            ..OutputFormat::default()
+        },
+        turn_detection: TurnDetection {
+            mode: TurnMode::ServerVad,
+            silence_ms,
+        },
+    }
 }
 
 /// Waits for the server's answer to `session.start`/`session.resume`: what `accept` takes,
@@ -416,6 +487,21 @@ impl CallSender {
     pub async fn send(&mut self, msg: &ClientMessage) -> Result<(), ClientError> {
         let text = serde_json::to_string(msg).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.sink.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    /// Sends a text frame exactly as given, valid JSON or not: for a test that feeds the
+    /// server hostile input. Use [`CallSender::send`] for real messages.
+    pub async fn send_raw_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.sink.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    /// Sends a binary frame exactly as given, outside the `seq` count and the resend
+    /// buffer: for a test that crafts its own frames (bad headers, chosen `seq` values,
+    /// oversized frames). Use [`CallSender::send_audio`] for real audio.
+    pub async fn send_raw_binary(&mut self, frame: Vec<u8>) -> Result<(), ClientError> {
+        self.sink.send(Message::binary(frame)).await?;
         Ok(())
     }
 

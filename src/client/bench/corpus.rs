@@ -206,19 +206,27 @@ pub fn split_for_pause(text: &str) -> Option<(String, String)> {
     Some((words[..mid].join(" "), words[mid..].join(" ")))
 }
 
-/// Speaks `text` with espeak-ng: mono samples at espeak-ng's own rate.
-pub fn speak(text: &str, voice: &str, scratch: &Path) -> Result<wav::Clip, CorpusError> {
-    let out = Command::new("espeak-ng")
+/// Speaks `text` with the espeak-ng command into the WAV file `out` (espeak-ng's own rate,
+/// mono): the one place speech is synthesised for corpora and test fixtures.
+pub fn espeak_to_file(text: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
+    let run = Command::new("espeak-ng")
         .args(["-v", voice, "-w"])
-        .arg(scratch)
+        .arg(out)
         .arg(text)
         .output()
         .map_err(|e| CorpusError::Espeak(e.to_string()))?;
-    if !out.status.success() {
+    if !run.status.success() {
         return Err(CorpusError::Espeak(
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            String::from_utf8_lossy(&run.stderr).trim().to_owned(),
         ));
     }
+    Ok(())
+}
+
+/// Speaks `text` with espeak-ng: mono samples at espeak-ng's own rate (`scratch` is the
+/// file it goes through).
+pub fn speak(text: &str, voice: &str, scratch: &Path) -> Result<wav::Clip, CorpusError> {
+    espeak_to_file(text, voice, scratch)?;
     let clip = wav::read_mono(scratch).map_err(|e| io_error(scratch, e))?;
     let _ = std::fs::remove_file(scratch);
     Ok(clip)

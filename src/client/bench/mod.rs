@@ -27,10 +27,12 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::replay::report::ms_or_dash;
 use super::replay::{
-    BargeIn, InputAudio, ReplayOptions, StreamArgs, TurnReport, TurnStatus, load_wav, replay_file,
+    BargeIn, ReplayOptions, StreamArgs, TurnReport, TurnStatus, load_wav, replay_file,
 };
 use crate::asr::score::{WordErrors, word_errors};
+use crate::audio::wav::Interleaved;
 use crate::protocol::{ErrorCode, Latency};
 use stats::{Summary, mean};
 
@@ -134,8 +136,8 @@ pub enum BenchError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// The in-process gateway could not start.
-    #[error(transparent)]
-    Spawn(#[from] crate::server::SpawnError),
+    #[error("{0}")]
+    Spawn(String),
     /// The plot could not be drawn.
     #[error(transparent)]
     Plot(#[from] plot::PlotError),
@@ -266,42 +268,27 @@ pub struct Report {
 /// Runs the bench; returns whether every threshold held (the CLI's exit code).
 pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
     check_args(&args)?;
-    let items = prepare_corpus(&args).await?;
-    let inputs: Vec<(corpus::Item, InputAudio)> = items
-        .into_iter()
-        .map(|item| load_wav(&item.path).map(|audio| (item, audio)))
-        .collect::<Result<_, _>>()?;
+    let inputs = Arc::new(load_inputs(&args).await?);
     let shutdown = CancellationToken::new();
     // Dropped on every return: the in-process gateway stops with the bench.
     let _stop = shutdown.clone().drop_guard();
-    let url = match (&args.url, args.spawn) {
-        (Some(url), _) => url.clone(),
-        (None, _) => {
-            let addr = crate::server::spawn(&spawn_config(&args)?, shutdown.clone()).await?;
+    let url = match &args.url {
+        Some(url) => url.clone(),
+        None => {
+            // The one entry into `server`: the gateway `--spawn` benchmarks.
+            let addr = crate::server::spawn(&spawn_config(&args)?, shutdown.clone())
+                .await
+                .map_err(|e| BenchError::Spawn(e.to_string()))?;
             format!("ws://{addr}/v1/call")
         }
-    };
-    let barge_in = if args.barge_in {
-        let scratch =
-            std::env::temp_dir().join(format!("callgate-barge-{}.wav", std::process::id()));
-        let clip =
-            blocking(move || corpus::speak(corpus::BARGE_IN_TEXT, "en-us", &scratch)).await??;
-        Some(BargeIn {
-            samples: clip.samples,
-            rate: clip.sample_rate,
-            after: Duration::from_millis(args.barge_in_after_ms),
-        })
-    } else {
-        None
     };
     let opts = Arc::new(ReplayOptions {
         // Live transcripts of concurrent calls would interleave into noise: the bench
         // reports at the end.
         quiet: true,
-        barge_in,
+        barge_in: barge_in(&args).await?,
         ..args.stream.options(url.clone())
     });
-    let inputs = Arc::new(inputs);
     let plan: Vec<(usize, usize)> = args
         .concurrency
         .iter()
@@ -321,18 +308,7 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         args.max_p90_ms,
         args.max_wer,
     );
-    let mut out = std::io::stdout().lock();
-    if bar.is_hidden() {
-        for l in &levels {
-            let _ = writeln!(out, "{}", format_level(&l.summary));
-        }
-    }
-    if levels.len() > 1 {
-        let _ = writeln!(out, "{}", format_sweep(&levels));
-    }
-    for v in &violations {
-        let _ = writeln!(out, "THRESHOLD BROKEN: {v}");
-    }
+    print_levels(&levels, &violations, bar.is_hidden());
     let report = Report {
         version: 1,
         url,
@@ -344,27 +320,74 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         levels,
         violations,
     };
-    if let Some(path) = &args.json {
+    write_outputs(&args, &report).await?;
+    Ok(report.violations.is_empty())
+}
+
+/// The corpus (read or generated) with each file's audio, read off the async workers.
+async fn load_inputs(args: &BenchArgs) -> Result<Vec<(corpus::Item, Interleaved)>, BenchError> {
+    let items = prepare_corpus(args).await?;
+    let inputs = blocking(move || {
+        items
+            .into_iter()
+            .map(|item| load_wav(&item.path).map(|audio| (item, audio)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
+    Ok(inputs)
+}
+
+/// With `--barge-in`, the interruption, spoken by espeak-ng.
+async fn barge_in(args: &BenchArgs) -> Result<Option<BargeIn>, BenchError> {
+    if !args.barge_in {
+        return Ok(None);
+    }
+    let scratch = std::env::temp_dir().join(format!("callgate-barge-{}.wav", std::process::id()));
+    let clip = blocking(move || corpus::speak(corpus::BARGE_IN_TEXT, "en-us", &scratch)).await??;
+    Ok(Some(BargeIn {
+        samples: clip.samples,
+        rate: clip.sample_rate,
+        after: Duration::from_millis(args.barge_in_after_ms),
+    }))
+}
+
+/// The levels' summaries (when no progress bar printed them), the sweep table and the
+/// broken thresholds, on stdout.
+fn print_levels(levels: &[Level], violations: &[String], bar_hidden: bool) {
+    let mut out = std::io::stdout().lock();
+    if bar_hidden {
+        for l in levels {
+            let _ = writeln!(out, "{}", format_level(&l.summary));
+        }
+    }
+    if levels.len() > 1 {
+        let _ = writeln!(out, "{}", format_sweep(levels));
+    }
+    for v in violations {
+        let _ = writeln!(out, "THRESHOLD BROKEN: {v}");
+    }
+}
+
+/// `--json` and `--plot`, each written off the async workers.
+async fn write_outputs(args: &BenchArgs, report: &Report) -> Result<(), BenchError> {
+    if let Some(path) = args.json.clone() {
         let report_error = |e: &dyn std::fmt::Display| BenchError::Report {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let json = serde_json::to_vec_pretty(&report).map_err(|e| report_error(&e))?;
-        std::fs::write(path, json).map_err(|e| report_error(&e))?;
-        let _ = writeln!(out, "report: {}", path.display());
+        let json = serde_json::to_vec_pretty(report).map_err(|e| report_error(&e))?;
+        let file = path.clone();
+        blocking(move || std::fs::write(file, json))
+            .await?
+            .map_err(|e| report_error(&e))?;
+        let _ = writeln!(std::io::stdout(), "report: {}", path.display());
     }
-    if let Some(path) = &args.plot {
-        let (path, report) = (path.clone(), report.clone());
-        blocking(move || plot::draw(&path, &report.levels)).await??;
-        let _ = writeln!(
-            out,
-            "plot: {}",
-            args.plot
-                .as_ref()
-                .map_or(String::new(), |p| p.display().to_string())
-        );
+    if let Some(path) = args.plot.clone() {
+        let (file, levels) = (path.clone(), report.levels.clone());
+        blocking(move || plot::draw(&file, &levels)).await??;
+        let _ = writeln!(std::io::stdout(), "plot: {}", path.display());
     }
-    Ok(report.violations.is_empty())
+    Ok(())
 }
 
 /// What clap cannot say: the gateway flags only mean something with `--spawn` (a bool
@@ -446,7 +469,7 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 /// Runs `calls` calls with at most `concurrency` in flight.
 async fn run_level(
     opts: &Arc<ReplayOptions>,
-    inputs: &Arc<Vec<(corpus::Item, InputAudio)>>,
+    inputs: &Arc<Vec<(corpus::Item, Interleaved)>>,
     concurrency: usize,
     calls: usize,
     bar: &ProgressBar,
@@ -609,10 +632,6 @@ pub fn check_thresholds(
     out
 }
 
-fn ms(v: Option<u64>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
-}
-
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -648,10 +667,10 @@ pub fn format_level(s: &LevelSummary) -> String {
             "  {:<26}{:>6}{:>8}{:>8}{:>8}{:>8}\n",
             name,
             f.count,
-            ms(f.p50),
-            ms(f.p90),
-            ms(f.p99),
-            ms(f.max)
+            ms_or_dash(f.p50),
+            ms_or_dash(f.p90),
+            ms_or_dash(f.p99),
+            ms_or_dash(f.max)
         ));
     }
     out.pop();
@@ -683,12 +702,12 @@ pub fn format_sweep(levels: &[Level]) -> String {
         out.push_str(&format!(
             "{:>11} | {:>7} | {:>7} | {:>7} | {:>14} | {:>7} | {:>9} | {:>6} | {:>4}\n",
             s.concurrency,
-            ms(s.voice_to_voice_ms.p50),
-            ms(s.voice_to_voice_ms.p90),
-            ms(s.voice_to_voice_ms.p99),
-            ms(s.first_audio_ms.p90),
-            ms(s.asr_ms.p90),
-            ms(s.output_stall_ms.max),
+            ms_or_dash(s.voice_to_voice_ms.p50),
+            ms_or_dash(s.voice_to_voice_ms.p90),
+            ms_or_dash(s.voice_to_voice_ms.p99),
+            ms_or_dash(s.first_audio_ms.p90),
+            ms_or_dash(s.asr_ms.p90),
+            ms_or_dash(s.output_stall_ms.max),
             s.failed,
             s.input_gaps + s.output_seq_gaps
         ));
@@ -710,25 +729,14 @@ mod tests {
         transcript: &str,
     ) -> TurnReport {
         TurnReport {
-            file: PathBuf::from("a.wav"),
-            session_id: "s".into(),
-            turn_id: id,
             final_transcript: transcript.into(),
-            ai_text: String::new(),
-            status,
             voice_to_voice_ms: v2v,
             latency: Latency {
                 first_audio_ms: v2v.map(|v| v / 4),
                 ..Latency::default()
             },
             audio_ms_received: 1000,
-            output_stall_ms: 0,
-            output_seq_gaps: 0,
-            barge_in_ms: None,
-            errors: vec![],
-            client_errors: vec![],
-            audio_file: None,
-            resumes: 0,
+            ..TurnReport::blank(std::path::Path::new("a.wav"), "s", id, status)
         }
     }
 

@@ -1,0 +1,228 @@
+//! How a replayed call's state becomes its reports: each user turn's status, which turn
+//! answers which clip (voice-to-voice), the barge-in figure, and the turn audio to write.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::report::{
+    TurnReport, TurnStatus, failed_report, format_latency_line, map_done, status_word,
+};
+use super::run::{ClipMarks, FileRun, Marks, Outcome, TurnState};
+use crate::client::ClientError;
+use crate::protocol::Latency;
+
+/// A turn's audio to write: the file and its mono samples at the output rate.
+pub(super) struct AudioFile {
+    path: PathBuf,
+    samples: Vec<i16>,
+    rate: u32,
+}
+
+/// What every turn's report of one call is settled against.
+struct Settling<'m> {
+    /// The file replayed.
+    path: &'m Path,
+    /// The server's id of the call.
+    session_id: &'m str,
+    /// Why the call broke, if it did.
+    broken: Option<String>,
+    /// Turns the client gave up on (their `response.done` came from `session.end`).
+    unanswered: &'m [u32],
+    /// Voice-to-voice per answering turn.
+    answers: Vec<(u32, u64)>,
+    marks: &'m Marks,
+    /// The file's stem, for the turn audio's names.
+    stem: String,
+}
+
+impl FileRun<'_> {
+    /// The reports of the call, one per user turn (at least one), with the latency line
+    /// of each printed; and the turn audio to write when an output folder was given.
+    pub(super) fn finish(
+        mut self,
+        path: &Path,
+        session_id: &str,
+        outcome: Outcome,
+        marks: Marks,
+        unanswered: &[u32],
+    ) -> (Vec<TurnReport>, Vec<AudioFile>) {
+        let broken = match outcome {
+            Outcome::Broken(e) => {
+                self.printer
+                    .line(&format!("error: {}: {e}", path.display()), true);
+                Some(e)
+            }
+            Outcome::TimedOut if self.turns.values().any(|t| t.done.is_some()) => {
+                // Speech the server heard but never answered (no response.started): a turn
+                // the server dropped, not one the client waits for.
+                self.turns.retain(|_, t| t.done.is_some() || t.responded);
+                None
+            }
+            _ => None,
+        };
+        let first_audio: Vec<(u32, Option<Instant>)> = self
+            .turns
+            .iter()
+            .map(|(&id, t)| (id, t.first_audio_at))
+            .collect();
+        let settling = Settling {
+            path,
+            session_id,
+            broken,
+            unanswered,
+            answers: voice_to_voice(&marks.clips, &first_audio),
+            marks: &marks,
+            stem: path
+                .file_stem()
+                .map_or_else(|| "replay".to_owned(), |s| s.to_string_lossy().into_owned()),
+        };
+        let mut reports = Vec::new();
+        let mut audio_files = Vec::new();
+        for (id, t) in std::mem::take(&mut self.turns) {
+            let (report, audio) = self.turn_report(&settling, id, t);
+            reports.push(report);
+            audio_files.extend(audio);
+        }
+        if reports.is_empty() {
+            let (status, why) = match &settling.broken {
+                Some(e) => (TurnStatus::Error, e.clone()),
+                None => (
+                    TurnStatus::Timeout,
+                    "no user turn was answered (did the server hear speech?)".to_owned(),
+                ),
+            };
+            reports.push(failed_report(path, session_id, status, why));
+        } else if let Some(e) = &settling.broken
+            && let Some(last) = reports.last_mut()
+        {
+            last.client_errors.push(e.clone());
+        }
+        if let Some(last) = reports.last_mut() {
+            last.resumes = self.resumes;
+            last.errors.append(&mut self.loose_errors);
+            last.client_errors.append(&mut self.loose_client_errors);
+        }
+        for r in &reports {
+            self.printer.line(&format_latency_line(r), false);
+        }
+        (reports, audio_files)
+    }
+
+    /// One user turn's report, and its audio to write when an output folder was given.
+    fn turn_report(&self, s: &Settling, id: u32, t: TurnState) -> (TurnReport, Option<AudioFile>) {
+        let (status, ai_text, latency) = match t.done {
+            Some((_, text, l)) if s.unanswered.contains(&id) => (TurnStatus::Timeout, text, l),
+            Some((done, text, l)) => (map_done(done), text, l),
+            None if s.broken.is_some() => (TurnStatus::Error, t.deltas, Latency::default()),
+            None => (TurnStatus::Timeout, t.deltas, Latency::default()),
+        };
+        let mut client_errors = t.client_errors;
+        let mut barge_in_ms = None;
+        if s.marks.barged_turn == Some(id) {
+            let onset = s.marks.clips.get(1).and_then(|c| c.onset_sent);
+            match (status, onset, t.last_audio_at) {
+                (TurnStatus::Cancelled, Some(onset), Some(last)) => {
+                    barge_in_ms = Some(last.saturating_duration_since(onset).as_millis() as u64)
+                }
+                _ => client_errors.push(format!(
+                    "the barge-in did not interrupt turn {id} (it ended {})",
+                    status_word(status)
+                )),
+            }
+        }
+        if status == TurnStatus::Timeout {
+            client_errors.push(format!(
+                "no response.done within {:?} of the end of the file",
+                self.opts.tail_timeout
+            ));
+        }
+        let audio_ms_received = t.audio.len() as u64 * 1000 / self.output_rate.max(1) as u64;
+        let audio_file = match &self.opts.out_dir {
+            Some(dir) if !t.audio.is_empty() => Some(AudioFile {
+                path: dir.join(format!("{}.turn{id}.wav", s.stem)),
+                samples: t.audio,
+                rate: self.output_rate,
+            }),
+            _ => None,
+        };
+        let report = TurnReport {
+            file: s.path.to_path_buf(),
+            session_id: s.session_id.to_owned(),
+            turn_id: id,
+            final_transcript: t.final_transcript,
+            ai_text,
+            status,
+            voice_to_voice_ms: s.answers.iter().find(|(t, _)| *t == id).map(|&(_, ms)| ms),
+            latency,
+            audio_ms_received,
+            output_stall_ms: t.stall.as_millis() as u64,
+            output_seq_gaps: t.seq_gaps,
+            barge_in_ms,
+            errors: t.errors,
+            client_errors,
+            audio_file: audio_file.as_ref().map(|f| f.path.clone()),
+            resumes: self.resumes,
+        };
+        (report, audio_file)
+    }
+}
+
+/// Writes the turns' audio off the async workers.
+pub(super) async fn write_turn_audio(files: Vec<AudioFile>) -> Result<(), ClientError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        files.iter().try_for_each(|f| {
+            crate::audio::wav::write_i16(&f.path, &f.samples, f.rate)
+                .map_err(|e| ClientError::file(&f.path, e))
+        })
+    })
+    .await
+    .map_err(|e| ClientError::file(Path::new("turn audio"), e))?
+}
+
+/// Which user turn answers each streamed clip, with its voice-to-voice in ms: for clip `k`,
+/// the first turn (by id) whose first AI audio arrived after the clip's end of speech was
+/// sent and, when another clip followed, before that clip's speech began. Earlier turns of
+/// a clip are its pieces cut off at a pause, not answers to it.
+fn voice_to_voice(clips: &[ClipMarks], first_audio: &[(u32, Option<Instant>)]) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for (k, clip) in clips.iter().enumerate() {
+        let Some(eos) = clip.eos_sent else { continue };
+        let next_onset = clips.get(k + 1).and_then(|c| c.onset_sent);
+        let answer = first_audio.iter().find_map(|&(id, first)| {
+            let first = first?;
+            let in_window = first >= eos && next_onset.is_none_or(|n| first < n);
+            in_window.then(|| (id, first.duration_since(eos).as_millis() as u64))
+        });
+        out.extend(answer);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_clip_is_answered_by_the_first_turn_after_its_end_of_speech() {
+        let t0 = Instant::now();
+        let at = |ms| Some(t0 + Duration::from_millis(ms));
+        let clips = [
+            ClipMarks {
+                onset_sent: at(0),
+                eos_sent: at(1000),
+            },
+            ClipMarks {
+                onset_sent: at(3000),
+                eos_sent: at(4000),
+            },
+        ];
+        // Turn 1 is a piece of the first answer cut at a pause (its audio came before the
+        // end of speech), turn 2 answers it, turn 3 answers the barge-in.
+        let first_audio = [(1, at(500)), (2, at(1800)), (3, at(4600)), (4, None)];
+        assert_eq!(voice_to_voice(&clips, &first_audio), [(2, 800), (3, 600)]);
+    }
+}
