@@ -10,8 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::recorder::Recorder;
-use crate::protocol::{ServerMessage, Transport, encode_output_frame};
 use crate::metrics::Metrics;
+use crate::protocol::{ServerMessage, Transport, encode_output_frame};
 
 /// How long a send may wait for room in the writer's queue before the client is judged
 /// to have stopped reading.
@@ -86,7 +86,7 @@ impl Outbox {
             Ok(Err(_)) => Err(ClientGone),
             Err(_) => {
                 if !self.call_cancel.is_cancelled() {
-                    self.metrics.slow_clients.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.slow_clients.inc();
                     tracing::warn!(
                         "client stopped reading: output queue full for 3 s; ending call"
                     );
@@ -101,7 +101,7 @@ impl Outbox {
     pub async fn event(&self, msg: ServerMessage) -> Result<(), ClientGone> {
         let json = msg.to_json();
         if let ServerMessage::Error(_) = &msg {
-            self.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
+            self.metrics.errors_sent.inc();
         }
         if let Some(r) = &self.recorder {
             r.event(&json);

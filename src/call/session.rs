@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,13 +19,13 @@ use crate::audio::resample::StreamResampler;
 use crate::audio::sequencer::{Sequencer, SequencerEvent};
 use crate::audio::vad::{Vad, VadConfig, VadEvent};
 use crate::audio::{ASR_SAMPLE_RATE, i16_to_mono_f32};
+use crate::call::limits::{AudioRateGuard, TokenBucket};
 use crate::llm::{ChatMessage, ChatRequest, Persona};
 use crate::protocol::{
     BadMessage, ClientMessage, EndReason, ErrorCode, ErrorEvent, FrameError, InputChunk, Limits,
     MAX_FRAME_BYTES, PROTOCOL_NAME, ServerMessage, SessionStart, TurnMode, TurnRecord,
     decode_input_frame, decode_json_input_audio, parse_client_message,
 };
-use crate::call::limits::{AudioRateGuard, TokenBucket};
 
 /// Input audio kept from before the detected onset, so the first syllable is not clipped.
 const PREROLL_MS: u64 = 300;
@@ -454,10 +453,7 @@ impl Session {
             utterance: Vec::new(),
             utterance_start_ms: 0,
         });
-        self.engines
-            .metrics
-            .calls_total
-            .fetch_add(1, Ordering::Relaxed);
+        self.engines.metrics.calls_total.inc();
         tracing::info!(
             session_id,
             persona = persona_id,
@@ -861,10 +857,7 @@ impl Session {
         for event in events {
             match event {
                 SequencerEvent::Gap { from, to, .. } => {
-                    self.engines
-                        .metrics
-                        .audio_gaps
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.engines.metrics.audio_gaps.inc();
                     self.error(ErrorEvent::audio_gap(from, to)).await?;
                 }
                 SequencerEvent::Audio { samples, .. } => {

@@ -4,7 +4,6 @@
 //! that turn's `response.done`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -188,7 +187,7 @@ impl TurnTask {
                             e.to_string(),
                         )
                         .await;
-                        engines.metrics.turns_failed.fetch_add(1, Ordering::Relaxed);
+                        engines.metrics.turns_failed.inc();
                         let _ = finished
                             .send(TurnFinished {
                                 turn_id,
@@ -487,7 +486,7 @@ impl TurnTask {
             DoneStatus::Cancelled => &engines.metrics.turns_cancelled,
             DoneStatus::Failed => &engines.metrics.turns_failed,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         if status == DoneStatus::Completed {
             engines.metrics.observe_latency(&latency);
         }

@@ -134,9 +134,9 @@ pub async fn serve_socket(
         user,
     };
     let metrics = server.engines.metrics.clone();
-    metrics.calls_active.fetch_add(1, Ordering::SeqCst);
+    metrics.calls_active.inc();
     run_call(link, &server, shutdown).await;
-    metrics.calls_active.fetch_sub(1, Ordering::SeqCst);
+    metrics.calls_active.dec();
 }
 
 /// Sends queued messages until the queue closes or a close frame went out.

@@ -174,7 +174,7 @@ pub async fn run(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-        if draining && server.engines.metrics.calls_active.load(Ordering::SeqCst) == 0 {
+        if draining && server.engines.metrics.calls_active.get() == 0 {
             break;
         }
     }
