@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -31,7 +31,7 @@ use crate::protocol::{
     ClientMessage, EndReason, ErrorCode, ErrorEvent, ServerMessage, Transport, parse_client_message,
 };
 
-type Socket = WebSocketStream<TcpStream>;
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Time a finishing call keeps back from the server's drain deadline, to say
 /// `session.ended` and close before the server stops.
