@@ -1,188 +1,163 @@
-//! Process-wide counters and latency histograms, rendered as Prometheus text.
+//! Process-wide counters and latency histograms, kept in a `prometheus-client` registry and
+//! rendered in the Prometheus text format for `/metrics`.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-/// Histogram bucket upper bounds in milliseconds.
-const BUCKETS_MS: [u64; 12] = [
-    25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2500, 5000, 10000,
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Histogram bucket upper bounds in seconds.
+const BUCKETS_S: [f64; 12] = [
+    0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 ];
 
-/// A cumulative latency histogram (lock-free).
-#[derive(Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; 12],
-    count: AtomicU64,
-    sum_ms: AtomicU64,
+/// The `stage` label of a turn latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
 }
 
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, ms: u64) {
-        for (bound, bucket) in BUCKETS_MS.iter().zip(&self.buckets) {
-            if ms <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, stage: &str) {
-        for (bound, bucket) in BUCKETS_MS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{stage=\"{stage}\",le=\"{}\"}} {}",
-                *bound as f64 / 1000.0,
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "{name}_sum{{stage=\"{stage}\"}} {}",
-            self.sum_ms.load(Ordering::Relaxed) as f64 / 1000.0
-        );
-        let _ = writeln!(out, "{name}_count{{stage=\"{stage}\"}} {count}");
-    }
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS_S)
 }
 
-/// Everything `/metrics` shows.
-#[derive(Default)]
+/// Everything `/metrics` shows. The fields are handles into [`Metrics::render`]'s registry.
 pub struct Metrics {
     /// Calls open now.
-    pub calls_active: AtomicU64,
+    pub calls_active: Gauge,
     /// Calls ever started.
-    pub calls_total: AtomicU64,
+    pub calls_total: Counter,
     /// Responses that completed.
-    pub turns_completed: AtomicU64,
+    pub turns_completed: Counter,
     /// Responses cancelled (barge-in, response.cancel, hang-up).
-    pub turns_cancelled: AtomicU64,
+    pub turns_cancelled: Counter,
     /// Responses that failed on an engine error.
-    pub turns_failed: AtomicU64,
+    pub turns_failed: Counter,
     /// Protocol errors sent to clients.
-    pub errors_sent: AtomicU64,
+    pub errors_sent: Counter,
     /// Input audio gaps filled with silence.
-    pub audio_gaps: AtomicU64,
+    pub audio_gaps: Counter,
     /// Calls ended because the client stopped reading.
-    pub slow_clients: AtomicU64,
-    /// End of speech to end-of-turn decision.
-    pub endpoint: Histogram,
-    /// Final transcription (what the turn waited for).
-    pub asr: Histogram,
-    /// LLM first token.
-    pub llm_first_token: Histogram,
-    /// First sentence synthesis.
-    pub tts_first_audio: Histogram,
-    /// End-of-turn decision to first audio frame.
-    pub first_audio: Histogram,
-    /// End-of-turn decision to response.done.
-    pub total: Histogram,
+    pub slow_clients: Counter,
+    /// Turn latency per stage (`callgate_turn_latency_seconds{stage=...}`).
+    latency: Family<StageLabel, Histogram, fn() -> Histogram>,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Self {
+            calls_active: Gauge::default(),
+            calls_total: Counter::default(),
+            turns_completed: Counter::default(),
+            turns_cancelled: Counter::default(),
+            turns_failed: Counter::default(),
+            errors_sent: Counter::default(),
+            audio_gaps: Counter::default(),
+            slow_clients: Counter::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        metrics.registered()
+    }
 }
 
 impl Metrics {
+    /// Registers every metric under its exported name. Counter names get `_total` from the
+    /// encoder, and help texts their final full stop.
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "callgate_calls_active",
+            "Calls open now",
+            self.calls_active.clone(),
+        );
+        r.register("callgate_calls", "Calls started", self.calls_total.clone());
+        let counters = [
+            (
+                "callgate_turns_completed",
+                "AI responses completed",
+                &self.turns_completed,
+            ),
+            (
+                "callgate_turns_cancelled",
+                "AI responses cancelled (barge-in, response.cancel, hang-up)",
+                &self.turns_cancelled,
+            ),
+            (
+                "callgate_turns_failed",
+                "AI responses failed by an engine error",
+                &self.turns_failed,
+            ),
+            ("callgate_errors", "Protocol errors sent", &self.errors_sent),
+            (
+                "callgate_audio_gaps",
+                "Input gaps filled with silence",
+                &self.audio_gaps,
+            ),
+            (
+                "callgate_slow_clients",
+                "Calls ended because the client stopped reading",
+                &self.slow_clients,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            r.register(name, help, counter.clone());
+        }
+        // Every stage is shown from the start, at zero, as dashboards expect.
+        for stage in STAGES {
+            drop(self.latency.get_or_create(&StageLabel { stage }));
+        }
+        r.register(
+            "callgate_turn_latency_seconds",
+            "Turn latency per stage",
+            self.latency.clone(),
+        );
+        self
+    }
+
     /// Records a finished response's latency breakdown.
     pub fn observe_latency(&self, l: &crate::protocol::Latency) {
-        let pairs = [
-            (l.endpoint_ms, &self.endpoint),
-            (l.asr_ms, &self.asr),
-            (l.llm_first_token_ms, &self.llm_first_token),
-            (l.tts_first_audio_ms, &self.tts_first_audio),
-            (l.first_audio_ms, &self.first_audio),
-            (l.total_ms, &self.total),
+        let values = [
+            l.endpoint_ms,
+            l.asr_ms,
+            l.llm_first_token_ms,
+            l.tts_first_audio_ms,
+            l.first_audio_ms,
+            l.total_ms,
         ];
-        for (value, hist) in pairs {
+        for (stage, value) in STAGES.into_iter().zip(values) {
             if let Some(ms) = value {
-                hist.observe(ms);
+                self.latency
+                    .get_or_create(&StageLabel { stage })
+                    .observe(ms as f64 / 1000.0);
             }
         }
     }
 
-    /// Prometheus text exposition.
+    /// Prometheus text exposition (see [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
-        };
-        gauge(
-            &mut out,
-            "callgate_calls_active",
-            "Calls open now.",
-            "gauge",
-            &self.calls_active,
-        );
-        gauge(
-            &mut out,
-            "callgate_calls_total",
-            "Calls started.",
-            "counter",
-            &self.calls_total,
-        );
-        gauge(
-            &mut out,
-            "callgate_turns_completed_total",
-            "AI responses completed.",
-            "counter",
-            &self.turns_completed,
-        );
-        gauge(
-            &mut out,
-            "callgate_turns_cancelled_total",
-            "AI responses cancelled (barge-in, response.cancel, hang-up).",
-            "counter",
-            &self.turns_cancelled,
-        );
-        gauge(
-            &mut out,
-            "callgate_turns_failed_total",
-            "AI responses failed by an engine error.",
-            "counter",
-            &self.turns_failed,
-        );
-        gauge(
-            &mut out,
-            "callgate_errors_total",
-            "Protocol errors sent.",
-            "counter",
-            &self.errors_sent,
-        );
-        gauge(
-            &mut out,
-            "callgate_audio_gaps_total",
-            "Input gaps filled with silence.",
-            "counter",
-            &self.audio_gaps,
-        );
-        gauge(
-            &mut out,
-            "callgate_slow_clients_total",
-            "Calls ended because the client stopped reading.",
-            "counter",
-            &self.slow_clients,
-        );
-        let name = "callgate_turn_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Turn latency per stage.\n# TYPE {name} histogram"
-        );
-        for (stage, hist) in [
-            ("endpoint", &self.endpoint),
-            ("asr", &self.asr),
-            ("llm_first_token", &self.llm_first_token),
-            ("tts_first_audio", &self.tts_first_audio),
-            ("first_audio", &self.first_audio),
-            ("total", &self.total),
-        ] {
-            hist.render(&mut out, name, stage);
-        }
+        // Writing into a String cannot fail, and the registry holds only built-in metrics.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
+
+/// The `stage` label values, in the order of [`Metrics::observe_latency`]'s fields.
+const STAGES: [&str; 6] = [
+    "endpoint",
+    "asr",
+    "llm_first_token",
+    "tts_first_audio",
+    "first_audio",
+    "total",
+];
 
 #[cfg(test)]
 mod tests {
@@ -191,8 +166,11 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
-        m.turns_completed.fetch_add(2, Ordering::Relaxed);
-        m.first_audio.observe(120);
+        m.turns_completed.inc_by(2);
+        m.observe_latency(&crate::protocol::Latency {
+            first_audio_ms: Some(120),
+            ..Default::default()
+        });
         let text = m.render();
         assert!(text.contains("callgate_turns_completed_total 2"));
         assert!(
@@ -206,5 +184,29 @@ mod tests {
             )
         );
         assert!(text.contains("callgate_turn_latency_seconds_count{stage=\"first_audio\"} 1"));
+    }
+
+    #[test]
+    fn names_help_and_types_are_as_documented() {
+        let m = Metrics::default();
+        m.calls_active.inc();
+        let text = m.render();
+        for line in [
+            "# HELP callgate_calls_active Calls open now.",
+            "# TYPE callgate_calls_active gauge",
+            "callgate_calls_active 1",
+            "# TYPE callgate_calls_total counter",
+            "callgate_calls_total 0",
+            "callgate_errors_total 0",
+            "callgate_audio_gaps_total 0",
+            "callgate_slow_clients_total 0",
+            "callgate_turns_cancelled_total 0",
+            "callgate_turns_failed_total 0",
+            "# TYPE callgate_turn_latency_seconds histogram",
+            "callgate_turn_latency_seconds_bucket{stage=\"asr\",le=\"+Inf\"} 0",
+            "callgate_turn_latency_seconds_bucket{stage=\"total\",le=\"10\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
     }
 }

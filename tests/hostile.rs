@@ -204,3 +204,66 @@ async fn every_bad_input_gets_its_error_and_the_server_survives() {
         "the server process died"
     );
 }
+
+/// The HTTP side refuses what it does not serve, each with its status, then closes: a
+/// garbage request line, a head over 16 KiB, other methods, `/v1/call` without the
+/// WebSocket headers. Slow heads are cut off too (server::tests, on the paused clock).
+#[tokio::test]
+async fn malformed_and_unexpected_requests_are_refused() {
+    let server = spawn_server();
+    let upgrade =
+        "GET /v1/call HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n";
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let mut oversized = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+    oversized.resize(17 * 1024, b'a');
+    oversized.extend_from_slice(b"\r\n\r\n");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", b"HELLO\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        ("binary", b"\x16\x03\x01\x00\xa5\x01\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        ("a head over 16 KiB", oversized, "HTTP/1.1 431"),
+        (
+            "POST",
+            b"POST /v1/call HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "HTTP/1.1 404",
+        ),
+        (
+            "DELETE",
+            b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 404",
+        ),
+        (
+            "/v1/call without Upgrade",
+            b"GET /v1/call HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 404",
+        ),
+        (
+            "an upgrade without Sec-WebSocket-Key",
+            format!("{upgrade}Sec-WebSocket-Version: 13\r\n\r\n").into_bytes(),
+            "HTTP/1.1 400",
+        ),
+        (
+            "an upgrade of another WebSocket version",
+            format!("{upgrade}{key}Sec-WebSocket-Version: 8\r\n\r\n").into_bytes(),
+            "HTTP/1.1 400",
+        ),
+        (
+            "an upgrade without Connection: Upgrade",
+            format!(
+                "GET /v1/call HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n{key}Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .into_bytes(),
+            "HTTP/1.1 400",
+        ),
+    ];
+    for (what, request, status) in cases {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(20),
+            crate::util::http_raw(&server.addr, &request),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the connection stayed open"));
+        assert!(reply.starts_with(status), "{what}: {reply}");
+    }
+    let health = crate::util::http_get(&server.addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}

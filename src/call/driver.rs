@@ -136,11 +136,11 @@ pub async fn serve_socket<S>(
 {
     let link = Link::spawn(socket, user);
     let metrics = hub.engines.metrics.clone();
-    metrics.calls_active.fetch_add(1, Ordering::SeqCst);
+    metrics.calls_active.inc();
     CallLoop::new(link, hub, Arc::new(V1Codec::default()))
         .run(shutdown)
         .await;
-    metrics.calls_active.fetch_sub(1, Ordering::SeqCst);
+    metrics.calls_active.dec();
 }
 
 /// What the call loop does after a step.

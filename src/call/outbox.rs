@@ -83,7 +83,7 @@ impl Outbox {
             Ok(Err(_)) => Err(ClientGone),
             Err(_) => {
                 if !self.call_cancel.is_cancelled() {
-                    self.metrics.slow_clients.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.slow_clients.inc();
                     tracing::warn!(
                         "client stopped reading: output queue full for 3 s; ending call"
                     );
@@ -97,7 +97,7 @@ impl Outbox {
     /// Says `event` to the client (and logs it to the call's events.jsonl).
     pub async fn emit(&self, event: CallEvent) -> Result<(), ClientGone> {
         if let CallEvent::Error { .. } = &event {
-            self.metrics.errors_sent.fetch_add(1, Ordering::Relaxed);
+            self.metrics.errors_sent.inc();
         }
         let Some(msg) = self.codec.encode(&event) else {
             return Ok(());

@@ -1,20 +1,23 @@
-//! The listener: plain HTTP (the page, `/healthz`, `/metrics`, `/v1/personas`, the
-//! contract and call files in [`web`]) and the `/v1/call` WebSocket upgrade on one port, one
-//! task per connection, graceful shutdown.
+//! The listener: HTTP/1.1 through hyper on one port (the routes and the `/v1/call`
+//! WebSocket upgrade are in [`http`]), one task per connection, graceful shutdown.
 
 pub mod auth;
+pub mod http;
 pub mod web;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -22,11 +25,15 @@ use crate::call::admission::Admission;
 use crate::call::driver::CallHub;
 use crate::call::limits::UserCalls;
 use crate::call::{CallSettings, Engines};
-use crate::protocol::{MAX_FRAME_BYTES, PROTOCOL_NAME};
+use crate::protocol::MAX_FRAME_BYTES;
 use auth::Authenticator;
 
-/// Largest HTTP request head read before the request is refused.
+/// Largest HTTP request head (request line and headers); a larger one gets 431.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// Time a client has to send a whole request head (from the connection's start); a slower
+/// one is disconnected without a reply, so trickled heads cannot hold connections open.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared state of a running server.
 pub struct Server {
@@ -173,7 +180,7 @@ pub async fn run(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
-        if draining && server.engines.metrics.calls_active.load(Ordering::SeqCst) == 0 {
+        if draining && server.engines.metrics.calls_active.get() == 0 {
             break;
         }
     }
@@ -181,267 +188,134 @@ pub async fn run(
     while connections.join_next().await.is_some() {}
 }
 
-/// The parts of an HTTP request head the server looks at.
-struct RequestHead {
-    method: String,
-    path: String,
-    /// The part after `?`, if any.
-    query: Option<String>,
-    headers: Vec<(String, String)>,
+/// The HTTP/1.1 server settings every connection gets: the head size limit and the time
+/// allowed to send a head.
+fn http1() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_header_size(MAX_HEAD);
+    builder
 }
 
-impl RequestHead {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn parse_head(raw: &[u8]) -> Option<RequestHead> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let mut lines = text.split("\r\n");
-    let mut first = lines.next()?.split_whitespace();
-    let method = first.next()?.to_string();
-    let target = first.next()?;
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (target.to_string(), None),
-    };
-    let headers = lines
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    Some(RequestHead {
-        method,
-        path,
-        query,
-        headers,
-    })
-}
-
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.truncate(end + 4);
-            return Ok(Some(buf));
-        }
-        if buf.len() > MAX_HEAD {
-            return Ok(None);
-        }
-    }
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    write_head(stream, status, content_type, body.len() as u64).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-async fn write_head(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    len: u64,
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await
-}
-
-/// 401 with why, one line of text.
-async fn unauthorized(stream: &mut TcpStream, why: &str) -> std::io::Result<()> {
-    respond(
-        stream,
-        "401 Unauthorized",
-        "text/plain",
-        &format!("{why}\n"),
-    )
-    .await
-}
-
-async fn send_reply(stream: &mut TcpStream, reply: web::Reply) -> std::io::Result<()> {
-    match reply.body {
-        web::Body::Bytes(b) => {
-            write_head(stream, reply.status, reply.content_type, b.len() as u64).await?;
-            stream.write_all(&b).await?;
-        }
-        web::Body::File(path) => {
-            let file = tokio::fs::File::open(&path).await?;
-            let len = file.metadata().await?.len();
-            write_head(stream, reply.status, reply.content_type, len).await?;
-            tokio::io::copy(&mut file.take(len), stream).await?;
-        }
-    }
-    stream.shutdown().await
-}
-
+/// Serves one connection: its HTTP request, then, if that was an accepted `/v1/call`
+/// upgrade, the call on the upgraded socket.
 async fn handle_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     server: Arc<Server>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await;
-    let Ok(Ok(Some(raw))) = head else {
+    shutdown: CancellationToken,
+) -> hyper::Result<()> {
+    let (upgrades_tx, mut upgrades_rx) = mpsc::channel::<http::Upgrade>(1);
+    let routes = server.clone();
+    let service = service_fn(move |req| {
+        let server = routes.clone();
+        let upgrades = upgrades_tx.clone();
+        async move { Ok::<_, Infallible>(http::route(req, &server, &upgrades).await) }
+    });
+    http1()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await?;
+    let Ok(upgrade) = upgrades_rx.try_recv() else {
         return Ok(());
     };
-    let Some(mut req) = parse_head(&raw) else {
-        return respond(
-            &mut stream,
-            "400 Bad Request",
-            "text/plain",
-            "bad request\n",
-        )
-        .await;
-    };
-    let is_upgrade = req
-        .header("upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    match (req.method.as_str(), req.path.as_str(), is_upgrade) {
-        ("GET", "/v1/call", true) => {
-            if !server.accepting.load(Ordering::SeqCst) {
-                return respond(
-                    &mut stream,
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "draining\n",
-                )
-                .await;
-            }
-            if !auth::origin_allowed(&server.access.allowed_origins, req.header("origin")) {
-                tracing::info!(
-                    origin = req.header("origin"),
-                    "upgrade from a disallowed origin"
-                );
-                return respond(
-                    &mut stream,
-                    "403 Forbidden",
-                    "text/plain",
-                    "origin not allowed\n",
-                )
-                .await;
-            }
-            // A token given on the request is checked before the upgrade (401); without one,
-            // session.start must carry it.
-            let mut user = None;
-            if server.access.auth.enabled()
-                && let Some(token) =
-                    auth::request_token(req.header("authorization"), req.query.as_deref())
-            {
-                match server.access.auth.verify(&token) {
-                    Ok(claims) => user = Some(claims.sub),
-                    Err(e) => {
-                        tracing::info!(error = %e, "upgrade with a bad token");
-                        return unauthorized(&mut stream, &e.to_string()).await;
-                    }
-                }
-            }
-            req.query = None;
-            let Some(key) = req.header("sec-websocket-key") else {
-                return respond(
-                    &mut stream,
-                    "400 Bad Request",
-                    "text/plain",
-                    "missing Sec-WebSocket-Key\n",
-                )
-                .await;
-            };
-            let offers_protocol = req
-                .header("sec-websocket-protocol")
-                .is_some_and(|v| v.split(',').any(|p| p.trim() == PROTOCOL_NAME));
-            let mut reply = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-                derive_accept_key(key.as_bytes())
+    let socket = TokioIo::new(upgrade.on_upgrade.await?);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+    crate::call::driver::serve_socket(ws, server.hub.clone(), shutdown, upgrade.user).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The head limits of [`http1`], on an in-memory connection and tokio's paused clock.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// A connection served with [`http1`] and a service that answers 200 to anything and
+    /// closes.
+    fn serve() -> DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let service = service_fn(|_req| async {
+            let mut reply = hyper::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+            let close = hyper::header::HeaderValue::from_static("close");
+            reply.headers_mut().insert(hyper::header::CONNECTION, close);
+            Ok::<_, Infallible>(reply)
+        });
+        tokio::spawn(http1().serve_connection(TokioIo::new(server), service));
+        client
+    }
+
+    /// Sends `request` and reads what comes back until the server closes.
+    async fn exchange(request: &[u8]) -> String {
+        let mut client = serve();
+        client.write_all(request).await.expect("write");
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).await.expect("read");
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    fn head_of(len: usize) -> Vec<u8> {
+        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+        head.resize(len - 4, b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_over_the_limit_is_refused_with_431() {
+        let reply = exchange(&head_of(MAX_HEAD + 1)).await;
+        assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+        let reply = exchange(&head_of(MAX_HEAD)).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn garbage_request_lines_get_400() {
+        for garbage in [
+            &b"HELLO\r\n\r\n"[..],
+            b"GET\r\n\r\n",
+            b"\x00\x01\x02\x03 / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+        ] {
+            let reply = exchange(garbage).await;
+            assert!(
+                reply.starts_with("HTTP/1.1 400"),
+                "{:?}: {reply}",
+                String::from_utf8_lossy(garbage)
             );
-            if offers_protocol {
-                reply.push_str(&format!("Sec-WebSocket-Protocol: {PROTOCOL_NAME}\r\n"));
-            }
-            reply.push_str("\r\n");
-            stream.write_all(reply.as_bytes()).await?;
-            let config = WebSocketConfig::default()
-                .max_message_size(Some(MAX_FRAME_BYTES))
-                .max_frame_size(Some(MAX_FRAME_BYTES));
-            let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-            crate::call::driver::serve_socket(ws, server.hub.clone(), cancel, user).await;
-            Ok(())
         }
-        ("GET", "/healthz", _) => {
-            if server.accepting.load(Ordering::SeqCst) {
-                respond(&mut stream, "200 OK", "text/plain", "ok\n").await
-            } else {
-                respond(
-                    &mut stream,
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "draining\n",
-                )
-                .await
-            }
-        }
-        ("GET", "/metrics", _) => {
-            let body = server.engines.metrics.render();
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
-        }
-        ("GET", "/v1/personas", _) => {
-            let list: Vec<_> = server
-                .engines
-                .personas
-                .iter()
-                .map(|p| serde_json::json!({"id": p.id, "name": p.name, "description": p.description}))
-                .collect();
-            let body =
-                serde_json::json!({ "personas": list, "default": server.settings.default_persona })
-                    .to_string();
-            respond(&mut stream, "200 OK", "application/json", &body).await
-        }
-        ("GET", path, _) if path.starts_with("/v1/calls/") && server.access.auth.enabled() => {
-            // With tokens on, a call's recordings are its user's alone; someone else's call
-            // looks like no call at all.
-            let token = auth::request_token(req.header("authorization"), req.query.as_deref());
-            let claims = match token.map(|t| server.access.auth.verify(&t)) {
-                Some(Ok(claims)) => claims,
-                Some(Err(e)) => return unauthorized(&mut stream, &e.to_string()).await,
-                None => {
-                    return unauthorized(
-                        &mut stream,
-                        "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN",
-                    )
-                    .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_trickled_slower_than_the_timeout_is_cut_off_without_a_reply() {
+        let mut client = serve();
+        let started = tokio::time::Instant::now();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        let mut reply = Vec::new();
+        // A byte now and then does not extend the deadline.
+        let trickle = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if client.write_all(b"X-A: b\r\n").await.is_err() {
+                    break;
                 }
-            };
-            let calls_dir = server.settings.calls_dir.as_deref();
-            let owner = calls_dir.and_then(|d| web::call_owner(d, path));
-            let reply = match owner {
-                Some(user) if user == claims.sub => {
-                    web::call_files(calls_dir, path).unwrap_or_else(web::Reply::not_found)
-                }
-                _ => web::Reply::not_found(),
-            };
-            send_reply(&mut stream, reply).await
+            }
+        };
+        tokio::select! {
+            _ = trickle => {}
+            _ = tokio::time::sleep(HEAD_TIMEOUT * 2) => panic!("still open after twice the timeout"),
         }
-        ("GET", path, _) => {
-            let reply = web::asset(path)
-                .or_else(|| web::call_files(server.settings.calls_dir.as_deref(), path))
-                .unwrap_or_else(web::Reply::not_found);
-            send_reply(&mut stream, reply).await
-        }
-        _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+        assert!(started.elapsed() >= HEAD_TIMEOUT, "{:?}", started.elapsed());
+        client.read_to_end(&mut reply).await.expect("read");
+        assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
     }
 }

@@ -11,7 +11,6 @@ mod turn_taking;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -350,10 +349,7 @@ impl Session {
             context: start.context,
             ingest,
         });
-        self.engines
-            .metrics
-            .calls_total
-            .fetch_add(1, Ordering::Relaxed);
+        self.engines.metrics.calls_total.inc();
         let user = self.user.as_deref().unwrap_or("-");
         tracing::info!(session_id, persona = persona_id, user, "call started");
         if let Some(r) = &self.recorder {

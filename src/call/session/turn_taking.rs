@@ -2,8 +2,6 @@
 //! speculative finals start during the end-of-turn silence, speech over the AI becomes a
 //! barge-in once it lasts, and typed turns interrupt like speech.
 
-use std::sync::atomic::Ordering;
-
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -48,10 +46,7 @@ impl Session {
         for heard in s.ingest.push(chunk.seq, chunk.samples, recorder.as_deref()) {
             match heard {
                 Heard::Gap { from, to } => {
-                    self.engines
-                        .metrics
-                        .audio_gaps
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.engines.metrics.audio_gaps.inc();
                     self.fault(Fault::AudioGap { from, to }).await?;
                 }
                 Heard::Vad(event) => self.on_vad(event).await?,

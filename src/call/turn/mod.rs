@@ -7,7 +7,6 @@ mod attempt;
 mod speaker;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -362,7 +361,7 @@ impl TurnTask {
             DoneStatus::Cancelled => &metrics.turns_cancelled,
             DoneStatus::Failed => &metrics.turns_failed,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         if status == DoneStatus::Completed {
             metrics.observe_latency(latency);
         }

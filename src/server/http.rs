@@ -1,0 +1,239 @@
+//! One HTTP request, as hyper hands it over: the routes (the page and contract in [`web`],
+//! `/healthz`, `/metrics`, `/v1/personas`, a call's files behind its token) and the checks
+//! and handshake of the `/v1/call` WebSocket upgrade.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
+
+use super::{Server, auth, web};
+use crate::protocol::PROTOCOL_NAME;
+
+/// A response body: bytes in memory or a file streamed from disk.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Read size when streaming a call file (recordings can be tens of MB).
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// A `/v1/call` request answered with 101: once hyper has sent that, the connection is the
+/// call's.
+pub struct Upgrade {
+    /// Resolves to the connection after the 101 went out.
+    pub on_upgrade: OnUpgrade,
+    /// The user the upgrade request's token named, if it carried one.
+    pub user: Option<String>,
+}
+
+/// Answers `req`. An accepted upgrade is queued on `upgrades` for the connection's task.
+pub async fn route(
+    mut req: Request<Incoming>,
+    server: &Server,
+    upgrades: &mpsc::Sender<Upgrade>,
+) -> Response<Body> {
+    if req.method() != Method::GET {
+        return not_found();
+    }
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        "/v1/call" if asks_for_websocket(&req) => upgrade(&mut req, server, upgrades),
+        "/healthz" if server.accepting.load(Ordering::SeqCst) => text(StatusCode::OK, "ok\n"),
+        "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        "/metrics" => bytes(
+            StatusCode::OK,
+            crate::metrics::CONTENT_TYPE,
+            server.engines.metrics.render(),
+        ),
+        "/v1/personas" => personas(server),
+        p if p.starts_with("/v1/calls/") => call_files(&req, server, path).await,
+        p => match web::asset(p) {
+            Some(reply) => send_reply(reply).await,
+            None => not_found(),
+        },
+    }
+}
+
+/// A header's value; one that is not visible ASCII reads as empty (never as absent, so
+/// an unreadable `Origin` is not mistaken for a request without one).
+fn header<'a>(req: &'a Request<Incoming>, name: header::HeaderName) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap_or_default())
+}
+
+fn asks_for_websocket(req: &Request<Incoming>) -> bool {
+    header(req, header::UPGRADE).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The `/v1/call` upgrade: refused while draining (503), from a disallowed origin (403) or
+/// with a bad token (401); otherwise tungstenite checks the handshake headers (400) and
+/// writes the 101, naming [`PROTOCOL_NAME`] when the client offered it.
+fn upgrade(
+    req: &mut Request<Incoming>,
+    server: &Server,
+    upgrades: &mpsc::Sender<Upgrade>,
+) -> Response<Body> {
+    if !server.accepting.load(Ordering::SeqCst) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    let origin = header(req, header::ORIGIN);
+    if !auth::origin_allowed(&server.access.allowed_origins, origin) {
+        tracing::info!(origin, "upgrade from a disallowed origin");
+        return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+    }
+    // A token given on the request is checked before the upgrade (401); without one,
+    // session.start must carry it.
+    let mut user = None;
+    if server.access.auth.enabled()
+        && let Some(token) =
+            auth::request_token(header(req, header::AUTHORIZATION), req.uri().query())
+    {
+        match server.access.auth.verify(&token) {
+            Ok(claims) => user = Some(claims.sub),
+            Err(e) => {
+                tracing::info!(error = %e, "upgrade with a bad token");
+                return unauthorized(&e.to_string());
+            }
+        }
+    }
+    let mut reply = match create_response_with_body(req, empty) {
+        Ok(reply) => reply,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let offers_protocol = header(req, header::SEC_WEBSOCKET_PROTOCOL)
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == PROTOCOL_NAME));
+    if offers_protocol {
+        reply.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(PROTOCOL_NAME),
+        );
+    }
+    let on_upgrade = hyper::upgrade::on(req);
+    if upgrades.try_send(Upgrade { on_upgrade, user }).is_err() {
+        // One upgrade per connection: a second request on it cannot be one.
+        return text(StatusCode::BAD_REQUEST, "one upgrade per connection\n");
+    }
+    reply
+}
+
+fn personas(server: &Server) -> Response<Body> {
+    let list: Vec<_> = server
+        .engines
+        .personas
+        .iter()
+        .map(|p| serde_json::json!({"id": p.id, "name": p.name, "description": p.description}))
+        .collect();
+    let body = serde_json::json!({ "personas": list, "default": server.settings.default_persona })
+        .to_string();
+    bytes(StatusCode::OK, "application/json", body)
+}
+
+/// `/v1/calls/<id>[/<file>]`. With tokens on, a call's recordings are its user's alone:
+/// no token or a bad one is 401, and someone else's call looks like no call at all (404).
+async fn call_files(req: &Request<Incoming>, server: &Server, path: String) -> Response<Body> {
+    let auth = &server.access.auth;
+    let owner_needed = if auth.enabled() {
+        let token = auth::request_token(header(req, header::AUTHORIZATION), req.uri().query());
+        match token.map(|t| auth.verify(&t)) {
+            Some(Ok(claims)) => Some(claims.sub),
+            Some(Err(e)) => return unauthorized(&e.to_string()),
+            None => {
+                return unauthorized(
+                    "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN",
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let calls_dir = server.settings.calls_dir.clone();
+    // The lookups touch the file system: not on a tokio worker.
+    let found = tokio::task::spawn_blocking(move || {
+        let dir = calls_dir.as_deref();
+        if let Some(user) = owner_needed
+            && dir.and_then(|d| web::call_owner(d, &path)) != Some(user)
+        {
+            return None;
+        }
+        web::call_files(dir, &path)
+    })
+    .await;
+    match found {
+        Ok(Some(reply)) => send_reply(reply).await,
+        _ => not_found(),
+    }
+}
+
+/// A [`web::Reply`] as a response; a file is streamed, read off the tokio workers.
+async fn send_reply(reply: web::Reply) -> Response<Body> {
+    let status = status_of(reply.status);
+    let path = match reply.body {
+        web::Body::Bytes(b) => return bytes(status, reply.content_type, b.into_owned()),
+        web::Body::File(path) => path,
+    };
+    let opened = async {
+        let file = tokio::fs::File::open(&path).await?;
+        let len = file.metadata().await?.len();
+        Ok::<_, std::io::Error>((file, len))
+    };
+    let Ok((file, len)) = opened.await else {
+        // Gone between the lookup and the read.
+        return not_found();
+    };
+    let chunks = tokio_util::io::ReaderStream::with_capacity(file.take(len), FILE_CHUNK);
+    let body = StreamBody::new(futures_util::TryStreamExt::map_ok(chunks, Frame::data));
+    let mut response = with_headers(status, reply.content_type, BodyExt::boxed(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    response
+}
+
+/// The code of a status line such as `200 OK` (how [`web::Reply`] states it).
+fn status_of(line: &str) -> StatusCode {
+    line.split(' ')
+        .next()
+        .and_then(|code| StatusCode::from_bytes(code.as_bytes()).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn empty() -> Body {
+    Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
+}
+
+fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let body = Full::new(body.into()).map_err(|e| match e {}).boxed();
+    with_headers(status, content_type, body)
+}
+
+/// Every reply but the 101 ends its connection: one request per connection, as clients
+/// that read to the end expect, and nothing idle left open for the drain to wait on.
+fn with_headers(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    bytes(status, "text/plain", body)
+}
+
+fn not_found() -> Response<Body> {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// 401 with why, one line of text.
+fn unauthorized(why: &str) -> Response<Body> {
+    text(StatusCode::UNAUTHORIZED, format!("{why}\n"))
+}
