@@ -10,8 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::recorder::Recorder;
-use crate::protocol::{ServerMessage, Transport, encode_output_frame};
 use crate::metrics::Metrics;
+use crate::protocol::{ServerMessage, Transport, encode_output_frame};
 
 /// How long a send may wait for room in the writer's queue before the client is judged
 /// to have stopped reading.

@@ -20,13 +20,13 @@ use crate::audio::resample::StreamResampler;
 use crate::audio::sequencer::{Sequencer, SequencerEvent};
 use crate::audio::vad::{Vad, VadConfig, VadEvent};
 use crate::audio::{ASR_SAMPLE_RATE, i16_to_mono_f32};
+use crate::call::limits::{AudioRateGuard, TokenBucket};
 use crate::llm::{ChatMessage, ChatRequest, Persona};
 use crate::protocol::{
     BadMessage, ClientMessage, EndReason, ErrorCode, ErrorEvent, FrameError, InputChunk, Limits,
     MAX_FRAME_BYTES, PROTOCOL_NAME, ServerMessage, SessionStart, TurnMode, TurnRecord,
     decode_input_frame, decode_json_input_audio, parse_client_message,
 };
-use crate::call::limits::{AudioRateGuard, TokenBucket};
 
 /// Input audio kept from before the detected onset, so the first syllable is not clipped.
 const PREROLL_MS: u64 = 300;
