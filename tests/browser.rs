@@ -154,9 +154,14 @@ const ANSWER: &str = "I have five years of experience building backend services 
 
 /// A breath, [`ANSWER`] (it interrupts the greeting), then quiet while the reply plays.
 fn answer_fixture() -> PathBuf {
+    spoken_after("answer", 1.0, ANSWER)
+}
+
+/// `text` said after `quiet_s` of silence, then 40 s of quiet while the call goes on.
+fn spoken_after(name: &str, quiet_s: f64, text: &str) -> PathBuf {
     fixture(
-        "answer",
-        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
+        name,
+        &[Part::Silence(quiet_s), Part::Say(text), Part::Silence(40.0)],
     )
 }
 
@@ -230,13 +235,10 @@ async fn speaking_over_the_interviewer_cancels_it_and_clears_the_page_playback()
     let addr = gateway(&calls_dir).await;
     // The driver types turn 1 as soon as the call is live, so the reply (about 6 s of
     // speech) starts within a second; the fixture speaks 3 s in, over it.
-    let wav = fixture(
+    let wav = spoken_after(
         "barge-in",
-        &[
-            Part::Silence(3.0),
-            Part::Say("Sorry, let me add that I also mentor two junior engineers."),
-            Part::Silence(40.0),
-        ],
+        3.0,
+        "Sorry, let me add that I also mentor two junior engineers.",
     );
     let out = output_dir("barge-in");
     let page = drive(addr, &wav, &out, "barge-in").await;
@@ -506,14 +508,7 @@ async fn after_a_refused_resume_the_new_call_starts_clean() {
     .await;
     // The candidate speaks over the greeting (it is cancelled), then the call drops.
     let relay = crate::util::flaky_relay(addr, Duration::from_millis(3000)).await;
-    let wav = fixture(
-        "refused",
-        &[
-            Part::Silence(1.0),
-            Part::Say("Hello, I am ready to begin."),
-            Part::Silence(40.0),
-        ],
-    );
+    let wav = spoken_after("refused", 1.0, "Hello, I am ready to begin.");
     let out = output_dir("refused-resume");
     let page = drive(relay, &wav, &out, "refused-resume").await;
 
