@@ -335,6 +335,16 @@ firstAudioMs: number | null,
  */
 totalMs: number | null, };
 
+export type TokenUsage = { 
+/**
+ * Tokens of the prompt (system prompt and history).
+ */
+promptTokens: number, 
+/**
+ * Tokens generated.
+ */
+completionTokens: number, };
+
 export type ErrorEvent = { 
 /**
  * Machine-readable code.

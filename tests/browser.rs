@@ -154,9 +154,14 @@ const ANSWER: &str = "I have five years of experience building backend services 
 
 /// A breath, [`ANSWER`] (it interrupts the greeting), then quiet while the reply plays.
 fn answer_fixture() -> PathBuf {
+    spoken_after("answer", 1.0, ANSWER)
+}
+
+/// `text` said after `quiet_s` of silence, then 40 s of quiet while the call goes on.
+fn spoken_after(name: &str, quiet_s: f64, text: &str) -> PathBuf {
     fixture(
-        "answer",
-        &[Part::Silence(1.0), Part::Say(ANSWER), Part::Silence(40.0)],
+        name,
+        &[Part::Silence(quiet_s), Part::Say(text), Part::Silence(40.0)],
     )
 }
 
@@ -230,13 +235,10 @@ async fn speaking_over_the_interviewer_cancels_it_and_clears_the_page_playback()
     let addr = gateway(&calls_dir).await;
     // The driver types turn 1 as soon as the call is live, so the reply (about 6 s of
     // speech) starts within a second; the fixture speaks 3 s in, over it.
-    let wav = fixture(
+    let wav = spoken_after(
         "barge-in",
-        &[
-            Part::Silence(3.0),
-            Part::Say("Sorry, let me add that I also mentor two junior engineers."),
-            Part::Silence(40.0),
-        ],
+        3.0,
+        "Sorry, let me add that I also mentor two junior engineers.",
     );
     let out = output_dir("barge-in");
     let page = drive(addr, &wav, &out, "barge-in").await;
@@ -294,6 +296,24 @@ async fn the_page_and_the_contract_are_served() {
         let reply = http_get(&addr, path).await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
         assert!(reply.contains(needle), "{path}");
+    }
+    // The page is ES modules: a browser runs one only when served as JavaScript.
+    for module in [
+        "/app.js",
+        "/protocol.js",
+        "/connection.js",
+        "/audio.js",
+        "/transcript.js",
+        "/after.js",
+    ] {
+        let reply = http_get(&addr, module).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{module}: {reply:.80}");
+        let head = reply.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/javascript"),
+            "{module}: {head}"
+        );
     }
     let ts = http_get(&addr, "/v1/callgate.d.ts").await;
     let checked_in =
@@ -401,5 +421,129 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
             "{bare} without a token: {reply:.80}"
         );
     }
+    assert_png(&out.join("call.png"));
+}
+
+/// Quiet from the fake microphone: the calls below are driven by typing and by the relay.
+fn silent_fixture() -> PathBuf {
+    fixture("silent", &[Part::Silence(60.0)])
+}
+
+/// The transcript entries of `who` for `turn`, in page order (one per call of the visit).
+fn entries<'a>(page: &'a Value, turn: u64, who: &str) -> Vec<&'a Value> {
+    page["turns"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter(|t| t["turn"] == turn && t["who"] == who)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_call_in_the_same_visit_has_its_controls() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-second-calls");
+    let addr = gateway(&calls_dir).await;
+    let out = output_dir("second-call");
+    let page = drive(addr, &silent_fixture(), &out, "second-call").await;
+
+    assert_ne!(page["firstSessionId"], page["sessionId"], "{page:#}");
+    for control in ["mute", "end", "typed"] {
+        assert_eq!(
+            page["secondCallControls"][control], true,
+            "#{control} is shown in the second call: {page:#}"
+        );
+    }
+    assert_eq!(entry(&page, 1, "user")["text"], ANSWER, "{page:#}");
+    assert_eq!(entry(&page, 1, "ai")["status"], "completed", "{page:#}");
+    let session_id = page["sessionId"].as_str().expect("session id");
+    assert_eq!(
+        response_done(&call_record(&calls_dir, session_id), 1)["status"],
+        "completed"
+    );
+    assert_png(&out.join("after.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_while_reconnecting_ends_the_call() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-end-reconnecting-calls");
+    let addr = gateway(&calls_dir).await;
+    // The call drops 2.5 s in and the next two reconnects fail, so the page is waiting 2 s
+    // for its third when End is pressed; the fourth would get through.
+    let relay = crate::util::flaky_relay_refusing(addr, Duration::from_millis(2500), 2).await;
+    let out = output_dir("end-reconnecting");
+    let page = drive(relay, &silent_fixture(), &out, "end-reconnecting").await;
+
+    assert_eq!(
+        page["socketsBeforeEnd"], 3,
+        "one call, two refused: {page:#}"
+    );
+    assert_eq!(
+        page["socketsOpenedAfterEnd"], 0,
+        "no connection after End: {page:#}"
+    );
+    assert_eq!(page["pingsAfterEnd"], 0, "no ping after End: {page:#}");
+    assert_eq!(page["conn"]["state"], "ended", "{page:#}");
+    assert_eq!(page["conn"]["text"], "Call ended", "{page:#}");
+    assert_eq!(page["afterShown"], true, "{page:#}");
+    assert_png(&out.join("after.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_refused_resume_the_new_call_starts_clean() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-refused-calls");
+    let _ = std::fs::remove_dir_all(&calls_dir);
+    // The grace is over before the page's first reconnect (0.5 s), so its resume is refused.
+    let addr = spawn_gateway(recorded_in(
+        &calls_dir,
+        callgate::config::ServeSettings {
+            resume_grace_s: Some(0.2),
+            ..Default::default()
+        },
+    ))
+    .await;
+    // The candidate speaks over the greeting (it is cancelled), then the call drops.
+    let relay = crate::util::flaky_relay(addr, Duration::from_millis(3000)).await;
+    let wav = spoken_after("refused", 1.0, "Hello, I am ready to begin.");
+    let out = output_dir("refused-resume");
+    let page = drive(relay, &wav, &out, "refused-resume").await;
+
+    let first = page["firstSessionId"].as_str().expect("first session id");
+    let second = page["sessionId"].as_str().expect("second session id");
+    assert_ne!(first, second, "a new call started: {page:#}");
+    assert!(
+        page["notices"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n
+                .as_str()
+                .is_some_and(|n| n.contains("could not be resumed")))),
+        "{page:#}"
+    );
+    let first_greeting = response_done(&call_record(&calls_dir, first), 0).clone();
+    assert_eq!(
+        first_greeting["status"], "cancelled",
+        "the first call's greeting was interrupted"
+    );
+    let second_greeting = response_done(&call_record(&calls_dir, second), 0).clone();
+    let greetings = entries(&page, 0, "ai");
+    assert_eq!(greetings.len(), 2, "one greeting per call: {page:#}");
+    assert_eq!(
+        greetings[0]["text"], first_greeting["text"],
+        "the first call's greeting is as it ended: {page:#}"
+    );
+    let new = greetings[1];
+    assert_eq!(new["status"], "completed", "{page:#}");
+    assert_eq!(new["text"], second_greeting["text"], "{page:#}");
+    let received = new["receivedMs"].as_u64().unwrap_or(0);
+    assert!(received > 500, "the new greeting's audio arrived: {page:#}");
+    assert_eq!(new["playedMs"], received, "and was played: {page:#}");
+    assert_eq!(
+        page["lateFramesDropped"], 0,
+        "no frame of it dropped: {page:#}"
+    );
     assert_png(&out.join("call.png"));
 }

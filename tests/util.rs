@@ -352,29 +352,47 @@ pub async fn flaky_relay(
     target: std::net::SocketAddr,
     cut_after: std::time::Duration,
 ) -> std::net::SocketAddr {
+    flaky_relay_refusing(target, cut_after, 0).await
+}
+
+/// [`flaky_relay`] that also refuses the `refused` WebSocket upgrades after the cut one
+/// (the connection is dropped before the handshake, a server out of reach), so a client
+/// goes through that many failed reconnects before one gets through.
+pub async fn flaky_relay_refusing(
+    target: std::net::SocketAddr,
+    cut_after: std::time::Duration,
+    refused: usize,
+) -> std::net::SocketAddr {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind relay");
     let addr = listener.local_addr().expect("relay addr");
-    let cut_one = Arc::new(AtomicBool::new(false));
+    let upgrades = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
-            let cut_one = cut_one.clone();
+            let upgrades = upgrades.clone();
             tokio::spawn(async move {
-                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
-                    return;
-                };
                 // The request head tells a WebSocket upgrade from a page load.
                 let mut head = [0u8; 2048];
                 let n = client.peek(&mut head).await.unwrap_or(0);
                 let upgrade = String::from_utf8_lossy(&head[..n])
                     .to_ascii_lowercase()
                     .contains("upgrade: websocket");
-                let cut = upgrade && !cut_one.swap(true, Ordering::SeqCst);
+                let nth = if upgrade {
+                    upgrades.fetch_add(1, Ordering::SeqCst)
+                } else {
+                    usize::MAX
+                };
+                if (1..=refused).contains(&nth) {
+                    return;
+                }
+                let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
                 let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
-                if cut {
+                if nth == 0 {
                     drop(tokio::time::timeout(cut_after, relay).await);
                 } else {
                     drop(relay.await);

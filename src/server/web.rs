@@ -44,6 +44,11 @@ impl Reply {
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
+const PROTOCOL_JS: &str = include_str!("../web/protocol.js");
+const CONNECTION_JS: &str = include_str!("../web/connection.js");
+const AUDIO_JS: &str = include_str!("../web/audio.js");
+const TRANSCRIPT_JS: &str = include_str!("../web/transcript.js");
+const AFTER_JS: &str = include_str!("../web/after.js");
 const WORKLETS_JS: &str = include_str!("../web/worklets.js");
 
 static SCHEMA: LazyLock<String> = LazyLock::new(|| crate::schema::json_schema().to_string());
@@ -55,6 +60,11 @@ pub fn asset(path: &str) -> Option<Reply> {
     Some(match path {
         "/" | "/index.html" => Reply::ok("text/html; charset=utf-8", INDEX_HTML.as_bytes()),
         "/app.js" => Reply::ok(js, APP_JS.as_bytes()),
+        "/protocol.js" => Reply::ok(js, PROTOCOL_JS.as_bytes()),
+        "/connection.js" => Reply::ok(js, CONNECTION_JS.as_bytes()),
+        "/audio.js" => Reply::ok(js, AUDIO_JS.as_bytes()),
+        "/transcript.js" => Reply::ok(js, TRANSCRIPT_JS.as_bytes()),
+        "/after.js" => Reply::ok(js, AFTER_JS.as_bytes()),
         "/worklets.js" => Reply::ok(js, WORKLETS_JS.as_bytes()),
         "/v1/schema" => Reply::ok("application/schema+json", SCHEMA.as_bytes()),
         "/v1/callgate.d.ts" => Reply::ok("text/plain; charset=utf-8", TYPESCRIPT.as_bytes()),

@@ -1,7 +1,8 @@
-// Drives Debian's chromium through one call on callgate's page, as a candidate would:
+// Drives Debian's chromium through a call on callgate's page, as a candidate would:
 // open the page, press Start call, let the fake microphone (a WAV file) speak, and wait
 // until the page shows what the scenario waits for. Prints one JSON object on stdout with
-// what the page showed; tests/browser.rs makes the assertions.
+// what the page showed (also written to OUT_DIR/page.json); tests/browser.rs makes the
+// assertions.
 //
 //   node drive.mjs URL FIXTURE.wav OUT_DIR SCENARIO
 //
@@ -10,14 +11,129 @@
 // wait for, so the reply starts at a known moment), and let the fixture's speech, a few
 // seconds in, land while the interviewer is answering; wait for turns 1 and 2 to be done.
 // "resume": as "answer", through a relay that drops the connection mid-answer; the page
-// must resume the call and lose nothing of what was said meanwhile. All then press End
-// call and wait for the recording links. The caller's timeout bounds the whole run.
+// must resume the call and lose nothing of what was said meanwhile.
+// "second-call": end the first call, press Start another call and Start call, and type an
+// answer in the second call (if its controls are there to type into).
+// "end-reconnecting": through a relay that drops the call and refuses the next two
+// reconnects, press End call while the page waits 2 s to try again, then watch the page's
+// sockets for 16 s (longer than the 15 s ping).
+// "refused-resume": through a relay that drops the call, to a server whose resume grace is
+// shorter than the page's first reconnect wait: the resume is refused and the page starts a
+// new call; wait for that call's greeting to be done and played.
+// All then press End call (unless the call is over already) and wait for the recording
+// links. The caller's timeout bounds the whole run.
 
+import { writeFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 
+const ANSWER = 'I have five years of experience building backend services in Rust.';
+const DONE_STATUS = ':is([data-status=completed],[data-status=cancelled],[data-status=failed])';
+const turn = (id) => `#transcript li.ai[data-turn="${id}"]`;
+
+/** What every scenario sees of the page's sockets: how many were opened, pings sent. */
+function watchSockets(page) {
+  const seen = { opened: 0, pings: 0 };
+  page.on('websocket', (ws) => {
+    seen.opened += 1;
+    ws.on('framesent', (f) => {
+      if (typeof f.payload === 'string' && f.payload.includes('"type":"ping"')) seen.pings += 1;
+    });
+  });
+  return seen;
+}
+
+/** Waits until the interviewer's entry `sel` has arrived and played to its end. */
+async function playedOut(page, sel, timeout = 0) {
+  await page.waitForFunction(
+    (s) => {
+      const el = [...document.querySelectorAll(s)].pop();
+      return el && el.dataset.receivedMs && el.dataset.playedMs === el.dataset.receivedMs;
+    },
+    sel,
+    { timeout },
+  );
+}
+
+async function answered(page) {
+  await page.waitForSelector(`${turn(1)}${DONE_STATUS}`, { timeout: 0 });
+  // Played to the end: the player's count reached what arrived.
+  await playedOut(page, turn(1));
+  return {};
+}
+
+async function bargeIn(page) {
+  await page.fill('#typed', ANSWER);
+  await page.press('#typed', 'Enter');
+  await page.waitForSelector(`${turn(1)}${DONE_STATUS}`, { timeout: 0 });
+  await page.waitForSelector(`${turn(2)}${DONE_STATUS}`, { timeout: 0 });
+  return {};
+}
+
+async function secondCall(page) {
+  const firstSessionId = await page.evaluate(() => document.body.dataset.sessionId);
+  await page.click('#end');
+  await page.waitForSelector('#after:not([hidden])');
+  await page.click('#again');
+  await page.click('#start');
+  await page.waitForSelector('#conn[data-state=live]');
+  const controls = {};
+  for (const id of ['mute', 'end', 'typed']) controls[id] = await page.isVisible(`#${id}`);
+  if (controls.typed) {
+    await page.fill('#typed', ANSWER);
+    await page.press('#typed', 'Enter');
+    await page.waitForSelector(`${turn(1)}${DONE_STATUS}`, { timeout: 0 });
+  }
+  return { firstSessionId, secondCallControls: controls };
+}
+
+async function endWhileReconnecting(page, sockets) {
+  // The third wait of the backoff (0.5 s, 1 s, then 2 s): two reconnects were refused.
+  await page.waitForFunction(() => document.querySelector('#conn').textContent.includes('in 2.0 s'));
+  const before = { ...sockets };
+  await page.click('#end');
+  await page.waitForTimeout(16000);
+  return {
+    socketsOpenedAfterEnd: sockets.opened - before.opened,
+    pingsAfterEnd: sockets.pings - before.pings,
+    socketsBeforeEnd: before.opened,
+    conn: await page.evaluate(() => ({
+      state: document.querySelector('#conn').dataset.state,
+      text: document.querySelector('#conn').textContent,
+    })),
+    afterShown: await page.isVisible('#after'),
+  };
+}
+
+async function refusedResume(page) {
+  const firstSessionId = await page.evaluate(() => document.body.dataset.sessionId);
+  await page.waitForFunction((first) => document.body.dataset.sessionId !== first, firstSessionId, {
+    timeout: 30000,
+  });
+  // The new call's greeting, to its end; on a page that merges it into the old call's
+  // entry this never comes, and the test reads what the page shows instead.
+  await page
+    .waitForFunction(
+      (s) => [...document.querySelectorAll(s)].pop()?.dataset.status === 'completed',
+      turn(0),
+      { timeout: 30000 },
+    )
+    .then(() => playedOut(page, turn(0), 30000))
+    .catch((e) => log.push(`the new greeting did not finish: ${e.message}`));
+  return { firstSessionId };
+}
+
+const scenarios = {
+  answer: answered,
+  resume: answered,
+  'barge-in': bargeIn,
+  'second-call': secondCall,
+  'end-reconnecting': endWhileReconnecting,
+  'refused-resume': refusedResume,
+};
+
 const [url, fixture, outDir, scenario] = process.argv.slice(2);
-if (!url || !fixture || !outDir || !['answer', 'barge-in', 'resume'].includes(scenario)) {
-  console.error('usage: node drive.mjs URL FIXTURE.wav OUT_DIR answer|barge-in|resume');
+if (!url || !fixture || !outDir || !(scenario in scenarios)) {
+  console.error(`usage: node drive.mjs URL FIXTURE.wav OUT_DIR ${Object.keys(scenarios).join('|')}`);
   process.exit(2);
 }
 
@@ -44,36 +160,20 @@ try {
   const page = await browser.newPage({ viewport: { width: 900, height: 1000 } });
   page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+  const sockets = watchSockets(page);
   await page.goto(url);
   await page.waitForSelector('#persona option', { state: 'attached' });
   await page.fill('#role', 'Backend engineer');
   await page.click('#start');
   await page.waitForSelector('#conn[data-state=live]');
 
-  const turn = (id) => `#transcript li.ai[data-turn="${id}"]`;
-  const doneStatus = ':is([data-status=completed],[data-status=cancelled],[data-status=failed])';
-  if (scenario === 'answer' || scenario === 'resume') {
-    await page.waitForSelector(`${turn(1)}${doneStatus}`, { timeout: 0 });
-    // Played to the end: the player's count reached what arrived.
-    await page.waitForFunction(
-      (sel) => {
-        const el = document.querySelector(sel);
-        return el && el.dataset.receivedMs && el.dataset.playedMs === el.dataset.receivedMs;
-      },
-      turn(1),
-      { timeout: 0 },
-    );
-  } else {
-    await page.fill('#typed', 'I have five years of experience building backend services in Rust.');
-    await page.press('#typed', 'Enter');
-    await page.waitForSelector(`${turn(1)}${doneStatus}`, { timeout: 0 });
-    await page.waitForSelector(`${turn(2)}${doneStatus}`, { timeout: 0 });
-  }
+  const seen = await scenarios[scenario](page, sockets);
   await page.screenshot({ path: `${outDir}/call.png`, fullPage: true });
 
   const during = await page.evaluate(() => {
-    const turns = [...document.querySelectorAll('#transcript li')].map((li) => ({
+    const turns = [...document.querySelectorAll('#transcript li[data-turn]')].map((li) => ({
       turn: Number(li.dataset.turn),
+      call: li.dataset.call ? Number(li.dataset.call) : null,
       who: li.classList.contains('ai') ? 'ai' : 'user',
       text: li.querySelector('.text')?.textContent ?? '',
       textClass: li.querySelector('.text')?.className ?? '',
@@ -92,18 +192,23 @@ try {
     };
   });
 
-  await page.click('#end');
-  await page.waitForSelector('#conn[data-state=ended]');
-  await page.waitForSelector('#after:not([hidden])');
-  // Recording links appear once the server lists the call's files.
-  await page
-    .waitForSelector('#downloads a.recording', { timeout: 5000 })
-    .catch(() => {});
+  if (await page.isVisible('#end')) {
+    await page.click('#end');
+    await page.waitForSelector('#conn[data-state=ended]');
+    await page.waitForSelector('#after:not([hidden])');
+    // Recording links appear once the server lists the call's files.
+    await page
+      .waitForSelector('#downloads a.recording', { timeout: 5000 })
+      .catch(() => {});
+  }
   await page.screenshot({ path: `${outDir}/after.png`, fullPage: true });
   const downloads = await page.$$eval('#downloads a', (as) =>
     as.map((a) => ({ text: a.textContent, href: a.getAttribute('href') })),
   );
-  console.log(JSON.stringify({ ...during, downloads, log }));
+  const result = JSON.stringify({ ...during, ...seen, downloads, log });
+  // Beside the screenshots too, for reading after a run that passed.
+  await writeFile(`${outDir}/page.json`, result);
+  console.log(result);
 } catch (e) {
   console.log(JSON.stringify({ error: String(e), log }));
   process.exitCode = 1;
