@@ -1,4 +1,4 @@
-// callgate.v1 wire types, generated from src/protocol.rs by src/schema.rs.
+// callgate.v1 wire types, generated from src/protocol/ by src/schema.rs.
 // Do not edit: `cargo run --release --example gen_contract` rewrites this file.
 // Fields the server fills with a default (`input.channels`, `output`, `turnDetection`,
 // ...) are declared as the server sends them; in a client message they may be

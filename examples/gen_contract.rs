@@ -1,5 +1,5 @@
 //! Rewrites docs/callgate.d.ts from the protocol types (the test `contract_is_current`
-//! fails until this is run after a change to src/protocol.rs).
+//! fails until this is run after a change to src/protocol/).
 
 fn main() -> std::io::Result<()> {
     let path =

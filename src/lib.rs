@@ -1,7 +1,9 @@
 //! callgate: a voice mock-call gateway. A candidate speaks, an AI interviewer answers out loud.
 //!
 //! # Layout
-//! Data flows one way: transport -> call session -> audio ingest -> ASR -> LLM -> TTS -> transport.
+//! Data flows one way: protocol adapter -> call driver -> session -> ingest -> ASR -> LLM ->
+//! TTS -> outbox -> adapter. The call core speaks its own events ([`call::events`]); the
+//! callgate.v1 codec ([`call::v1`]) is the only code that knows the wire.
 //!
 //! - [`protocol`]: the callgate.v1 wire types and the binary audio frame codec (pure, no I/O).
 //! - [`audio`]: sequencer (dedupe, reorder, gaps), resampler (rubato), VAD, WAV helpers.
@@ -12,10 +14,12 @@
 //! - [`client`]: the callgate.v1 client: a reusable call connection, the `replay` CLI
 //!   test harness and the `bench` turn-latency benchmark.
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
-//! - [`call`]: one call's session state machine, its turn tasks, limits, persistence.
+//! - [`call`]: the call core (session, ingest, turn-taking, turn tasks), its events, the
+//!   driver generic over the socket, the callgate.v1 codec, start policy, limits, recorder.
 //! - [`metrics`]: process-wide counters and latency histograms, exported on `/metrics`.
-//! - [`server`]: the listener (HTTP + WebSocket on one port), the embedded browser page,
-//!   auth, shutdown.
+//! - [`config`]: every `serve` setting, defined once (flags, TOML, env, checks, docs).
+//! - [`server`]: the listener (hyper HTTP + the WebSocket upgrade on one port), routes, the
+//!   embedded browser page, auth, shutdown.
 //! - [`schema`]: the JSON Schema and TypeScript declarations generated from [`protocol`].
 #![deny(missing_docs)]
 

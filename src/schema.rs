@@ -61,7 +61,7 @@ pub fn typescript() -> String {
         ErrorCode::decl(&cfg),
     ];
     let mut out = String::from(
-        "// callgate.v1 wire types, generated from src/protocol.rs by src/schema.rs.\n\
+        "// callgate.v1 wire types, generated from src/protocol/ by src/schema.rs.\n\
          // Do not edit: `cargo run --release --example gen_contract` rewrites this file.\n\
          // Fields the server fills with a default (`input.channels`, `output`, `turnDetection`,\n\
          // ...) are declared as the server sends them; in a client message they may be\n\
