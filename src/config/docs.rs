@@ -164,7 +164,7 @@ fn table_row(arg: &Arg, fact: &SettingFacts) -> String {
         "| `--{}` | {} | {default} | {} | {} |\n",
         arg.get_long().unwrap_or_default(),
         code(arg.get_env().and_then(|e| e.to_str())),
-        fact.allowed.as_deref().map_or(String::new(), |a| cell(a)),
+        fact.allowed.as_deref().map_or(String::new(), &cell),
         cell(&help.unwrap_or_default()),
     )
 }

@@ -62,7 +62,7 @@ pub async fn route(
 
 /// A header's value; one that is not visible ASCII reads as empty (never as absent, so
 /// an unreadable `Origin` is not mistaken for a request without one).
-fn header<'a>(req: &'a Request<Incoming>, name: header::HeaderName) -> Option<&'a str> {
+fn header(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
     req.headers()
         .get(name)
         .map(|v| v.to_str().unwrap_or_default())

@@ -208,6 +208,13 @@ impl Client {
         }
     }
 
+    /// A started call whose greeting has been answered in full.
+    async fn greeted(hub: &Arc<CallHub>) -> Self {
+        let (mut c, _, _) = Self::start(hub).await;
+        c.until(is_done).await;
+        c
+    }
+
     async fn next(&mut self) -> Got {
         match self.from_server.recv().await {
             Some(Message::Text(t)) => Got::Event(parse_server_message(t.as_str()).expect("valid")),
@@ -324,8 +331,7 @@ async fn a_dropped_call_waits_out_the_resume_grace_then_ends() {
     let mut s = settings();
     s.limits.resume_grace = Duration::from_secs(30);
     let hub = hub(s).await;
-    let (mut c, _, _) = Client::start(&hub).await;
-    c.until(is_done).await;
+    let mut c = Client::greeted(&hub).await;
     c.to_server = None;
     tokio::time::sleep(Duration::from_secs(29)).await;
     assert_eq!(hub.calls.len(), 1, "still waiting for a resume");
@@ -393,8 +399,7 @@ async fn the_longest_call_ends_at_its_limit() {
 #[tokio::test(start_paused = true)]
 async fn audio_is_acknowledged_at_the_first_chunk_then_every_200_ms() {
     let hub = hub(settings()).await;
-    let (mut c, _, _) = Client::start(&hub).await;
-    c.until(is_done).await;
+    let mut c = Client::greeted(&hub).await;
     let seen = c.speak(&silence(800)).await;
     let acks: Vec<u32> = events(&seen)
         .filter_map(|e| match e {
@@ -442,8 +447,7 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
 #[tokio::test(start_paused = true)]
 async fn a_pause_shorter_than_silence_ms_keeps_the_turn_and_a_longer_one_ends_it() {
     let hub = hub(settings()).await;
-    let (mut c, _, _) = Client::start(&hub).await;
-    c.until(is_done).await;
+    let mut c = Client::greeted(&hub).await;
     c.speak(&silence(300)).await;
     let answer = [voiced(800), silence(350), voiced(800), silence(800)].concat();
     let mut seen = c.speak(&answer).await;
@@ -488,8 +492,7 @@ async fn partials_come_no_faster_than_the_partial_interval() {
         ..settings()
     })
     .await;
-    let (mut c, _, _) = Client::start(&hub).await;
-    c.until(is_done).await;
+    let mut c = Client::greeted(&hub).await;
     c.speak(&silence(300)).await;
     let seen = c.speak(&voiced(1800)).await;
     // Each partial says how much audio it decoded, fixed when it was scheduled.

@@ -224,3 +224,87 @@ fn describe_llm_error(e: &LlmError) -> String {
         _ => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A model that answers 503 and then is slow to start: a test double on purpose, since
+    //! that sequence cannot be had from a real server on demand.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use futures_util::stream;
+
+    use super::*;
+    use crate::call::v1::V1Codec;
+
+    /// First request: 503 at once. Later ones: the first token after `delay`.
+    struct BusyThenSlow {
+        requests: AtomicU32,
+        delay: Duration,
+    }
+
+    impl ChatModel for BusyThenSlow {
+        fn stream(&self, _request: ChatRequest) -> TokenStream {
+            if self.requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                let busy = LlmError::Http {
+                    status: 503,
+                    body: String::new(),
+                    retry_after: Some(Duration::from_millis(100)),
+                };
+                return Box::pin(stream::iter([Err(busy)]));
+            }
+            let delay = self.delay;
+            Box::pin(stream::once(async move {
+                tokio::time::sleep(delay).await;
+                Ok(LlmEvent::Text("Tell me more.".into()))
+            }))
+        }
+
+        fn name(&self) -> &'static str {
+            "busy-then-slow"
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            persona: crate::llm::PersonaSet::builtin()
+                .get(crate::llm::persona::DEFAULT_PERSONA)
+                .expect("built-in persona"),
+            context: Default::default(),
+            history: Vec::new(),
+        }
+    }
+
+    /// The bug: an error buffered while the turn was held set `first_token_at`, so the retried
+    /// stream got the 10 s between-token limit instead of the 20 s first-token one.
+    #[tokio::test(start_paused = true)]
+    async fn an_error_buffered_before_the_commit_is_not_a_first_token() {
+        let model = BusyThenSlow {
+            requests: AtomicU32::new(0),
+            delay: Duration::from_secs(15),
+        };
+        let timeouts = LlmTimeouts {
+            first_token: Duration::from_secs(20),
+            between_tokens: Duration::from_secs(10),
+        };
+        let mut llm = LlmAttempt::start(&model, request(), timeouts);
+        llm.buffer_next().await;
+        assert!(llm.first_token_at.is_none(), "an error is not a token");
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let outbox = Outbox::new(
+            tx,
+            Arc::new(V1Codec::default()),
+            None,
+            Arc::default(),
+            cancel.clone(),
+        );
+        let decided_at = Instant::now();
+        match llm.next(1, &outbox, &cancel).await {
+            Next::Text(t) => assert_eq!(t, "Tell me more."),
+            other => panic!("the retried stream was held to the wrong limit: {other:?}"),
+        }
+        let first_ms = llm.first_token_ms(decided_at).expect("measured");
+        assert!((15_000..15_200).contains(&first_ms), "{first_ms}");
+    }
+}
