@@ -121,9 +121,19 @@ fn entry<'a>(page: &'a Value, turn: u64, who: &str) -> &'a Value {
 }
 
 /// The call's events.jsonl, parsed.
-fn call_record(calls_dir: &Path, session_id: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(calls_dir.join(session_id).join("events.jsonl"))
-        .expect("events.jsonl");
+/// The call's events.jsonl, once the recorder's thread has written the call's end (or after
+/// 5 s, as far as it got): the page may finish before the server's writer does.
+async fn call_record(calls_dir: &Path, session_id: &str) -> Vec<Value> {
+    let path = calls_dir.join(session_id).join("events.jsonl");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains(r#""type":"session.ended""#) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!text.is_empty(), "no events.jsonl at {}", path.display());
     text.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
@@ -187,7 +197,7 @@ async fn a_spoken_answer_is_transcribed_answered_and_played_in_the_page() {
     assert_eq!(ai["playedMs"], received, "played to the end: {page:#}");
 
     let session_id = page["sessionId"].as_str().expect("session id");
-    let record = call_record(&calls_dir, session_id);
+    let record = call_record(&calls_dir, session_id).await;
     assert!(
         record.iter().any(|e| e["type"] == "transcript"
             && e["turnId"] == 1
@@ -254,7 +264,7 @@ async fn speaking_over_the_interviewer_cancels_it_and_clears_the_page_playback()
     assert!(played + cleared <= received + 1, "{page:#}");
 
     let session_id = page["sessionId"].as_str().expect("session id");
-    let record = call_record(&calls_dir, session_id);
+    let record = call_record(&calls_dir, session_id).await;
     let done = response_done(&record, 1);
     assert_eq!(done["status"], "cancelled");
     let heard = done["heardText"].as_str().unwrap_or_default();
@@ -379,7 +389,7 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
     assert_eq!(entry(&page, 1, "ai")["status"], "completed", "{page:#}");
 
     let session_id = page["sessionId"].as_str().expect("session id");
-    let record = call_record(&calls_dir, session_id);
+    let record = call_record(&calls_dir, session_id).await;
     assert!(
         !record
             .iter()
@@ -460,7 +470,7 @@ async fn a_second_call_in_the_same_visit_has_its_controls() {
     assert_eq!(entry(&page, 1, "ai")["status"], "completed", "{page:#}");
     let session_id = page["sessionId"].as_str().expect("session id");
     assert_eq!(
-        response_done(&call_record(&calls_dir, session_id), 1)["status"],
+        response_done(&call_record(&calls_dir, session_id).await, 1)["status"],
         "completed"
     );
     assert_png(&out.join("after.png"));
@@ -523,12 +533,12 @@ async fn after_a_refused_resume_the_new_call_starts_clean() {
                 .is_some_and(|n| n.contains("could not be resumed")))),
         "{page:#}"
     );
-    let first_greeting = response_done(&call_record(&calls_dir, first), 0).clone();
+    let first_greeting = response_done(&call_record(&calls_dir, first).await, 0).clone();
     assert_eq!(
         first_greeting["status"], "cancelled",
         "the first call's greeting was interrupted"
     );
-    let second_greeting = response_done(&call_record(&calls_dir, second), 0).clone();
+    let second_greeting = response_done(&call_record(&calls_dir, second).await, 0).clone();
     let greetings = entries(&page, 0, "ai");
     assert_eq!(greetings.len(), 2, "one greeting per call: {page:#}");
     assert_eq!(
