@@ -375,7 +375,7 @@ impl CallLoop {
     async fn refuse(&mut self, fault: Fault) -> Step {
         if let Some(this) = self.link.take() {
             let close = self.codec.close(&Closing::Refused(fault.clone()));
-            let error = self.codec.encode(&CallEvent::fault(fault));
+            let error = self.codec.encode(CallEvent::fault(fault));
             this.close_with(error, close).await;
         }
         Step::HandedOver
@@ -383,9 +383,9 @@ impl CallLoop {
 
     async fn on_tick(&mut self) -> Step {
         let limits = &self.hub.settings.limits;
-        let session = self.session.session_id().map(str::to_owned);
         if let Some(at) = self.detached_at {
             if at.elapsed() >= limits.resume_grace {
+                let session = self.session.session_id();
                 tracing::info!(session, "no resume within the grace period");
                 let _ = self.session.end(EndReason::Timeout).await;
                 return Step::End(Closing::Ended(""));
@@ -399,6 +399,7 @@ impl CallLoop {
             .elapsed()
             .is_some_and(|d| d >= limits.max_call_duration)
         {
+            let session = self.session.session_id();
             tracing::info!(session, "call reached its maximum duration");
             let _ = self.session.end(EndReason::Timeout).await;
             return Step::End(Closing::Ended("maximum call duration reached"));

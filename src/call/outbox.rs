@@ -99,7 +99,7 @@ impl Outbox {
         if let CallEvent::Error { .. } = &event {
             self.metrics.errors_sent.inc();
         }
-        let Some(msg) = self.codec.encode(&event) else {
+        let Some(msg) = self.codec.encode(event) else {
             return Ok(());
         };
         if let (Some(r), Message::Text(text)) = (&self.recorder, &msg) {
@@ -127,7 +127,7 @@ impl Outbox {
             last,
             samples: samples.into(),
         };
-        match self.codec.encode(&event) {
+        match self.codec.encode(event) {
             Some(msg) => self.push(msg).await,
             None => Ok(()),
         }

@@ -39,7 +39,7 @@ pub trait Codec: Send + Sync + 'static {
     /// A binary frame as a call input.
     fn decode_binary(&self, bytes: &[u8]) -> Result<CallInput, Fault>;
     /// The frame that carries `event`; `None` when this protocol does not say it.
-    fn encode(&self, event: &CallEvent) -> Option<Message>;
+    fn encode(&self, event: CallEvent) -> Option<Message>;
     /// The close frame for `closing`.
     fn close(&self, closing: &Closing) -> Message;
 }
@@ -142,14 +142,14 @@ impl Codec for V1Codec {
             .map_err(|e| bad_audio(&e))
     }
 
-    fn encode(&self, event: &CallEvent) -> Option<Message> {
+    fn encode(&self, event: CallEvent) -> Option<Message> {
         if let CallEvent::ResponseAudio {
             turn_id,
             seq,
             first,
             last,
             samples,
-        } = event
+        } = &event
             && self.transport() == Transport::Binary
         {
             return Some(Message::binary(encode_output_frame(
@@ -229,8 +229,8 @@ fn close_code(closing: &Closing) -> (CloseCode, &'static str) {
 
 impl V1Codec {
     /// The JSON message for `event` (audio as a JSON-transport chunk).
-    fn server_message(&self, event: &CallEvent) -> ServerMessage {
-        match event.clone() {
+    fn server_message(&self, event: CallEvent) -> ServerMessage {
+        match event {
             CallEvent::Started {
                 session_id,
                 resume_token,
@@ -402,11 +402,17 @@ mod tests {
             last: false,
             samples: vec![1i16, 2].into(),
         };
-        assert!(matches!(codec.encode(&audio), Some(Message::Binary(_))));
+        assert!(matches!(
+            codec.encode(audio.clone()),
+            Some(Message::Binary(_))
+        ));
         let start = r#"{"type":"session.start","input":{"sampleRate":16000},
             "output":{"transport":"json"}}"#;
         assert!(matches!(codec.decode_text(start), Ok(CallInput::Start(_))));
-        assert!(matches!(codec.encode(&audio), Some(Message::Text(_))));
+        assert!(matches!(
+            codec.encode(audio.clone()),
+            Some(Message::Text(_))
+        ));
     }
 
     #[test]

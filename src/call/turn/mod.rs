@@ -292,17 +292,16 @@ impl TurnTask {
         usage: Option<crate::llm::TokenUsage>,
     ) -> TurnFinished {
         let report = report.unwrap_or_default();
-        let outcome = match outcome {
+        // A speaker that broke turns an answer that was (or stopped for it) into a TTS failure.
+        let outcome = match (outcome, &report.error) {
             _ if self.cancel.is_cancelled() => Outcome::Cancelled,
-            Outcome::Cancelled if report.error.is_some() => Outcome::Failed(Fault::Tts {
-                message: report.error.clone().unwrap_or_default(),
-                partial: false,
-            }),
-            Outcome::Completed if report.error.is_some() => Outcome::Failed(Fault::Tts {
-                message: report.error.clone().unwrap_or_default(),
-                partial: false,
-            }),
-            other => other,
+            (Outcome::Cancelled | Outcome::Completed, Some(message)) => {
+                Outcome::Failed(Fault::Tts {
+                    message: message.clone(),
+                    partial: false,
+                })
+            }
+            (other, _) => other,
         };
         latency.tts_first_audio_ms = report.tts_first_ms;
         latency.first_audio_ms = report
