@@ -160,6 +160,10 @@ serve_settings! {
     /// Silence after which the final transcript and the LLM start speculatively, ms.
     #[arg(env = "CALLGATE_SPECULATIVE_MS")]
     speculative_ms: u64 = 200, allowed within(0..=5000, " ms");
+    /// Longest user turn, seconds: speech that goes on past it ends the turn (with
+    /// `endOfTurn.rule` "longest_turn") and the rest is a new turn.
+    #[arg(env = "CALLGATE_LONGEST_TURN_S")]
+    longest_turn_s: u64 = 300, allowed within(10..=3600, " seconds");
     /// End a call after this many seconds without any client message.
     #[arg(env = "CALLGATE_IDLE_TIMEOUT_S")]
     idle_timeout_s: u64 = 300, allowed within(0..=86_400, " seconds");
@@ -371,6 +375,8 @@ pub struct ServeConfig {
     pub barge_in: Duration,
     /// Speculative final after this much silence.
     pub speculative: Duration,
+    /// Longest user turn.
+    pub longest_turn: Duration,
     /// Idle timeout.
     pub idle_timeout: Duration,
     /// Drain deadline on shutdown.
@@ -448,6 +454,7 @@ impl Filled {
             record: self.record,
             barge_in: Duration::from_millis(self.barge_in_ms),
             speculative: Duration::from_millis(self.speculative_ms),
+            longest_turn: Duration::from_secs(self.longest_turn_s),
             idle_timeout: Duration::from_secs(self.idle_timeout_s),
             drain: Duration::from_secs(self.drain_s),
             llm_first_token_timeout: Duration::from_secs_f64(self.llm_first_token_timeout_s),

@@ -28,6 +28,7 @@ pub mod audio;
 pub mod call;
 pub mod client;
 pub mod config;
+pub mod eot;
 pub mod llm;
 pub mod metrics;
 pub mod protocol;

@@ -79,6 +79,8 @@ pub struct CallSettings {
     pub barge_in_min: Duration,
     /// Silence after speech at which the final decode (and the LLM) start speculatively.
     pub speculative_silence: Duration,
+    /// Longest user turn: speech past it starts a new turn.
+    pub longest_turn: Duration,
     /// Interval between partial transcripts while the user speaks.
     pub partial_interval: Duration,
     /// Where `calls/<sessionId>/` folders go; `None` disables persistence.
@@ -210,6 +212,7 @@ impl CallSettings {
         Self {
             barge_in_min: cfg.barge_in,
             speculative_silence: cfg.speculative,
+            longest_turn: cfg.longest_turn,
             calls_dir: cfg.calls_dir.clone(),
             record_audio: cfg.record,
             idle_timeout: cfg.idle_timeout,

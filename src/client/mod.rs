@@ -346,8 +346,8 @@ pub async fn open(
 
 /// The `session.start` of a call with server-side turn detection and binary output
 /// audio, the way `replay`, `bench` and `mic` open theirs: input at `rate` Hz with
-/// `channels`, output at `output_rate`, `silence_ms` ending a turn (server default when
-/// `None`).
+/// `channels`, output at `output_rate`; `silence_ms` asks for `server_vad` with that fixed
+/// silence, `None` leaves the server's default (`smart`).
 pub fn server_vad_start(
     (rate, channels): (u32, u16),
     output_rate: u32,
@@ -368,9 +368,13 @@ pub fn server_vad_start(
             transport: Transport::Binary,
             ..OutputFormat::default()
         },
-        turn_detection: TurnDetection {
-            mode: TurnMode::ServerVad,
-            silence_ms,
+        turn_detection: match silence_ms {
+            Some(ms) => TurnDetection {
+                mode: TurnMode::ServerVad,
+                silence_ms: Some(ms),
+                ..TurnDetection::default()
+            },
+            None => TurnDetection::default(),
         },
     }
 }

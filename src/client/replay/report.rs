@@ -192,6 +192,7 @@ mod tests {
             voice_to_voice_ms: Some(812),
             latency: Latency {
                 endpoint_ms: Some(500),
+                end_of_turn: None,
                 asr_ms: Some(120),
                 llm_first_token_ms: None,
                 tts_first_audio_ms: Some(4),
