@@ -328,6 +328,7 @@ impl Session {
             start.channels,
             start.mode,
             start.silence_ms,
+            &self.engines.vad,
         ) {
             Ok(i) => i,
             Err(e) => {

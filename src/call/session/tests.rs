@@ -143,6 +143,7 @@ async fn hub(settings: CallSettings) -> Arc<CallHub> {
         personas: crate::llm::PersonaSet::builtin(),
         metrics: Arc::default(),
         llm_timeouts: LlmTimeouts::default(),
+        vad: crate::audio::vad::SpeechDetector::Energy,
     };
     let admission = Admission {
         verifier: Arc::new(Open),
