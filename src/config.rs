@@ -154,6 +154,11 @@ serve_settings! {
     /// Also record each call's input.wav and output.wav.
     #[arg(env = "CALLGATE_RECORD", num_args = 0..=1, default_missing_value = "true")]
     record: bool = false;
+    /// Voice activity detector: `silero` (Silero VAD v5 on ONNX Runtime, models/ from
+    /// scripts/fetch-models; holds up in room noise) or `energy` (loudness over an adaptive
+    /// noise floor; needs nothing). docs/vad.md has the measurements.
+    #[arg(env = "CALLGATE_VAD")]
+    vad: VadDetector = VadDetector::Energy;
     /// Speech needed before the user's voice interrupts the AI, ms.
     #[arg(env = "CALLGATE_BARGE_IN_MS")]
     barge_in_ms: u64 = 200, allowed within(0..=5000, " ms");
@@ -318,6 +323,16 @@ impl ConfigError {
     }
 }
 
+/// Which voice activity detector scores the input's frames ([`crate::audio::vad`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VadDetector {
+    /// The adaptive energy detector.
+    Energy,
+    /// Silero VAD v5 ([`crate::audio::silero::DEFAULT_MODEL`]).
+    Silero,
+}
+
 /// Which LLM backend answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LlmBackend {
@@ -371,6 +386,8 @@ pub struct ServeConfig {
     pub calls_dir: Option<PathBuf>,
     /// Record WAVs.
     pub record: bool,
+    /// Voice activity detector.
+    pub vad: VadDetector,
     /// Barge-in minimum speech.
     pub barge_in: Duration,
     /// Speculative final after this much silence.
@@ -452,6 +469,7 @@ impl Filled {
             persona: self.persona,
             calls_dir: Some(self.calls_dir).filter(|p| !p.as_os_str().is_empty()),
             record: self.record,
+            vad: self.vad,
             barge_in: Duration::from_millis(self.barge_in_ms),
             speculative: Duration::from_millis(self.speculative_ms),
             longest_turn: Duration::from_secs(self.longest_turn_s),

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::asr::DecodeOptions;
 use crate::asr::pool::AsrPool;
+use crate::audio::vad::SpeechDetector;
 use crate::llm::{ChatModel, PersonaSet};
 use crate::metrics::Metrics;
 use crate::tts::Synthesizer;
@@ -43,6 +44,8 @@ pub struct Engines {
     pub metrics: Arc<Metrics>,
     /// How long the LLM may stay silent before the turn fails.
     pub llm_timeouts: LlmTimeouts,
+    /// The voice activity detector each call's input is judged by.
+    pub vad: SpeechDetector,
 }
 
 /// Stall limits for a streaming LLM.
@@ -137,6 +140,9 @@ pub enum EngineError {
     /// A persona file is invalid.
     #[error(transparent)]
     Persona(#[from] crate::llm::PersonaError),
+    /// The Silero VAD model or ONNX Runtime could not load.
+    #[error("vad: {0}")]
+    Vad(#[from] crate::onnx::OnnxError),
     /// The default persona does not exist.
     #[error("persona: no persona {0:?} (see personas/ and --personas-dir)")]
     UnknownPersona(String),
@@ -154,6 +160,7 @@ impl Engines {
         .await
         .map_err(|e| crate::asr::AsrError::Engine(e.to_string()))??;
         tracing::info!(model = %cfg.model.display(), load_ms = whisper.load_ms, workers = cfg.asr_workers, threads, "speech model loaded");
+        let vad = load_vad(cfg.vad).await?;
         let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers).preempting(cfg.asr_preempt);
         let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
             voice: cfg.voice.clone(),
@@ -202,7 +209,28 @@ impl Engines {
             personas,
             metrics: Arc::new(Metrics::default()),
             llm_timeouts: LlmTimeouts::from_config(cfg),
+            vad,
         })
+    }
+}
+
+/// The detector the `vad` setting names, with Silero's model loaded (off the tokio workers:
+/// it reads and optimises the file) and one session per core ready, since sessions are
+/// used by whichever worker thread feeds a call's audio.
+async fn load_vad(kind: crate::config::VadDetector) -> Result<SpeechDetector, EngineError> {
+    match kind {
+        crate::config::VadDetector::Energy => Ok(SpeechDetector::Energy),
+        crate::config::VadDetector::Silero => {
+            let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let path = std::path::Path::new(crate::audio::silero::DEFAULT_MODEL);
+            let model = tokio::task::spawn_blocking(move || {
+                crate::audio::silero::SileroModel::load(path, sessions)
+            })
+            .await
+            .map_err(|e| crate::onnx::OnnxError::Run(e.to_string()))??;
+            tracing::info!(model = %path.display(), sessions, "Silero VAD loaded");
+            Ok(SpeechDetector::Silero(model))
+        }
     }
 }
 

@@ -349,7 +349,12 @@ impl Session {
             );
             return self.fault(Fault::BadMessage(msg)).await;
         };
-        let ingest = match Ingest::new(start.input_rate, start.channels, start.turn) {
+        let ingest = match Ingest::new(
+            start.input_rate,
+            start.channels,
+            start.turn,
+            &self.engines.vad,
+        ) {
             Ok(i) => i,
             Err(e) => {
                 return self

@@ -155,6 +155,7 @@ async fn hub_hearing(settings: CallSettings, words: Option<&'static str>) -> Arc
         personas: crate::llm::PersonaSet::builtin(),
         metrics: Arc::default(),
         llm_timeouts: LlmTimeouts::default(),
+        vad: crate::audio::vad::SpeechDetector::Energy,
     };
     let admission = Admission {
         verifier: Arc::new(Open),
