@@ -17,6 +17,7 @@
 //! - [`call`]: the call core (session, ingest, turn-taking, turn tasks), its events, the
 //!   driver generic over the socket, the callgate.v1 codec, start policy, limits, recorder.
 //! - [`metrics`]: process-wide counters and latency histograms, exported on `/metrics`.
+//! - [`eot`]: end of turn: the Smart Turn v3 acoustic model and its log-mel features.
 //! - [`config`]: every `serve` setting, defined once (flags, TOML, env, checks, docs).
 //! - [`server`]: the listener (hyper HTTP + the WebSocket upgrade on one port), routes, the
 //!   embedded browser page, auth, shutdown.
@@ -28,6 +29,7 @@ pub mod audio;
 pub mod call;
 pub mod client;
 pub mod config;
+pub mod eot;
 pub mod llm;
 pub mod metrics;
 pub mod protocol;

@@ -1,0 +1,3 @@
+//! End of turn: deciding whether the candidate has finished speaking.
+
+pub mod mel;
