@@ -152,59 +152,13 @@ fn periodic_hann(n: usize) -> Vec<f64> {
         .collect()
 }
 
-const SLANEY_MIN_LOG_HZ: f64 = 1000.0;
-const SLANEY_MIN_LOG_MEL: f64 = 15.0;
-
-fn hz_to_mel_slaney(hz: f64) -> f64 {
-    if hz >= SLANEY_MIN_LOG_HZ {
-        SLANEY_MIN_LOG_MEL + (hz / SLANEY_MIN_LOG_HZ).ln() * 27.0 / 6.4f64.ln()
-    } else {
-        3.0 * hz / 200.0
-    }
-}
-
-fn mel_to_hz_slaney(mel: f64) -> f64 {
-    if mel >= SLANEY_MIN_LOG_MEL {
-        SLANEY_MIN_LOG_HZ * (6.4f64.ln() / 27.0 * (mel - SLANEY_MIN_LOG_MEL)).exp()
-    } else {
-        200.0 * mel / 3.0
-    }
-}
-
-/// `np.linspace(start, stop, n)`, whose last point is exactly `stop`.
-fn linspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
-    let step = (stop - start) / (n - 1) as f64;
-    (0..n)
-        .map(|i| {
-            if i == n - 1 {
-                stop
-            } else {
-                start + i as f64 * step
-            }
-        })
-        .collect()
-}
-
-/// The dense filter bank, `[mel][bin]`: triangles between consecutive Slaney mel points over
-/// 0-8 kHz, each scaled to unit area (`norm="slaney"`).
+/// The dense filter bank, `[mel][bin]`: the one the Whisper converter writes into ggml files
+/// (Slaney scale and area norm over 0-8 kHz; computed in `f64`, stored `f32`, which moves a
+/// log-mel value by under 1e-7).
 fn slaney_filter_bank() -> Vec<Vec<f64>> {
-    let nyquist = f64::from(SAMPLE_RATE) / 2.0;
-    let mel_points = linspace(hz_to_mel_slaney(0.0), hz_to_mel_slaney(nyquist), N_MELS + 2);
-    let edges: Vec<f64> = mel_points.into_iter().map(mel_to_hz_slaney).collect();
-    let bin_hz = linspace(0.0, (SAMPLE_RATE / 2) as f64, N_BINS);
-    (0..N_MELS)
-        .map(|m| {
-            let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
-            let area_norm = 2.0 / (hi - lo);
-            bin_hz
-                .iter()
-                .map(|&f| {
-                    let rising = (f - lo) / (mid - lo);
-                    let falling = (hi - f) / (hi - mid);
-                    rising.min(falling).max(0.0) * area_norm
-                })
-                .collect()
-        })
+    crate::asr::convert::mel_filterbank(N_MELS)
+        .chunks(N_BINS)
+        .map(|row| row.iter().map(|&w| f64::from(w)).collect())
         .collect()
 }
 
@@ -324,16 +278,6 @@ mod tests {
         let min = features.iter().copied().fold(f32::MAX, f32::min);
         // Clamped 8 log10 units below the maximum, then divided by 4.
         assert!((max - min - 2.0).abs() < 1e-5, "range {}", max - min);
-    }
-
-    #[test]
-    fn slaney_scale_is_linear_below_1khz_and_logarithmic_above() {
-        assert_eq!(hz_to_mel_slaney(600.0), 9.0);
-        assert!((hz_to_mel_slaney(1000.0) - 15.0).abs() < 1e-12);
-        assert!((hz_to_mel_slaney(6400.0) - 42.0).abs() < 1e-12);
-        for hz in [0.0, 300.0, 999.0, 1000.0, 4000.0, 8000.0] {
-            assert!((mel_to_hz_slaney(hz_to_mel_slaney(hz)) - hz).abs() < 1e-9);
-        }
     }
 
     #[test]
