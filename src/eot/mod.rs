@@ -1,3 +1,4 @@
-//! End of turn: deciding whether the candidate has finished speaking.
+//! End of turn: whether the candidate has finished speaking (the acoustic model and its features).
 
 pub mod mel;
+pub mod smart_turn;
