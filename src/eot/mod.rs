@@ -2,6 +2,8 @@
 //! detector that judges a pause from what was said (and, when a model is loaded, how it
 //! sounded), and the verdict that says how much silence ends the turn.
 
+pub mod mel;
+pub mod smart_turn;
 pub mod text;
 
 use crate::protocol::{EndRule, TurnDetection, TurnMode};

@@ -209,7 +209,19 @@ pub fn split_for_pause(text: &str) -> Option<(String, String)> {
 /// Speaks `text` with the espeak-ng command into the WAV file `out` (espeak-ng's own rate,
 /// mono): the one place speech is synthesised for corpora and test fixtures.
 pub fn espeak_to_file(text: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
+    run_espeak(&[], text, voice, out)
+}
+
+/// As [`espeak_to_file`], with SSML markup interpreted: `<break time="1000ms"/>` is a pause
+/// that does not end the clause (plain text can only pause at punctuation, which changes
+/// the intonation before it).
+pub fn espeak_ssml_to_file(ssml: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
+    run_espeak(&["-m"], ssml, voice, out)
+}
+
+fn run_espeak(flags: &[&str], text: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
     let run = Command::new("espeak-ng")
+        .args(flags)
         .args(["-v", voice, "-w"])
         .arg(out)
         .arg(text)
