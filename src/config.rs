@@ -159,6 +159,11 @@ serve_settings! {
     /// noise floor; needs nothing). docs/vad.md has the measurements.
     #[arg(env = "CALLGATE_VAD")]
     vad: VadDetector = VadDetector::Energy;
+    /// Acoustic end-of-turn model fused with the words under `smart` turn detection:
+    /// `smart-turn` (Smart Turn v3.2 on ONNX Runtime, models/ from scripts/fetch-models) or
+    /// `none` (words alone). docs/end-of-turn.md has the measurements.
+    #[arg(env = "CALLGATE_TURN_MODEL")]
+    turn_model: TurnModel = TurnModel::SmartTurn;
     /// Speech needed before the user's voice interrupts the AI, ms.
     #[arg(env = "CALLGATE_BARGE_IN_MS")]
     barge_in_ms: u64 = 200, allowed within(0..=5000, " ms");
@@ -333,6 +338,16 @@ pub enum VadDetector {
     Silero,
 }
 
+/// Which acoustic end-of-turn model `smart` turn detection uses ([`crate::eot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TurnModel {
+    /// Pipecat's Smart Turn v3.2 ([`crate::eot::smart_turn::DEFAULT_MODEL`]).
+    SmartTurn,
+    /// None: pauses are judged by their words.
+    None,
+}
+
 /// Which LLM backend answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LlmBackend {
@@ -388,6 +403,8 @@ pub struct ServeConfig {
     pub record: bool,
     /// Voice activity detector.
     pub vad: VadDetector,
+    /// Acoustic end-of-turn model.
+    pub turn_model: TurnModel,
     /// Barge-in minimum speech.
     pub barge_in: Duration,
     /// Speculative final after this much silence.
@@ -470,6 +487,7 @@ impl Filled {
             calls_dir: Some(self.calls_dir).filter(|p| !p.as_os_str().is_empty()),
             record: self.record,
             vad: self.vad,
+            turn_model: self.turn_model,
             barge_in: Duration::from_millis(self.barge_in_ms),
             speculative: Duration::from_millis(self.speculative_ms),
             longest_turn: Duration::from_secs(self.longest_turn_s),

@@ -46,6 +46,8 @@ pub struct Engines {
     pub llm_timeouts: LlmTimeouts,
     /// The voice activity detector each call's input is judged by.
     pub vad: SpeechDetector,
+    /// The acoustic end-of-turn model, when one is configured.
+    pub turn_model: Option<crate::eot::acoustic::AcousticScorer>,
 }
 
 /// Stall limits for a streaming LLM.
@@ -143,6 +145,10 @@ pub enum EngineError {
     /// The Silero VAD model or ONNX Runtime could not load.
     #[error("vad: {0}")]
     Vad(#[from] crate::onnx::OnnxError),
+    /// The acoustic end-of-turn model could not load (run scripts/fetch-models, or
+    /// `--turn-model none`).
+    #[error("turn-model: {0}")]
+    TurnModel(String),
     /// The default persona does not exist.
     #[error("persona: no persona {0:?} (see personas/ and --personas-dir)")]
     UnknownPersona(String),
@@ -161,6 +167,7 @@ impl Engines {
         .map_err(|e| crate::asr::AsrError::Engine(e.to_string()))??;
         tracing::info!(model = %cfg.model.display(), load_ms = whisper.load_ms, workers = cfg.asr_workers, threads, "speech model loaded");
         let vad = load_vad(cfg.vad).await?;
+        let turn_model = load_turn_model(cfg.turn_model).await?;
         let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers).preempting(cfg.asr_preempt);
         let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
             voice: cfg.voice.clone(),
@@ -210,6 +217,7 @@ impl Engines {
             metrics: Arc::new(Metrics::default()),
             llm_timeouts: LlmTimeouts::from_config(cfg),
             vad,
+            turn_model,
         })
     }
 }
@@ -232,6 +240,25 @@ async fn load_vad(kind: crate::config::VadDetector) -> Result<SpeechDetector, En
             Ok(SpeechDetector::Silero(model))
         }
     }
+}
+
+/// The acoustic end-of-turn model the `turn-model` setting names, loaded off the tokio
+/// workers, on its own scoring thread.
+async fn load_turn_model(
+    kind: crate::config::TurnModel,
+) -> Result<Option<crate::eot::acoustic::AcousticScorer>, EngineError> {
+    use crate::eot::smart_turn::{DEFAULT_MODEL, SmartTurn};
+    if kind == crate::config::TurnModel::None {
+        return Ok(None);
+    }
+    let model = tokio::task::spawn_blocking(|| SmartTurn::load(DEFAULT_MODEL))
+        .await
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?;
+    let scorer = crate::eot::acoustic::AcousticScorer::start(Arc::new(model))
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?;
+    tracing::info!(model = DEFAULT_MODEL, "Smart Turn end-of-turn model loaded");
+    Ok(Some(scorer))
 }
 
 impl CallSettings {

@@ -2,6 +2,7 @@
 //! detector that judges a pause from what was said (and, when a model is loaded, how it
 //! sounded), and the verdict that says how much silence ends the turn.
 
+pub mod acoustic;
 pub mod mel;
 pub mod smart_turn;
 pub mod text;
@@ -134,6 +135,11 @@ pub struct SmartEnd {
 }
 
 impl SmartEnd {
+    /// Whether the words alone leave the verdict open, so the sound is worth waiting for.
+    pub fn words_leave_it_open(transcript: &str, question: Option<&str>) -> bool {
+        (text::completeness(transcript, question) - 0.5).abs() < DECISIVE_TEXT
+    }
+
     /// The fused probability that the answer is finished.
     pub fn score(evidence: &Evidence<'_>) -> f32 {
         let words = text::completeness(evidence.transcript, evidence.question);

@@ -10,7 +10,8 @@ use crate::asr::DecodeOptions;
 use crate::call::events::CallEvent;
 use crate::call::outbox::ClientGone;
 use crate::call::turn::Commit;
-use crate::eot::{Evidence, TurnPolicy};
+use crate::eot::acoustic::WINDOW_SAMPLES;
+use crate::eot::{Evidence, SmartEnd, TurnPolicy};
 use crate::llm::ChatMessage;
 use crate::protocol::{EndOfTurn, EndRule};
 
@@ -20,13 +21,32 @@ const MAX_PROMPT_CHARS: usize = 600;
 /// Longest question kept in the prompt, in characters.
 const MAX_QUESTION_CHARS: usize = 240;
 
-/// A speculative final's words, back from the pool.
+/// Evidence about a pause, back from the ASR pool or the acoustic model.
 #[derive(Debug)]
-pub struct HeardText {
-    /// The turn decoded.
+pub struct PauseClue {
+    /// The turn paused.
     pub turn_id: u32,
-    /// The whole answer so far.
-    pub text: String,
+    /// What was learnt.
+    pub clue: Clue,
+}
+
+/// One kind of evidence about a pause.
+#[derive(Debug)]
+pub enum Clue {
+    /// The speculative final's words: the whole answer so far.
+    Words(String),
+    /// The acoustic model's probability that the turn is complete.
+    Sound(f32),
+}
+
+/// What is known so far about the speculated turn's pause.
+#[derive(Debug, Default)]
+pub(super) struct Clues {
+    turn_id: u32,
+    words: Option<String>,
+    sound: Option<f32>,
+    /// The acoustic model is scoring this pause.
+    sound_pending: bool,
 }
 
 /// Where the VAD stands, read once per run of audio.
@@ -39,43 +59,93 @@ pub(super) struct VadNow {
 }
 
 impl Session {
-    /// The speculated turn's words came back: judge the pause they end on.
-    pub async fn on_heard(&mut self, heard: HeardText) -> Result<(), ClientGone> {
+    /// Evidence about the speculated turn's pause came back: judge the pause once the
+    /// words are known and the sound is in (or not worth waiting for).
+    pub async fn on_clue(&mut self, clue: PauseClue) -> Result<(), ClientGone> {
         let live = self
             .speculation
             .as_ref()
-            .is_some_and(|s| s.turn_id == heard.turn_id)
-            && self.speaking_turn == Some(heard.turn_id);
-        let Some(s) = self.started.as_ref().filter(|_| live) else {
+            .is_some_and(|s| s.turn_id == clue.turn_id)
+            && self.speaking_turn == Some(clue.turn_id)
+            && self.end_wait.is_none();
+        let Some(c) = self
+            .clues
+            .as_mut()
+            .filter(|c| live && c.turn_id == clue.turn_id)
+        else {
             return Ok(());
         };
-        let Some(detector) = s.detector.as_ref() else {
-            return Ok(());
-        };
-        if !matches!(s.policy, TurnPolicy::Smart { .. }) {
-            return Ok(());
+        match clue.clue {
+            Clue::Words(w) => c.words = Some(w),
+            Clue::Sound(p) => c.sound = Some(p),
         }
         let question = self.last_question();
-        let verdict = detector.judge(&Evidence {
-            transcript: &heard.text,
+        let Some(c) = self.clues.as_ref() else {
+            return Ok(());
+        };
+        let Some(words) = c.words.as_deref() else {
+            return Ok(());
+        };
+        let wait_for_sound = c.sound_pending
+            && c.sound.is_none()
+            && SmartEnd::words_leave_it_open(words, question.as_deref());
+        if wait_for_sound {
+            return Ok(());
+        }
+        let evidence = Evidence {
+            transcript: words,
             question: question.as_deref(),
-            acoustic: None,
-        });
-        tracing::debug!(
-            turn_id = heard.turn_id,
-            ?verdict,
-            text = heard.text,
-            "pause judged"
-        );
+            acoustic: c.sound,
+        };
+        let Some(verdict) = self
+            .started
+            .as_ref()
+            .and_then(|s| s.detector.as_ref())
+            .map(|d| d.judge(&evidence))
+        else {
+            return Ok(());
+        };
+        tracing::debug!(turn_id = clue.turn_id, ?verdict, words, sound = ?c.sound, "pause judged");
         self.end_wait = Some(EndWait {
-            turn_id: heard.turn_id,
+            turn_id: clue.turn_id,
             verdict,
         });
-        let now = self.vad_now();
-        match now {
+        match self.vad_now() {
             Some(now) if now.speaking => self.end_if_waited(now).await,
             _ => Ok(()),
         }
+    }
+
+    /// A pause may be the end: under `smart`, gather its evidence (the words come with the
+    /// speculative final; the sound from the acoustic model, when there is one).
+    fn gather_clues(&mut self, turn_id: u32) {
+        let smart = self
+            .started
+            .as_ref()
+            .is_some_and(|s| matches!(s.policy, TurnPolicy::Smart { .. }));
+        if !smart {
+            self.clues = None;
+            return;
+        }
+        let scored = self.engines.turn_model.as_ref().and_then(|m| {
+            let audio = self.started.as_ref()?.ingest.recent_audio(WINDOW_SAMPLES);
+            m.score(audio, self.call_cancel.child_token())
+        });
+        let sound_pending = scored.is_some();
+        if let Some(rx) = scored {
+            let tx = self.clues_tx.clone();
+            self.relays.spawn(async move {
+                if let Ok(p) = rx.await {
+                    let clue = Clue::Sound(p);
+                    let _ = tx.send(PauseClue { turn_id, clue }).await;
+                }
+            });
+        }
+        self.clues = Some(Clues {
+            turn_id,
+            sound_pending,
+            ..Clues::default()
+        });
     }
 
     /// The VAD's state, if the call has started.
@@ -154,6 +224,7 @@ impl Session {
             return Ok(());
         };
         self.end_wait = None;
+        self.clues = None;
         self.outbox
             .emit(CallEvent::SpeechStopped {
                 turn_id,
@@ -206,6 +277,7 @@ impl Session {
             if uncut_ms >= PIECE_MIN_MS {
                 self.cut_piece(Some(end_ms));
             }
+            self.gather_clues(turn_id);
             self.submit_tail(turn_id, end_ms, true).await?;
         } else if now.silence_ms < spec_ms && self.speculation.is_some() {
             self.drop_speculation();

@@ -17,8 +17,8 @@ const PREROLL_MS: u64 = 300;
 const TAIL_MS: u64 = 150;
 /// Acknowledge input at least this often (in ms of audio).
 const ACK_EVERY_MS: u64 = 200;
-/// 16 kHz input kept for the pre-roll.
-const RECENT_SAMPLES: usize = ASR_SAMPLE_RATE as usize * 2;
+/// 16 kHz input kept for the pre-roll and the acoustic end-of-turn model (8 s).
+const RECENT_SAMPLES: usize = ASR_SAMPLE_RATE as usize * 8;
 
 /// What a chunk of input did.
 #[derive(Debug, PartialEq)]
@@ -160,6 +160,12 @@ impl Ingest {
         out
     }
 
+    /// The last `n` samples of 16 kHz input (fewer early in the call).
+    pub fn recent_audio(&self, n: usize) -> Vec<f32> {
+        let skip = self.recent.len().saturating_sub(n);
+        self.recent.iter().skip(skip).copied().collect()
+    }
+
     /// Speech began at `at_ms`: under server VAD the utterance restarts from the pre-roll.
     pub fn speech_started(&mut self, at_ms: u64) {
         if self.manual {
@@ -264,7 +270,8 @@ mod tests {
 
     #[test]
     fn manual_mode_keeps_everything_until_commit() {
-        let mut ingest = Ingest::new(16_000, 1, TurnPolicy::Manual, &SpeechDetector::Energy).unwrap();
+        let mut ingest =
+            Ingest::new(16_000, 1, TurnPolicy::Manual, &SpeechDetector::Energy).unwrap();
         assert!(ingest.commit(None).is_none());
         for seq in 0..10 {
             ingest.push(seq, chunk(20, 100), None);

@@ -28,7 +28,7 @@ use super::{CallSettings, Engines, random_id};
 use crate::eot::{EndOfTurnDetector, TurnPolicy, Verdict};
 use crate::llm::{ChatMessage, Persona};
 use crate::protocol::{EndReason, TurnRecord};
-pub use end_of_turn::HeardText;
+pub use end_of_turn::{Clue, PauseClue};
 use ingest::Ingest;
 pub use partials::PartialResult;
 
@@ -97,8 +97,10 @@ pub struct Session {
     end_wait: Option<EndWait>,
     /// The spoken turn's audio cut so far.
     pieces: pieces::Pieces,
-    /// Speculative finals' words come back here to be judged.
-    heard_tx: mpsc::Sender<HeardText>,
+    /// What is known about the speculated turn's pause.
+    clues: Option<end_of_turn::Clues>,
+    /// Evidence about pauses comes back here to be judged.
+    clues_tx: mpsc::Sender<PauseClue>,
     /// Tasks that gather a final transcript from its pieces.
     relays: tokio_util::task::TaskTracker,
     partials: partials::Partials,
@@ -127,8 +129,8 @@ pub struct SessionFeedback {
     pub finished: mpsc::Receiver<TurnFinished>,
     /// Partial transcripts decoded.
     pub partials: mpsc::Receiver<PartialResult>,
-    /// Speculative finals' words, for the end-of-turn decision.
-    pub heard: mpsc::Receiver<HeardText>,
+    /// Evidence about pauses (words, sound), for the end-of-turn decision.
+    pub clues: mpsc::Receiver<PauseClue>,
 }
 
 impl Session {
@@ -140,7 +142,7 @@ impl Session {
         call_cancel: CancellationToken,
     ) -> (Self, SessionFeedback) {
         let (finished_tx, finished) = mpsc::channel(16);
-        let (heard_tx, heard) = mpsc::channel(16);
+        let (clues_tx, clues) = mpsc::channel(16);
         let (partials, partial_rx) = partials::Partials::new();
         let pieces = pieces::Pieces::new(call_cancel.child_token());
         let text_rate = settings.limits.text_messages_per_s.max(1.0);
@@ -157,7 +159,8 @@ impl Session {
             speculation: None,
             end_wait: None,
             pieces,
-            heard_tx,
+            clues: None,
+            clues_tx,
             relays: tokio_util::task::TaskTracker::new(),
             partials,
             finished_tx,
@@ -175,7 +178,7 @@ impl Session {
         let feedback = SessionFeedback {
             finished,
             partials: partial_rx,
-            heard,
+            clues,
         };
         (session, feedback)
     }

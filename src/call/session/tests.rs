@@ -156,6 +156,7 @@ async fn hub_hearing(settings: CallSettings, words: Option<&'static str>) -> Arc
         metrics: Arc::default(),
         llm_timeouts: LlmTimeouts::default(),
         vad: crate::audio::vad::SpeechDetector::Energy,
+        turn_model: None,
     };
     let admission = Admission {
         verifier: Arc::new(Open),

@@ -299,14 +299,14 @@ impl Session {
             }
         };
         let (reply, asr) = oneshot::channel();
-        let heard = speculative.then(|| self.heard_tx.clone());
+        let heard = speculative.then(|| self.clues_tx.clone());
         self.relays.spawn(async move {
             let Some(outcome) = super::pieces::assemble(pieces, tail).await else {
                 return;
             };
             if let (Some(tx), Ok(t)) = (heard, outcome.result.as_ref()) {
-                let text = t.text.clone();
-                let _ = tx.send(super::HeardText { turn_id, text }).await;
+                let clue = super::Clue::Words(t.text.clone());
+                let _ = tx.send(super::PauseClue { turn_id, clue }).await;
             }
             let _ = reply.send(outcome);
         });
@@ -410,6 +410,7 @@ impl Session {
 
     pub(super) fn drop_speculation(&mut self) {
         self.end_wait = None;
+        self.clues = None;
         if let Some(s) = self.speculation.take() {
             s.cancel.cancel();
         }
