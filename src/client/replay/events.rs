@@ -24,7 +24,7 @@ impl FileRun<'_> {
                 self.audio_seq(chunk.turn, chunk.seq);
                 self.audio(chunk.turn, &chunk.samples, r.at)
             }
-            Incoming::Event(ev) => self.event(ev, r.at),
+            Incoming::Event(ev) => self.event(ev, r.at, r.end_of_turn),
         }
     }
 
@@ -63,8 +63,9 @@ impl FileRun<'_> {
         t.audio.extend_from_slice(samples);
     }
 
-    /// What one server message does to the call's state.
-    fn event(&mut self, ev: ServerMessage, at: Instant) {
+    /// What one server message does to the call's state (`end_of_turn`: what the raw
+    /// frame of an `input.speech_stopped` said of why the turn ended).
+    fn event(&mut self, ev: ServerMessage, at: Instant, end_of_turn: Option<serde_json::Value>) {
         match ev {
             ServerMessage::AudioAck { seq } => {
                 self.acked = Some(self.acked.map_or(seq, |a| a.max(seq)));
@@ -75,7 +76,16 @@ impl FileRun<'_> {
                     self.turn(turn_id).open = true;
                 }
             }
-            ServerMessage::InputSpeechStopped { .. } => self.speaking = false,
+            ServerMessage::InputSpeechStopped {
+                turn_id, audio_ms, ..
+            } => {
+                self.speaking = false;
+                if turn_id > 0 {
+                    let t = self.turn(turn_id);
+                    t.speech_end_ms = Some(audio_ms);
+                    t.end_of_turn = end_of_turn;
+                }
+            }
             ServerMessage::Transcript {
                 turn_id,
                 text,
@@ -86,7 +96,7 @@ impl FileRun<'_> {
                 turn_id,
                 status,
                 eta_ms,
-            } => self.response_started(turn_id, status, eta_ms),
+            } => self.response_started(turn_id, status, eta_ms, at),
             ServerMessage::ResponseTextDelta { turn_id, delta, .. } => {
                 let live = self.printer.ai_delta(turn_id, &delta);
                 let t = self.text_of(turn_id);
@@ -140,11 +150,18 @@ impl FileRun<'_> {
         t.open = true;
     }
 
-    fn response_started(&mut self, turn_id: u32, status: ResponseStatus, eta_ms: Option<u64>) {
+    fn response_started(
+        &mut self,
+        turn_id: u32,
+        status: ResponseStatus,
+        eta_ms: Option<u64>,
+        at: Instant,
+    ) {
         if turn_id > 0 {
             let t = self.turn(turn_id);
             t.open = true;
             t.responded = true;
+            t.responded_at.get_or_insert(at);
         }
         if status != ResponseStatus::Thinking {
             self.printer.line(
