@@ -73,6 +73,7 @@ impl FileRun<'_> {
             ServerMessage::InputSpeechStarted { turn_id, .. } => {
                 self.speaking = true;
                 if turn_id > 0 {
+                    self.abandon_unanswered_before(turn_id);
                     self.turn(turn_id).open = true;
                 }
             }
@@ -135,6 +136,19 @@ impl FileRun<'_> {
                     .push("unexpected session.started/resumed mid-call".into());
             }
             ServerMessage::Pong { .. } => {}
+        }
+    }
+
+    /// A new turn began: an earlier one with no `response.started` was dropped by the
+    /// server (speech that resumed while it was still being transcribed cuts it off, and
+    /// it gets neither a final transcript nor a `response.done`), so it is settled as
+    /// cancelled rather than waited for.
+    fn abandon_unanswered_before(&mut self, turn_id: u32) {
+        for t in self.turns.range_mut(..turn_id).map(|(_, t)| t) {
+            if t.open && !t.responded && t.done.is_none() {
+                t.open = false;
+                t.done = Some((DoneStatus::Cancelled, t.deltas.clone(), Latency::default()));
+            }
         }
     }
 
@@ -230,5 +244,50 @@ impl FileRun<'_> {
         t.open = false;
         t.done = Some((status, text, latency));
         // The latency line is printed by `finish`, once voice-to-voice is known.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::replay::ReplayOptions;
+    use crate::protocol::parse_server_message;
+
+    /// A server message from its JSON (so the test builds whatever fields the protocol
+    /// types grow).
+    fn msg(json: &str) -> ServerMessage {
+        parse_server_message(json).expect("a server message")
+    }
+
+    #[test]
+    fn a_turn_dropped_before_its_response_is_settled_when_the_next_begins() {
+        let mut opts = ReplayOptions::new("ws://unused", Vec::new());
+        opts.quiet = true;
+        let mut run = FileRun::new(&opts);
+        let at = Instant::now();
+        let started = |id: u32| {
+            msg(&format!(
+                r#"{{"type":"input.speech_started","turnId":{id},"audioMs":0}}"#
+            ))
+        };
+        run.event(started(1), at, None);
+        let stopped = msg(r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1500}"#);
+        let eot = serde_json::json!({"rule": "silence"});
+        run.event(stopped, at, Some(eot.clone()));
+        assert!(run.turns[&1].open && run.turns[&1].done.is_none());
+        assert_eq!(run.turns[&1].speech_end_ms, Some(1500));
+        assert_eq!(run.turns[&1].end_of_turn, Some(eot));
+        // The candidate goes on talking before turn 1 was answered: the server drops it.
+        run.event(started(2), at, None);
+        let t1 = &run.turns[&1];
+        assert!(!t1.open);
+        assert!(matches!(t1.done, Some((DoneStatus::Cancelled, _, _))));
+        assert!(run.turns[&2].open);
+        // A turn that got its response.started waits for its own response.done.
+        let thinking = r#"{"type":"response.started","turnId":2,"status":"thinking"}"#;
+        run.event(msg(thinking), at, None);
+        run.event(started(3), at, None);
+        assert!(run.turns[&2].open && run.turns[&2].done.is_none());
+        assert_eq!(run.turns[&2].responded_at, Some(at));
     }
 }

@@ -168,7 +168,7 @@ fn with_end_note(mut reports: Vec<TurnReport>, note: Option<String>) -> Vec<Turn
 }
 
 impl<'a> FileRun<'a> {
-    fn new(opts: &'a ReplayOptions) -> Self {
+    pub(super) fn new(opts: &'a ReplayOptions) -> Self {
         Self {
             opts,
             printer: Printer::new(opts.quiet),
