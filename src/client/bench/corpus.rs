@@ -108,6 +108,9 @@ pub enum CorpusError {
     /// espeak-ng could not be run or failed.
     #[error("espeak-ng: {0} (install it: apt-get install espeak-ng)")]
     Espeak(String),
+    /// sox could not be run or failed (it makes the noise of the room cases).
+    #[error("sox: {0} (install it: apt-get install sox)")]
+    Sox(String),
     /// The folder holds no WAV file.
     #[error("{0}: no .wav files (use --generate to make a corpus)")]
     Empty(String),

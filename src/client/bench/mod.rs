@@ -9,34 +9,39 @@
 //! With `--barge-in` it also speaks an interruption over each answer and measures how fast
 //! the AI goes quiet.
 //!
+//! `--case` runs the interview fixtures of [`cases`] instead of a corpus folder, and
+//! reports per case cut-offs, truncations, early ends, WER, voice-to-voice and the rules
+//! that ended the turns ([`score`]); `--burst` makes each level's calls finish speaking at
+//! the same instant ([`level`]).
+//!
 //! Output: a progress bar while running, a summary per concurrency level on stdout
-//! (p50/p90/p99/max per figure), `--json FILE` with every call and turn, `--plot FILE`
-//! (PNG), and a non-zero exit when `--max-p90-ms` or `--max-wer` is broken.
+//! (p50/p90/p99/max per figure), a table per case, `--json FILE` with every call and
+//! turn, `--plot FILE` (PNG), and a non-zero exit when `--max-p90-ms` or `--max-wer` is
+//! broken.
 
+pub mod cases;
 pub mod corpus;
+pub mod level;
 pub mod plot;
 pub mod report;
+pub mod score;
 pub mod stats;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::replay::{BargeIn, ReplayOptions, StreamArgs, load_wav, replay_file};
-use crate::audio::wav::Interleaved;
+use super::replay::{BargeIn, ReplayOptions, StreamArgs, load_wav};
+use cases::Case;
+use level::{Batch, Input, Shape};
 pub use report::{
-    CallRecord, Level, LevelSummary, Report, call_record, check_thresholds, figures, format_level,
-    format_sweep, summarise,
+    CallRecord, Level, LevelSummary, Report, call_record, check_thresholds, figures, format_cases,
+    format_level, format_sweep, summarise,
 };
-
-/// Gap between the starts of the first calls of a level, so concurrent calls do not all
-/// speak in lockstep (later calls start when a slot frees, which spreads them anyway).
-const START_STAGGER: Duration = Duration::from_millis(250);
 
 /// Command-line arguments of `callgate bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,6 +50,8 @@ Examples:
   callgate bench --spawn --generate                 8 calls, one at a time, on this build
   callgate bench --spawn --concurrency 1,2,4,8,16 --json out/bench.json --plot out/bench.png
   callgate bench --url ws://127.0.0.1:8080/v1/call answers/ --max-p90-ms 1000 --max-wer 0.25
+  callgate bench --spawn --case all --json out/cases.json   every interview case, one call at a time
+  callgate bench --spawn --case short --burst --concurrency 8,16   simultaneous turns
 
 Voice-to-voice is measured by the client: from the end of speech in the file (found from
 the signal, at the moment the chunk holding it was sent) to the first AI audio frame.")]
@@ -77,17 +84,29 @@ pub struct BenchArgs {
     /// seeded silences before each).
     #[arg(long)]
     pub generate: bool,
+    /// Run interview cases instead of a corpus folder, generated (once, then reused) into
+    /// DIR/<case>/: short, pauses, long, noise20, noise15, or all; comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "generate")]
+    pub case: Vec<Case>,
+    /// --case: only the first N answers of each case (a long answer with its sentences).
+    #[arg(long, value_name = "N", requires = "case", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub answers: Option<u64>,
+    /// Each level's calls start so that they all finish speaking at the same instant, in
+    /// bursts of --concurrency calls.
+    #[arg(long)]
+    pub burst: bool,
     /// --generate: how many files.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub files: u64,
-    /// --generate: seed of the silences.
+    /// --generate and --case: seed of the silences.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// --generate: a pause of this many ms in the middle of each answer (cut-off test).
     #[arg(long, default_value_t = 0)]
     pub pause_ms: u32,
     /// Calls per concurrency level (at least the concurrency itself); files are used in
-    /// order, cycling.
+    /// order, cycling. With --case, each answer once (at least the concurrency); with
+    /// --burst, rounded up to whole bursts.
     #[arg(long, short = 'n', default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub calls: u64,
     /// Calls in flight at once; a comma-separated list sweeps, e.g. 1,2,4,8,16.
@@ -158,7 +177,7 @@ pub enum BenchError {
 /// Runs the bench; returns whether every threshold held (the CLI's exit code).
 pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
     check_args(&args)?;
-    let inputs = Arc::new(load_inputs(&args).await?);
+    let batches = load_batches(&args).await?;
     let shutdown = CancellationToken::new();
     // Dropped on every return: the in-process gateway stops with the bench.
     let _stop = shutdown.clone().drop_guard();
@@ -179,18 +198,16 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         barge_in: barge_in(&args).await?,
         ..args.stream.options(url.clone())
     });
-    let plan: Vec<(usize, usize)> = args
-        .concurrency
-        .iter()
-        .map(|&c| (c as usize, (args.calls as usize).max(c as usize)))
-        .collect();
-    let bar = progress_bar(plan.iter().map(|(_, n)| *n as u64).sum(), args.quiet);
+    let plan = plan_levels(&args, &batches);
+    let bar = progress_bar(plan.iter().map(|(_, s)| s.calls as u64).sum(), args.quiet);
     let mut levels = Vec::new();
-    for (concurrency, calls) in plan {
-        bar.set_message(format!("concurrency {concurrency}"));
-        let level = run_level(&opts, &inputs, concurrency, calls, &bar).await?;
-        bar.println(format_level(&level.summary));
-        levels.push(level);
+    for (batch, shape) in plan {
+        let case = batch.case.map_or_else(String::new, |c| format!("{c}, "));
+        bar.set_message(format!("{case}concurrency {}", shape.concurrency));
+        for level in level::run(&opts, batch, shape, &bar).await? {
+            bar.println(format_level(&level.summary));
+            levels.push(level);
+        }
     }
     bar.finish_and_clear();
     let violations = check_thresholds(
@@ -198,7 +215,6 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         args.max_p90_ms,
         args.max_wer,
     );
-    print_levels(&levels, &violations, bar.is_hidden());
     let report = Report {
         version: 1,
         url,
@@ -206,21 +222,103 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         real_time: !args.stream.fast,
         barge_in: args.barge_in,
-        files: inputs.len(),
+        files: batches.iter().map(|b| b.inputs.len()).sum(),
+        turn_detection: opts.turn_detection(),
+        burst: args.burst,
         levels,
         violations,
     };
+    print_levels(&report, !args.case.is_empty(), bar.is_hidden());
     write_outputs(&args, &report).await?;
     Ok(report.violations.is_empty())
 }
 
-/// The corpus (read or generated) with each file's audio, read off the async workers.
-async fn load_inputs(args: &BenchArgs) -> Result<Vec<(corpus::Item, Interleaved)>, BenchError> {
-    let items = prepare_corpus(args).await?;
+/// Each batch's levels: one per concurrency value, each answer of a case once (at least
+/// the concurrency), `--calls` of a corpus; bursts take whole multiples of the concurrency.
+fn plan_levels<'b>(args: &BenchArgs, batches: &'b [Batch]) -> Vec<(&'b Batch, Shape)> {
+    let mut plan = Vec::new();
+    for batch in batches {
+        for &c in &args.concurrency {
+            let concurrency = c as usize;
+            let wanted = match batch.case {
+                Some(_) => batch.inputs.len(),
+                None => args.calls as usize,
+            };
+            let mut calls = wanted.max(concurrency);
+            if args.burst {
+                calls = calls.div_ceil(concurrency) * concurrency;
+            }
+            let shape = Shape {
+                concurrency,
+                calls,
+                burst: args.burst,
+            };
+            plan.push((batch, shape));
+        }
+    }
+    plan
+}
+
+/// What the levels run: the corpus folder (read or generated), or each `--case`.
+async fn load_batches(args: &BenchArgs) -> Result<Vec<Batch>, BenchError> {
+    if args.case.is_empty() {
+        let items = prepare_corpus(args).await?;
+        return Ok(vec![Batch {
+            case: None,
+            inputs: Arc::new(load_inputs(items).await?),
+        }]);
+    }
+    let mut batches = Vec::new();
+    for case in Case::expand(&args.case) {
+        let items = prepare_case(args, case).await?;
+        batches.push(Batch {
+            case: Some(case.name()),
+            inputs: Arc::new(load_inputs(items).await?),
+        });
+    }
+    Ok(batches)
+}
+
+/// One case's fixtures, generated unless cached, with a progress bar while they are made.
+async fn prepare_case(args: &BenchArgs, case: Case) -> Result<Vec<corpus::Item>, BenchError> {
+    let (root, seed, quiet) = (args.dir.clone(), args.seed, args.quiet);
+    let answers = args.answers.map(|n| n as usize);
+    let (items, cached) = blocking(move || {
+        let bar = ProgressBar::hidden();
+        if !quiet {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(styled(&format!(
+                "fixtures {} [{{bar:30}}] {{pos}}/{{len}}",
+                case.name()
+            )));
+        }
+        let progress = |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        };
+        let prepared = cases::prepare(&root, case, seed, answers, &progress);
+        bar.finish_and_clear();
+        prepared
+    })
+    .await??;
+    if !quiet {
+        let how = if cached { "reused" } else { "generated" };
+        eprintln!(
+            "{}: {} files {how} in {}",
+            case.name(),
+            items.len(),
+            args.dir.join(case.name()).display()
+        );
+    }
+    Ok(items)
+}
+
+/// Each item with its audio, read off the async workers.
+async fn load_inputs(items: Vec<corpus::Item>) -> Result<Vec<Input>, BenchError> {
     let inputs = blocking(move || {
         items
             .into_iter()
-            .map(|item| load_wav(&item.path).map(|audio| (item, audio)))
+            .map(|item| load_wav(&item.path).map(|audio| Input::new(item, audio)))
             .collect::<Result<Vec<_>, _>>()
     })
     .await??;
@@ -241,19 +339,22 @@ async fn barge_in(args: &BenchArgs) -> Result<Option<BargeIn>, BenchError> {
     }))
 }
 
-/// The levels' summaries (when no progress bar printed them), the sweep table and the
-/// broken thresholds, on stdout.
-fn print_levels(levels: &[Level], violations: &[String], bar_hidden: bool) {
+/// The levels' summaries (when no progress bar printed them), the sweep table (or with
+/// `--case`, the case table) and the broken thresholds, on stdout.
+fn print_levels(report: &Report, by_case: bool, bar_hidden: bool) {
     let mut out = std::io::stdout().lock();
+    let levels = &report.levels;
     if bar_hidden {
         for l in levels {
             let _ = writeln!(out, "{}", format_level(&l.summary));
         }
     }
-    if levels.len() > 1 {
+    if by_case {
+        let _ = writeln!(out, "{}", format_cases(report));
+    } else if levels.len() > 1 {
         let _ = writeln!(out, "{}", format_sweep(levels));
     }
-    for v in violations {
+    for v in &report.violations {
         let _ = writeln!(out, "THRESHOLD BROKEN: {v}");
     }
 }
@@ -348,57 +449,18 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("calls [{bar:30}] {pos}/{len} {elapsed} eta {eta} {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    bar.set_style(styled(
+        "calls [{bar:30}] {pos}/{len} {elapsed} eta {eta} {msg}",
+    ));
     bar
 }
 
-/// Runs `calls` calls with at most `concurrency` in flight.
-async fn run_level(
-    opts: &Arc<ReplayOptions>,
-    inputs: &Arc<Vec<(corpus::Item, Interleaved)>>,
-    concurrency: usize,
-    calls: usize,
-    bar: &ProgressBar,
-) -> Result<Level, BenchError> {
-    let started = Instant::now();
-    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = JoinSet::new();
-    for call in 0..calls {
-        if call > 0 && call < concurrency {
-            tokio::time::sleep(START_STAGGER).await;
-        }
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| BenchError::Internal(e.to_string()))?;
-        let (opts, inputs) = (opts.clone(), inputs.clone());
-        tasks.spawn(async move {
-            let (item, audio) = &inputs[call % inputs.len()];
-            let turns = replay_file(&opts, &item.path, audio).await;
-            drop(permit);
-            (call, turns)
-        });
-    }
-    let mut records = Vec::with_capacity(calls);
-    while let Some(joined) = tasks.join_next().await {
-        let (call, turns) = joined.map_err(|e| BenchError::Internal(e.to_string()))?;
-        let (item, _) = &inputs[call % inputs.len()];
-        records.push(call_record(call, item, turns?, opts.barge_in.is_some()));
-        bar.inc(1);
-    }
-    records.sort_by_key(|r| r.call);
-    let mut summary = summarise(&records);
-    summary.concurrency = concurrency;
-    summary.wall_s = started.elapsed().as_secs_f64();
-    Ok(Level {
-        summary,
-        calls: records,
-    })
+/// The bench's progress bar style with this template (the default style if it is bad).
+fn styled(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).map_or_else(
+        |_| ProgressStyle::default_bar(),
+        |s| s.progress_chars("=> "),
+    )
 }
 
 #[cfg(test)]

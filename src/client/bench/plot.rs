@@ -281,6 +281,7 @@ mod tests {
                 word_errors: None,
                 cut_off: false,
                 turns,
+                ..CallRecord::default()
             }],
         }
     }

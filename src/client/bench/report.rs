@@ -2,18 +2,21 @@
 //! each level summarised (counts and p50/p90/p99/max per figure), the thresholds checked,
 //! and the terminal tables; the JSON report's shape.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use super::corpus;
 use super::stats::{Summary, mean};
+use super::{corpus, score};
 use crate::asr::score::{WordErrors, word_errors};
+use crate::client::TurnTaking;
 use crate::client::replay::report::ms_or_dash;
 use crate::client::replay::{TurnReport, TurnStatus};
 use crate::protocol::{ErrorCode, Latency};
 use std::path::PathBuf;
 
 /// One call of a level: its file, the transcript scored against the reference, its turns.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
     /// Index of the call within its level, from 0.
@@ -30,8 +33,20 @@ pub struct CallRecord {
     #[serde(skip)]
     pub word_errors: Option<WordErrors>,
     /// The answer was split into more user turns than were spoken (a pause taken for the
-    /// end of the turn).
+    /// end of the turn), or a response started before its last word ([`score::is_cut_off`]).
     pub cut_off: bool,
+    /// Where the answer's speech ends in the file, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speech_end_ms: Option<u64>,
+    /// Reference words at the end missing from the transcript.
+    pub missing_tail_words: usize,
+    /// The transcript lost the answer's last words ([`score::is_truncated`]).
+    pub truncated: bool,
+    /// The server put the end of speech before the answer's last word
+    /// ([`score::ended_early`]).
+    pub early_end: bool,
+    /// Some turn's reply audio came after the answer's last word (voice-to-voice measured).
+    pub answered: bool,
     /// Every user turn, as replay reports it.
     pub turns: Vec<TurnReport>,
 }
@@ -40,6 +55,9 @@ pub struct CallRecord {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LevelSummary {
+    /// The interview case (and group) the level ran, `None` for a plain corpus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
     /// Calls in flight at once.
     pub concurrency: usize,
     /// Calls made.
@@ -52,8 +70,18 @@ pub struct LevelSummary {
     pub cancelled: usize,
     /// Turns that failed, timed out or broke.
     pub failed: usize,
-    /// Calls whose answer was cut into several turns.
+    /// Calls whose answer was cut into several turns, or talked over before its end.
     pub cut_offs: usize,
+    /// Calls whose transcript lost the answer's last words.
+    pub truncations: usize,
+    /// Calls whose end of speech the server put before the last word.
+    pub early_ends: usize,
+    /// Calls whose answer got no reply audio after its last word (lost, failed, or only
+    /// answered in pieces before it).
+    pub unanswered: usize,
+    /// How many announced turn ends each rule made (`endOfTurn.rule`; `unreported` when
+    /// the server sent none).
+    pub end_rules: BTreeMap<String, usize>,
     /// Client-measured end of speech to first AI audio.
     pub voice_to_voice_ms: Summary,
     /// Server: end of speech to end-of-turn decision.
@@ -112,8 +140,12 @@ pub struct Report {
     pub real_time: bool,
     /// `--barge-in` was on.
     pub barge_in: bool,
-    /// Files in the corpus.
+    /// Files in the corpus (in every case run, with `--case`).
     pub files: usize,
+    /// The `turnDetection` settings sent beyond the defaults; empty: the server's own.
+    pub turn_detection: TurnTaking,
+    /// `--burst`: each level's calls finished speaking at the same instant.
+    pub burst: bool,
     /// One entry per concurrency level, in the order run.
     pub levels: Vec<Level>,
     /// Thresholds broken, in words; empty when all held.
@@ -121,12 +153,14 @@ pub struct Report {
 }
 
 /// Scores a call: its joined transcript against the reference (plus the interruption's
-/// text when one was spoken), and whether the answer was split.
+/// text when one was spoken), whether the answer was cut off, truncated or ended early
+/// (`speech_end_ms`: where its speech ends in the file), and whether it was answered.
 pub fn call_record(
     call: usize,
     item: &corpus::Item,
     turns: Vec<TurnReport>,
     barge_in: bool,
+    speech_end_ms: Option<u64>,
 ) -> CallRecord {
     let transcript = turns
         .iter()
@@ -142,6 +176,9 @@ pub fn call_record(
         }
     });
     let errors = reference.as_ref().map(|r| word_errors(r, &transcript));
+    let missing = reference
+        .as_ref()
+        .map_or(0, |r| score::missing_tail_words(r, &transcript));
     let spoken = if barge_in { 2 } else { 1 };
     CallRecord {
         call,
@@ -150,7 +187,12 @@ pub fn call_record(
         transcript,
         wer: errors.map(|e| e.rate()),
         word_errors: errors,
-        cut_off: turns.iter().filter(|t| t.turn_id > 0).count() > spoken,
+        cut_off: score::is_cut_off(&turns, spoken),
+        speech_end_ms,
+        missing_tail_words: missing,
+        truncated: errors.is_some_and(|e| score::is_truncated(e.reference_words, missing)),
+        early_end: speech_end_ms.is_some_and(|end| score::ended_early(&turns, end)),
+        answered: turns.iter().any(|t| t.voice_to_voice_ms.is_some()),
         turns,
     }
 }
@@ -171,14 +213,24 @@ pub fn summarise(calls: &[CallRecord]) -> LevelSummary {
         .clone()
         .filter(|e| e.code == ErrorCode::AudioGap)
         .count();
+    let mut end_rules = BTreeMap::new();
+    for rule in turns.iter().filter_map(|t| score::end_rule(t)) {
+        *end_rules.entry(rule).or_insert(0) += 1;
+    }
+    let count_calls = |f: fn(&CallRecord) -> bool| calls.iter().filter(|c| f(c)).count();
     LevelSummary {
+        case: None,
         concurrency: 0,
         calls: calls.len(),
         turns: turns.len(),
         completed: count(TurnStatus::Completed),
         cancelled: count(TurnStatus::Cancelled),
         failed: turns.len() - count(TurnStatus::Completed) - count(TurnStatus::Cancelled),
-        cut_offs: calls.iter().filter(|c| c.cut_off).count(),
+        cut_offs: count_calls(|c| c.cut_off),
+        truncations: count_calls(|c| c.truncated),
+        early_ends: count_calls(|c| c.early_end),
+        unanswered: count_calls(|c| !c.answered),
+        end_rules,
         voice_to_voice_ms: Summary::of(turns.iter().filter_map(|t| t.voice_to_voice_ms)),
         endpoint_ms: field(|l| l.endpoint_ms),
         asr_ms: field(|l| l.asr_ms),
@@ -211,27 +263,25 @@ pub fn check_thresholds(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for l in levels {
-        let c = l.concurrency;
+        let c = level_name(l);
         if let Some(max) = max_p90_ms {
             match l.voice_to_voice_ms.p90 {
-                Some(p90) if p90 > max => out.push(format!(
-                    "concurrency {c}: voice-to-voice p90 {p90} ms > {max} ms"
-                )),
-                None => out.push(format!(
-                    "concurrency {c}: no voice-to-voice measured (limit {max} ms)"
-                )),
+                Some(p90) if p90 > max => {
+                    out.push(format!("{c}: voice-to-voice p90 {p90} ms > {max} ms"))
+                }
+                None => out.push(format!("{c}: no voice-to-voice measured (limit {max} ms)")),
                 Some(_) => {}
             }
         }
         if let Some(max) = max_wer {
             match l.mean_wer {
                 Some(w) if w > max => out.push(format!(
-                    "concurrency {c}: mean WER {:.1}% > {:.1}%",
+                    "{c}: mean WER {:.1}% > {:.1}%",
                     w * 100.0,
                     max * 100.0
                 )),
                 None => out.push(format!(
-                    "concurrency {c}: no WER measured (no references; limit {:.1}%)",
+                    "{c}: no WER measured (no references; limit {:.1}%)",
                     max * 100.0
                 )),
                 Some(_) => {}
@@ -241,6 +291,14 @@ pub fn check_thresholds(
     out
 }
 
+/// `concurrency C`, after the case's name when it has one.
+fn level_name(s: &LevelSummary) -> String {
+    match &s.case {
+        Some(case) => format!("{case}, concurrency {}", s.concurrency),
+        None => format!("concurrency {}", s.concurrency),
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -248,15 +306,19 @@ fn pct(v: Option<f64>) -> String {
 /// The terminal summary of one level: a header line, then p50/p90/p99/max per figure.
 pub fn format_level(s: &LevelSummary) -> String {
     let mut out = format!(
-        "concurrency {}: {} calls, {} turns ({} completed, {} cancelled, {} failed), {} cut off, \
+        "{}: {} calls, {} turns ({} completed, {} cancelled, {} failed), {} cut off, \
+         {} truncated, {} ended early, {} unanswered, \
          mean WER {} (corpus {}), {} input gaps, {} output seq gaps, {} errors, {:.1} s\n",
-        s.concurrency,
+        level_name(s),
         s.calls,
         s.turns,
         s.completed,
         s.cancelled,
         s.failed,
         s.cut_offs,
+        s.truncations,
+        s.early_ends,
+        s.unanswered,
         pct(s.mean_wer),
         pct(s.corpus_wer),
         s.input_gaps,
@@ -325,6 +387,83 @@ pub fn format_sweep(levels: &[Level]) -> String {
     out
 }
 
+/// `endOfTurn.rule` counts in one cell, e.g. `silence 14, complete 2`.
+fn rules_cell(rules: &BTreeMap<String, usize>) -> String {
+    if rules.is_empty() {
+        return "-".to_owned();
+    }
+    let cells: Vec<String> = rules.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    cells.join(", ")
+}
+
+/// The interview cases in one table, a row per case (and group) and level, then the
+/// turn-taking settings asked of the server.
+pub fn format_cases(report: &Report) -> String {
+    let mut out = format!(
+        "{:<16} {:>5} {:>7} {:>9} {:>9} {:>10} {:>6} {:>7} {:>7}  end of turn (rule: turns)\n",
+        "case",
+        "calls",
+        "cut off",
+        "truncated",
+        "early end",
+        "unanswered",
+        "WER",
+        "v2v p50",
+        "v2v p90"
+    );
+    for l in &report.levels {
+        let s = &l.summary;
+        let mut name = s.case.clone().unwrap_or_else(|| "corpus".to_owned());
+        if report
+            .levels
+            .iter()
+            .any(|o| o.summary.concurrency != s.concurrency)
+            || report.burst
+        {
+            let how = if report.burst { "burst" } else { "c" };
+            name = format!("{name} {how}{}", s.concurrency);
+        }
+        out.push_str(&format!(
+            "{:<16} {:>5} {:>7} {:>9} {:>9} {:>10} {:>6} {:>7} {:>7}  {}\n",
+            name,
+            s.calls,
+            s.cut_offs,
+            s.truncations,
+            s.early_ends,
+            s.unanswered,
+            pct(s.corpus_wer),
+            ms_or_dash(s.voice_to_voice_ms.p50),
+            ms_or_dash(s.voice_to_voice_ms.p90),
+            rules_cell(&s.end_rules)
+        ));
+    }
+    out.push_str(&format!(
+        "turn detection: {}",
+        turn_detection_words(&report.turn_detection)
+    ));
+    out
+}
+
+/// The turn-taking settings sent, in words.
+pub fn turn_detection_words(t: &TurnTaking) -> String {
+    let fields = serde_json::to_value(t).ok();
+    match fields.as_ref().and_then(|v| v.as_object()) {
+        Some(map) if !map.is_empty() => {
+            let cells: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k} {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
+                .collect();
+            cells.join(", ")
+        }
+        _ => "the server's defaults (no turnDetection fields sent)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -364,7 +503,7 @@ pub(crate) mod tests {
             turn(1, TurnStatus::Cancelled, None, "I like"),
             turn(2, TurnStatus::Completed, Some(600), "Rust a lot."),
         ];
-        let r = call_record(3, &item(Some("I like Rust a lot.")), turns, false);
+        let r = call_record(3, &item(Some("I like Rust a lot.")), turns, false, None);
         assert_eq!(r.transcript, "I like Rust a lot.");
         assert_eq!(r.wer, Some(0.0));
         assert!(r.cut_off);
@@ -373,7 +512,7 @@ pub(crate) mod tests {
             turn(1, TurnStatus::Cancelled, Some(500), "I like Rust."),
             turn(2, TurnStatus::Completed, Some(600), corpus::BARGE_IN_TEXT),
         ];
-        let r = call_record(0, &item(Some("I like Rust")), turns, true);
+        let r = call_record(0, &item(Some("I like Rust")), turns, true, None);
         assert!(!r.cut_off);
         assert_eq!(r.wer, Some(0.0));
         // No reference, no WER.
@@ -382,6 +521,7 @@ pub(crate) mod tests {
             &item(None),
             vec![turn(1, TurnStatus::Completed, None, "x")],
             false,
+            None,
         );
         assert_eq!(r.wer, None);
     }
@@ -392,18 +532,20 @@ pub(crate) mod tests {
         gap.errors.push(ErrorEvent::audio_gap(3, 4));
         gap.output_seq_gaps = 1;
         let calls = vec![
-            call_record(0, &item(Some("a b c d")), vec![gap], false),
+            call_record(0, &item(Some("a b c d")), vec![gap], false, None),
             call_record(
                 1,
                 &item(Some("a b")),
                 vec![turn(1, TurnStatus::Completed, Some(500), "a x")],
                 false,
+                None,
             ),
             call_record(
                 2,
                 &item(None),
                 vec![turn(1, TurnStatus::Timeout, None, "")],
                 false,
+                None,
             ),
         ];
         let s = summarise(&calls);
