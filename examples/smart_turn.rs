@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example smart_turn` (after scripts/fetch-models)
 //!
+//! `--timing` stops after the timing table; `--each` adds every fixture's score.
 //! `--dump DIR` writes each fixture's audio, the Rust features and probability instead, for
 //! scripts/smart-turn-check to compare with Pipecat's own Python pipeline.
 
@@ -256,6 +257,9 @@ fn main() {
     println!("time per call, ms (8 s window):\n");
     println!("| what | intra-op threads | min | median | p90 |\n|---|---|---|---|---|");
     timing();
+    if args.iter().any(|a| a == "--timing") {
+        return;
+    }
     println!("\nsays complete (> 0.5), {} voices:\n", VOICES.len());
     println!("| trailing silence | fixture | n | says complete | p10 | median | p90 |");
     println!("|---|---|---|---|---|---|---|");
