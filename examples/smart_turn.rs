@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example smart_turn` (after scripts/fetch-models)
 //!
+//! `--timing` stops after the timing table; `--each` adds every fixture's score.
 //! `--dump DIR` writes each fixture's audio, the Rust features and probability instead, for
 //! scripts/smart-turn-check to compare with Pipecat's own Python pipeline.
 
@@ -104,8 +105,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Median and p90 of `f`'s wall time in ms over `runs` runs, after 3 warm-up runs.
-fn time_ms(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
+/// Minimum, median and p90 of `f`'s wall time in ms over `runs` runs, after 3 warm-ups (the
+/// minimum is the cost on an idle machine; 5 engineers share these 2 cores).
+fn time_ms(runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
     for _ in 0..3 {
         f();
     }
@@ -117,7 +119,7 @@ fn time_ms(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
         })
         .collect();
     ms.sort_by(f64::total_cmp);
-    (percentile(&ms, 0.5), percentile(&ms, 0.9))
+    (ms[0], percentile(&ms, 0.5), percentile(&ms, 0.9))
 }
 
 fn timing() {
@@ -130,21 +132,23 @@ fn timing() {
         clip.extend(util::turn_audio(text, voice, false, 200));
     }
     let mel = LogMel::new();
-    let (p50, p90) = time_ms(30, || {
+    let (min, p50, p90) = time_ms(30, || {
         std::hint::black_box(mel.features(&clip));
     });
-    println!("| log-mel features only | - | {p50:.1} | {p90:.1} |");
+    println!("| log-mel features only | - | {min:.1} | {p50:.1} | {p90:.1} |");
     for threads in [1, 2] {
         let model = load(threads);
         let features = mel.features(&clip);
-        let (p50, p90) = time_ms(30, || {
+        let (min, p50, p90) = time_ms(30, || {
             std::hint::black_box(model.probability_of_features(&features).expect("run"));
         });
-        println!("| model only | {threads} | {p50:.1} | {p90:.1} |");
-        let (p50, p90) = time_ms(30, || {
+        println!("| model only | {threads} | {min:.1} | {p50:.1} | {p90:.1} |");
+        let (min, p50, p90) = time_ms(30, || {
             std::hint::black_box(model.probability_complete(&clip).expect("run"));
         });
-        println!("| `probability_complete` (features + model) | {threads} | {p50:.1} | {p90:.1} |");
+        println!(
+            "| `probability_complete` (features + model) | {threads} | {min:.1} | {p50:.1} | {p90:.1} |"
+        );
     }
 }
 
@@ -168,6 +172,49 @@ fn accuracy(model: &SmartTurn, trailing_ms: u32) {
             percentile(&probs, 0.9),
         );
     }
+}
+
+/// How far the score moves when inaudible noise is added: TPDF dither of 1 LSB of 16-bit
+/// audio (-96 dBFS, what any 16-bit conversion adds), five seeds per fixture.
+fn dither_sensitivity(model: &SmartTurn) {
+    let mut shifts = Vec::new();
+    let mut flips = 0;
+    let fixtures = fixtures(200);
+    for (i, f) in fixtures.iter().enumerate() {
+        let clean = model.probability_complete(&f.audio).expect("run");
+        let mut worst = 0.0f32;
+        let mut flipped = false;
+        for seed in 0..5u64 {
+            let mut state = 0x9e37_79b9_7f4a_7c15 ^ ((i as u64) << 8 | seed);
+            let mut uniform = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32
+            };
+            let dithered: Vec<f32> = f
+                .audio
+                .iter()
+                .map(|&x| x + (uniform() - uniform()) / 32_768.0)
+                .collect();
+            let p = model.probability_complete(&dithered).expect("run");
+            worst = worst.max((p - clean).abs());
+            flipped |= (p > 0.5) != (clean > 0.5);
+        }
+        shifts.push(worst as f64);
+        flips += usize::from(flipped);
+    }
+    shifts.sort_by(f64::total_cmp);
+    println!(
+        "\n1 LSB dither, 5 seeds on each of {} fixtures at 200 ms: largest score change per \
+         fixture median {:.3}, p90 {:.3}, max {:.3}; label flipped on {flips}",
+        shifts.len(),
+        percentile(&shifts, 0.5),
+        percentile(&shifts, 0.9),
+        shifts[shifts.len() - 1],
+    );
+    let silence = model.probability_complete(&[0.0; 16_000]).expect("run");
+    println!("1 s of digital silence alone: {silence:.3}");
 }
 
 fn per_fixture(model: &SmartTurn) {
@@ -208,14 +255,18 @@ fn main() {
         return dump(Path::new(dir));
     }
     println!("time per call, ms (8 s window):\n");
-    println!("| what | intra-op threads | median | p90 |\n|---|---|---|---|");
+    println!("| what | intra-op threads | min | median | p90 |\n|---|---|---|---|---|");
     timing();
+    if args.iter().any(|a| a == "--timing") {
+        return;
+    }
     println!("\nsays complete (> 0.5), {} voices:\n", VOICES.len());
     println!("| trailing silence | fixture | n | says complete | p10 | median | p90 |");
     println!("|---|---|---|---|---|---|---|");
     let model = load(1);
     accuracy(&model, 200);
     accuracy(&model, 500);
+    dither_sensitivity(&model);
     if args.iter().any(|a| a == "--each") {
         per_fixture(&model);
     }

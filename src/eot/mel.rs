@@ -3,7 +3,8 @@
 //! Pipecat 1.14.0 (`local_smart_turn_v3.py` and its vendored `_whisper_features.py`, a copy
 //! of `transformers.WhisperFeatureExtractor(chunk_length=8)`) does, in order:
 //! 1. keep the last 8 s of 16 kHz audio, or left-pad it with zeros to 8 s;
-//! 2. normalise the waveform to zero mean and unit variance (in `f32`, `var + 1e-7`);
+//! 2. normalise the waveform to zero mean and unit variance (`f32`, numpy's pairwise sums,
+//!    `var + 1e-7`);
 //! 3. reflect-pad 200 samples each side, frame with n_fft 400 / hop 160 and a periodic Hann
 //!    window, take the power spectrum (in `f64`);
 //! 4. project onto 80 Slaney-normalised Slaney-scale mel filters (0-8 kHz), floor at 1e-10,
