@@ -160,10 +160,11 @@ serve_settings! {
     #[arg(env = "CALLGATE_VAD")]
     vad: VadDetector = VadDetector::Energy;
     /// Acoustic end-of-turn model fused with the words under `smart` turn detection:
-    /// `smart-turn` (Smart Turn v3.2 on ONNX Runtime, models/ from scripts/fetch-models) or
-    /// `none` (words alone). docs/end-of-turn.md has the measurements.
+    /// `none` (words alone) or `smart-turn` (Smart Turn v3.2 on ONNX Runtime, models/ from
+    /// scripts/fetch-models). Off by default: on our fixtures it told finished answers from
+    /// cut ones no better than chance and cost 40-160 ms a pause (docs/end-of-turn.md).
     #[arg(env = "CALLGATE_TURN_MODEL")]
-    turn_model: TurnModel = TurnModel::SmartTurn;
+    turn_model: TurnModel = TurnModel::None;
     /// Speech needed before the user's voice interrupts the AI, ms.
     #[arg(env = "CALLGATE_BARGE_IN_MS")]
     barge_in_ms: u64 = 200, allowed within(0..=5000, " ms");
