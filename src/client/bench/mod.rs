@@ -503,4 +503,67 @@ mod tests {
         assert!(check_args(&a.args).is_ok());
         assert!(TestCli::try_parse_from(["bench", "--spawn", "--concurrency", "0"]).is_err());
     }
+
+    #[test]
+    fn case_and_burst_args() {
+        use clap::Parser;
+        let a =
+            TestCli::try_parse_from(["bench", "--spawn", "--case", "pauses,noise20", "--burst"])
+                .unwrap()
+                .args;
+        assert_eq!(a.case, [Case::Pauses, Case::Noise20]);
+        assert!(a.burst && a.answers.is_none());
+        let a = TestCli::try_parse_from(["bench", "--spawn", "--case", "all", "--answers", "2"])
+            .unwrap()
+            .args;
+        assert_eq!(Case::expand(&a.case).len(), 5);
+        assert_eq!(a.answers, Some(2));
+        // --answers picks from cases; --generate makes a plain corpus, not a case.
+        assert!(TestCli::try_parse_from(["bench", "--spawn", "--answers", "2"]).is_err());
+        assert!(
+            TestCli::try_parse_from(["bench", "--spawn", "--case", "short", "--generate"]).is_err()
+        );
+        assert!(TestCli::try_parse_from(["bench", "--spawn", "--case", "loud"]).is_err());
+    }
+
+    #[test]
+    fn levels_take_each_answer_once_and_whole_bursts() {
+        use clap::Parser;
+        let batch = |case, n| Batch {
+            case,
+            inputs: Arc::new(
+                (0..n)
+                    .map(|_| {
+                        let audio = crate::audio::wav::Interleaved {
+                            samples: vec![0; 160],
+                            rate: 16000,
+                            channels: 1,
+                        };
+                        Input::new(corpus::Item::default(), audio)
+                    })
+                    .collect(),
+            ),
+        };
+        let batches = [batch(None, 3), batch(Some("pauses"), 18)];
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["bench", "--spawn", "--concurrency", "1,8"];
+            argv.extend_from_slice(extra);
+            TestCli::try_parse_from(argv).unwrap().args
+        };
+        let calls = |a: &BenchArgs| -> Vec<usize> {
+            plan_levels(a, &batches)
+                .iter()
+                .map(|(_, s)| s.calls)
+                .collect()
+        };
+        // A corpus takes --calls (8); a case each of its answers once.
+        assert_eq!(calls(&args(&[])), [8, 8, 18, 18]);
+        // Bursts of 8 round up to whole bursts.
+        assert_eq!(calls(&args(&["--burst", "-n", "3"])), [3, 8, 18, 24]);
+        assert!(
+            plan_levels(&args(&["--burst"]), &batches)
+                .iter()
+                .all(|(_, s)| s.burst)
+        );
+    }
 }

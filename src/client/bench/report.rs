@@ -444,24 +444,26 @@ pub fn format_cases(report: &Report) -> String {
     out
 }
 
-/// The turn-taking settings sent, in words.
+/// The turn-taking settings sent, in words (`mode smart, minSilenceMs 250`).
 pub fn turn_detection_words(t: &TurnTaking) -> String {
-    let fields = serde_json::to_value(t).ok();
-    match fields.as_ref().and_then(|v| v.as_object()) {
-        Some(map) if !map.is_empty() => {
-            let cells: Vec<String> = map
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k} {}",
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                    )
-                })
-                .collect();
-            cells.join(", ")
-        }
-        _ => "the server's defaults (no turnDetection fields sent)".to_owned(),
+    let mode = t
+        .mode
+        .and_then(|m| serde_json::to_value(m).ok())
+        .and_then(|v| v.as_str().map(|m| format!("mode {m}")));
+    let ms = |name: &str, v: Option<u32>| v.map(|v| format!("{name} {v}"));
+    let cells: Vec<String> = [
+        mode,
+        ms("silenceMs", t.silence_ms),
+        ms("minSilenceMs", t.min_silence_ms),
+        ms("maxSilenceMs", t.max_silence_ms),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if cells.is_empty() {
+        return "the server's defaults (no turnDetection fields sent)".to_owned();
     }
+    cells.join(", ")
 }
 
 #[cfg(test)]
@@ -584,5 +586,129 @@ pub(crate) mod tests {
         s.voice_to_voice_ms = Summary::default();
         s.mean_wer = None;
         assert_eq!(check_thresholds(&[s], Some(1000), Some(0.5)).len(), 2);
+    }
+
+    /// Three answers: cut at a pause, ended early and truncated, never answered.
+    fn case_calls() -> Vec<CallRecord> {
+        let stopped = |mut t: TurnReport, end_ms: u64, rule: Option<&str>| {
+            t.speech_end_ms = Some(end_ms);
+            t.end_of_turn = rule.map(|r| serde_json::json!({ "rule": r }));
+            t
+        };
+        let whole = "At my last job I was responsible for the billing service.";
+        vec![
+            // Cut at the thinking pause: two turns, the first answered before the end.
+            call_record(
+                0,
+                &item(Some(whole)),
+                vec![
+                    stopped(
+                        turn(
+                            1,
+                            TurnStatus::Cancelled,
+                            None,
+                            "At my last job I was responsible for",
+                        ),
+                        2000,
+                        Some("silence"),
+                    ),
+                    stopped(
+                        turn(2, TurnStatus::Completed, Some(600), "the billing service."),
+                        4500,
+                        Some("silence"),
+                    ),
+                ],
+                false,
+                Some(4500),
+            ),
+            // One turn, ended before the last words, which were lost.
+            call_record(
+                1,
+                &item(Some(whole)),
+                vec![stopped(
+                    turn(
+                        1,
+                        TurnStatus::Completed,
+                        Some(700),
+                        "At my last job I was responsible for the",
+                    ),
+                    3800,
+                    Some("complete"),
+                )],
+                false,
+                Some(4500),
+            ),
+            // Never answered (an old server: no endOfTurn).
+            call_record(
+                2,
+                &item(Some("Yes.")),
+                vec![stopped(
+                    turn(1, TurnStatus::Timeout, None, "Yes."),
+                    1300,
+                    None,
+                )],
+                false,
+                Some(1300),
+            ),
+        ]
+    }
+
+    #[test]
+    fn case_counts() {
+        let calls = case_calls();
+        assert!(calls[0].cut_off && !calls[0].truncated && !calls[0].early_end);
+        assert!(!calls[1].cut_off && calls[1].truncated && calls[1].early_end);
+        assert_eq!(calls[1].missing_tail_words, 2);
+        assert!(!calls[2].answered);
+        let s = summarise(&calls);
+        assert_eq!(
+            (s.cut_offs, s.truncations, s.early_ends, s.unanswered),
+            (1, 1, 1, 1)
+        );
+        let rules: Vec<(&str, usize)> = s.end_rules.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        assert_eq!(rules, [("complete", 1), ("silence", 2), ("unreported", 1)]);
+    }
+
+    #[test]
+    fn case_table() {
+        let calls = case_calls();
+        let mut s = summarise(&calls);
+        s.case = Some("pauses".into());
+        s.concurrency = 1;
+        assert!(
+            format_level(&s).starts_with("pauses, concurrency 1: 3 calls"),
+            "{}",
+            format_level(&s)
+        );
+        let report = Report {
+            version: 1,
+            url: "ws://x".into(),
+            spawned: true,
+            cpus: 2,
+            real_time: true,
+            barge_in: false,
+            files: 3,
+            turn_detection: TurnTaking::default(),
+            burst: false,
+            levels: vec![Level { summary: s, calls }],
+            violations: Vec::new(),
+        };
+        let table = format_cases(&report);
+        let row = table.lines().nth(1).unwrap_or_default();
+        assert!(row.starts_with("pauses"), "{table}");
+        assert!(
+            row.ends_with("complete 1, silence 2, unreported 1"),
+            "{table}"
+        );
+        assert!(
+            table.ends_with("the server's defaults (no turnDetection fields sent)"),
+            "{table}"
+        );
+        let smart = TurnTaking {
+            mode: Some(crate::client::TurnModeName::Smart),
+            min_silence_ms: Some(250),
+            ..TurnTaking::default()
+        };
+        assert_eq!(turn_detection_words(&smart), "mode smart, minSilenceMs 250");
     }
 }
