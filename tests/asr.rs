@@ -257,7 +257,7 @@ fn converted_tiny_en_has_whisper_tiny_shape() {
     assert_eq!((h.filter_mels, h.filter_bins), (80, 201));
     assert_eq!(h.hparams.ftype, 1);
     // Spot-check the f32/f16 rules on the real file.
-    let ty = |n: &str| h.tensors.iter().find(|(name, _)| name == n).map(|t| t.1);
+    let ty = |n: &str| h.tensor_type(n).map(|t| t.ggml_type());
     assert_eq!(ty("encoder.conv1.bias"), Some(0));
     assert_eq!(ty("encoder.blocks.0.attn.query.weight"), Some(1));
     assert_eq!(ty("encoder.blocks.0.attn.key.bias"), None);

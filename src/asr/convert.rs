@@ -6,13 +6,17 @@
 //! hyper-parameters, the Slaney mel filterbank, the ordinary BPE tokens as raw bytes, then the
 //! tensors under whisper.cpp's names. The rules mirror whisper.cpp's own
 //! `convert-pt-to-ggml.py`: 1-D tensors, conv biases and positional embeddings stay f32, every
-//! other tensor is f16; dims are written innermost first.
+//! other tensor is f16; dims are written innermost first. Asked for a quantized weight type,
+//! it quantizes the weight matrices as whisper.cpp's `quantize` tool would ([`super::quantize`]);
+//! [`requantize`] does the same to an f16 ggml file.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use half::f16;
+
+use super::quantize::{self, WeightType};
 
 /// Magic number at the start of a ggml file ("ggml" in hex).
 pub const GGML_MAGIC: u32 = 0x6767_6d6c;
@@ -223,7 +227,7 @@ pub struct HyperParams {
     pub n_text_layer: i32,
     /// Mel bands.
     pub n_mels: i32,
-    /// Weight type: 1 = f16.
+    /// Weight type: 1 = f16, 2000 + ggml's ftype when quantized ([`WeightType::header_ftype`]).
     pub ftype: i32,
 }
 
@@ -348,12 +352,22 @@ pub fn mel_filterbank(n_mels: usize) -> Vec<f32> {
     out
 }
 
-/// A tensor ready to write: whisper.cpp name, dims outermost first, f32 values.
+/// A tensor ready to write: whisper.cpp name, dims outermost first, f32 values, and the
+/// type an f16 file stores it in (f32 or f16).
 struct OutTensor {
     name: String,
     dims: Vec<usize>,
     values: Vec<f32>,
-    keep_f32: bool,
+    source: WeightType,
+}
+
+/// f32 for the tensors `convert-pt-to-ggml.py` keeps f32, else f16.
+fn source_type(keep_f32: bool) -> WeightType {
+    if keep_f32 {
+        WeightType::F32
+    } else {
+        WeightType::F16
+    }
 }
 
 fn to_f32(v: &Ct2Variable, name: &str) -> Result<Vec<f32>, ConvertError> {
@@ -392,12 +406,12 @@ impl Builder<'_> {
 
     fn push(&mut self, name: String, dims: Vec<usize>, values: Vec<f32>) {
         // convert-pt-to-ggml.py keeps 1-D tensors f32; whisper.cpp creates them f32.
-        let keep_f32 = dims.len() < 2;
+        let source = source_type(dims.len() < 2);
         self.out.push(OutTensor {
             name,
             dims,
             values,
-            keep_f32,
+            source,
         });
     }
 
@@ -449,7 +463,7 @@ impl Builder<'_> {
             name: format!("{to}.bias"),
             dims: vec![dims.iter().product(), 1],
             values,
-            keep_f32: true,
+            source: WeightType::F32,
         });
         Ok(())
     }
@@ -460,7 +474,7 @@ impl Builder<'_> {
             name: to.to_string(),
             dims,
             values,
-            keep_f32: true,
+            source: WeightType::F32,
         });
         Ok(())
     }
@@ -509,7 +523,7 @@ impl Builder<'_> {
     }
 }
 
-fn hyper_params(model: &Ct2Model) -> Result<HyperParams, ConvertError> {
+fn hyper_params(model: &Ct2Model, weights: WeightType) -> Result<HyperParams, ConvertError> {
     let dims2 = |name: &str| -> Result<(i32, i32), ConvertError> {
         let v = model.var(name)?;
         match v.dims.as_slice() {
@@ -537,7 +551,7 @@ fn hyper_params(model: &Ct2Model) -> Result<HyperParams, ConvertError> {
         n_text_head: model.scalar_i16("decoder/num_heads")?,
         n_text_layer: model.layer_count("decoder") as i32,
         n_mels,
-        ftype: 1,
+        ftype: weights.header_ftype(),
     };
     if hp.n_audio_state != hp.n_text_state || hp.n_audio_layer == 0 || hp.n_text_layer == 0 {
         return Err(ConvertError::Unsupported(format!(
@@ -547,13 +561,15 @@ fn hyper_params(model: &Ct2Model) -> Result<HyperParams, ConvertError> {
     Ok(hp)
 }
 
-/// Converts parsed CTranslate2 weights plus vocabulary text to a ggml file in `out`.
+/// Converts parsed CTranslate2 weights plus vocabulary text to a ggml file in `out`, its
+/// weight matrices stored as `weights` (f16, or a quantized type).
 pub fn convert(
     model: &Ct2Model,
     vocabulary: &str,
+    weights: WeightType,
     out: &mut impl Write,
 ) -> Result<ConvertSummary, ConvertError> {
-    let hparams = hyper_params(model)?;
+    let hparams = hyper_params(model, weights)?;
     let tokens = read_vocabulary(vocabulary)?;
     if tokens.len() >= hparams.n_vocab as usize {
         return Err(ConvertError::Vocabulary(format!(
@@ -624,7 +640,7 @@ pub fn convert(
         w.write_all(t).map_err(io)?;
     }
     for t in &b.out {
-        write_tensor(&mut w, t).map_err(io)?;
+        write_tensor(&mut w, t, weights)?;
     }
     w.flush().map_err(io)?;
     Ok(ConvertSummary {
@@ -635,25 +651,36 @@ pub fn convert(
     })
 }
 
-/// One tensor in ggml's layout: dims, name length, type, dims (reversed), name, data.
-fn write_tensor(w: &mut impl Write, t: &OutTensor) -> std::io::Result<()> {
-    let ftype: i32 = if t.keep_f32 { 0 } else { 1 };
-    w.write_all(&(t.dims.len() as i32).to_le_bytes())?;
-    w.write_all(&(t.name.len() as i32).to_le_bytes())?;
-    w.write_all(&ftype.to_le_bytes())?;
+/// One tensor in ggml's layout: dims, name length, type, dims (reversed), name, data; in
+/// the type whisper.cpp gives it in a file of `weights` ([`quantize::tensor_type`]).
+fn write_tensor(
+    w: &mut impl Write,
+    t: &OutTensor,
+    weights: WeightType,
+) -> Result<(), ConvertError> {
+    let ty = quantize::tensor_type(&t.name, t.dims.len(), t.source, weights);
+    let row = t.dims.last().copied().unwrap_or(1);
+    if ty.is_quantized() && row % quantize::BLOCK != 0 {
+        return Err(ConvertError::Unsupported(format!(
+            "{}: rows of {row} values do not split into {}-value {} blocks",
+            t.name,
+            quantize::BLOCK,
+            ty.name()
+        )));
+    }
+    let mut buf = Vec::with_capacity(t.values.len() * 2 + t.name.len() + 32);
+    buf.extend_from_slice(&(t.dims.len() as i32).to_le_bytes());
+    buf.extend_from_slice(&(t.name.len() as i32).to_le_bytes());
+    buf.extend_from_slice(&ty.ggml_type().to_le_bytes());
     for d in t.dims.iter().rev() {
-        w.write_all(&(*d as i32).to_le_bytes())?;
+        buf.extend_from_slice(&(*d as i32).to_le_bytes());
     }
-    w.write_all(t.name.as_bytes())?;
-    let mut buf = Vec::with_capacity(t.values.len() * 4);
-    for v in &t.values {
-        if t.keep_f32 {
-            buf.extend_from_slice(&v.to_le_bytes());
-        } else {
-            buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
-        }
-    }
-    w.write_all(&buf)
+    buf.extend_from_slice(t.name.as_bytes());
+    ty.encode(&t.values, &mut buf);
+    w.write_all(&buf).map_err(|source| ConvertError::Io {
+        path: "output".into(),
+        source,
+    })
 }
 
 struct CountingWriter<'a, W: Write> {
@@ -672,21 +699,19 @@ impl<W: Write> Write for CountingWriter<'_, W> {
     }
 }
 
-/// Converts the CTranslate2 model folder `ct2_dir` (model.bin + vocabulary.txt) to `out`,
-/// writing to a temporary file first so a failed run never leaves a half-written model.
-pub fn convert_dir(ct2_dir: &Path, out: &Path) -> Result<ConvertSummary, ConvertError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| ConvertError::Io {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let model_bytes = read(&ct2_dir.join("model.bin"))?;
-    let vocab_bytes = read(&ct2_dir.join("vocabulary.txt"))?;
-    let vocab =
-        String::from_utf8(vocab_bytes).map_err(|_| ConvertError::Vocabulary("not UTF-8".into()))?;
-    let model = Ct2Model::parse(&model_bytes)?;
-    drop(model_bytes);
+fn read_file(path: &Path) -> Result<Vec<u8>, ConvertError> {
+    std::fs::read(path).map_err(|source| ConvertError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Writes `out` through `write`, to a temporary file first so a failed run never leaves a
+/// half-written model.
+fn write_atomically(
+    out: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<ConvertSummary, ConvertError>,
+) -> Result<ConvertSummary, ConvertError> {
     let tmp = out.with_extension("bin.partial");
     let io = |source| ConvertError::Io {
         path: tmp.display().to_string(),
@@ -694,14 +719,116 @@ pub fn convert_dir(ct2_dir: &Path, out: &Path) -> Result<ConvertSummary, Convert
     };
     let file = std::fs::File::create(&tmp).map_err(io)?;
     let mut writer = std::io::BufWriter::new(file);
-    let summary = convert(&model, &vocab, &mut writer)?;
-    writer.flush().map_err(io)?;
+    let written = write(&mut writer).and_then(|summary| {
+        writer.flush().map_err(io)?;
+        Ok(summary)
+    });
     drop(writer);
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp, out).map_err(|source| ConvertError::Io {
         path: out.display().to_string(),
         source,
     })?;
     Ok(summary)
+}
+
+/// Converts the CTranslate2 model folder `ct2_dir` (model.bin + vocabulary.txt) to `out`,
+/// its weight matrices stored as `weights`.
+pub fn convert_dir(
+    ct2_dir: &Path,
+    out: &Path,
+    weights: WeightType,
+) -> Result<ConvertSummary, ConvertError> {
+    let model_bytes = read_file(&ct2_dir.join("model.bin"))?;
+    let vocab_bytes = read_file(&ct2_dir.join("vocabulary.txt"))?;
+    let vocab =
+        String::from_utf8(vocab_bytes).map_err(|_| ConvertError::Vocabulary("not UTF-8".into()))?;
+    let model = Ct2Model::parse(&model_bytes)?;
+    drop(model_bytes);
+    write_atomically(out, |w| convert(&model, &vocab, weights, w))
+}
+
+/// Rewrites the f16 (or f32) ggml file `input` to `out` with its weight matrices stored as
+/// `weights`: whisper.cpp's `quantize` tool, for callgate's own files.
+pub fn requantize_file(
+    input: &Path,
+    out: &Path,
+    weights: WeightType,
+) -> Result<ConvertSummary, ConvertError> {
+    let bytes = read_file(input)?;
+    write_atomically(out, |w| requantize(&bytes, weights, w))
+}
+
+/// Where the header's `ftype` sits: after the magic and ten hyper-parameters.
+const FTYPE_OFFSET: usize = 4 + 10 * 4;
+
+/// Rewrites a whole ggml file held in `bytes` into `out` with its weight matrices stored as
+/// `weights`; header, filterbank and vocabulary are copied, the `ftype` set.
+pub fn requantize(
+    bytes: &[u8],
+    weights: WeightType,
+    out: &mut impl Write,
+) -> Result<ConvertSummary, ConvertError> {
+    let header = read_ggml(bytes)?;
+    let source = WeightType::from_header_ftype(header.hparams.ftype);
+    if !matches!(source, Some(WeightType::F16 | WeightType::F32)) {
+        return Err(ConvertError::Unsupported(format!(
+            "the input's weights are already {} (ftype {}): start from the f16 file",
+            source.map_or("of an unknown type", WeightType::name),
+            header.hparams.ftype
+        )));
+    }
+    let hparams = HyperParams {
+        ftype: weights.header_ftype(),
+        ..header.hparams
+    };
+    let io = |source| ConvertError::Io {
+        path: "output".into(),
+        source,
+    };
+    let mut w = CountingWriter {
+        inner: out,
+        bytes: 0,
+    };
+    w.write_all(&bytes[..FTYPE_OFFSET]).map_err(io)?;
+    w.write_all(&hparams.ftype.to_le_bytes()).map_err(io)?;
+    w.write_all(&bytes[FTYPE_OFFSET + 4..header.tensors_offset])
+        .map_err(io)?;
+    for t in &header.tensors {
+        let tensor = OutTensor {
+            name: t.name.clone(),
+            dims: t.dims.iter().rev().copied().collect(),
+            values: t.ttype.decode(&bytes[t.data.clone()]),
+            source: t.ttype,
+        };
+        write_tensor(&mut w, &tensor, weights)?;
+    }
+    w.flush().map_err(io)?;
+    Ok(ConvertSummary {
+        hparams,
+        vocab_tokens: header.vocab_tokens,
+        tensors: header.tensors.len(),
+        bytes: w.bytes,
+    })
+}
+
+/// One tensor of a ggml file, as its table entry describes it.
+#[derive(Debug, Clone)]
+pub struct GgmlTensor {
+    /// whisper.cpp's name, e.g. `encoder.blocks.0.attn.query.weight`.
+    pub name: String,
+    /// How its values are stored.
+    pub ttype: WeightType,
+    /// Dimensions as stored: innermost (row length) first.
+    pub dims: Vec<usize>,
+    /// Where its data lies in the file.
+    pub data: std::ops::Range<usize>,
 }
 
 /// The header of a ggml Whisper file, read back for checks (`callgate model-info`, tests).
@@ -715,8 +842,20 @@ pub struct GgmlHeader {
     pub filter_bins: i32,
     /// Ordinary tokens stored.
     pub vocab_tokens: usize,
-    /// Tensors stored, by name with their ggml type (0 f32, 1 f16).
-    pub tensors: Vec<(String, i32)>,
+    /// Where the first tensor entry begins.
+    pub tensors_offset: usize,
+    /// The tensors, in file order.
+    pub tensors: Vec<GgmlTensor>,
+}
+
+impl GgmlHeader {
+    /// The type tensor `name` is stored in, if the file has it.
+    pub fn tensor_type(&self, name: &str) -> Option<WeightType> {
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.ttype)
+    }
 }
 
 /// Reads a ggml Whisper file's header, vocabulary and tensor table.
@@ -754,26 +893,50 @@ pub fn read_ggml(bytes: &[u8]) -> Result<GgmlHeader, ConvertError> {
         let len = r.u32("token length")? as usize;
         r.take(len, "token")?;
     }
+    let tensors_offset = r.pos;
     let mut tensors = Vec::new();
     while r.pos < bytes.len() {
-        let n_dims = r.u32("tensor rank")? as usize;
-        let name_len = r.u32("tensor name length")? as usize;
-        let ttype = i32_(&mut r, "tensor type")?;
-        let mut elems = 1usize;
-        for _ in 0..n_dims {
-            elems = elems.saturating_mul(r.u32("tensor dim")? as usize);
-        }
-        let name = String::from_utf8_lossy(r.take(name_len, "tensor name")?).into_owned();
-        let size = if ttype == 0 { 4 } else { 2 };
-        r.take(elems.saturating_mul(size), "tensor data")?;
-        tensors.push((name, ttype));
+        tensors.push(read_tensor_entry(&mut r)?);
     }
     Ok(GgmlHeader {
         hparams,
         filter_mels,
         filter_bins,
         vocab_tokens: n_tokens,
+        tensors_offset,
         tensors,
+    })
+}
+
+fn read_tensor_entry(r: &mut Reader) -> Result<GgmlTensor, ConvertError> {
+    let n_dims = r.u32("tensor rank")? as usize;
+    let name_len = r.u32("tensor name length")? as usize;
+    let code = r.u32("tensor type")? as i32;
+    if n_dims > 4 {
+        return Err(ConvertError::Unsupported(format!(
+            "a tensor of rank {n_dims} (ggml has at most 4)"
+        )));
+    }
+    let dims = (0..n_dims)
+        .map(|_| r.u32("tensor dim").map(|d| d as usize))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = String::from_utf8_lossy(r.take(name_len, "tensor name")?).into_owned();
+    let ttype = WeightType::from_ggml_type(code)
+        .ok_or_else(|| ConvertError::Unsupported(format!("{name}: unknown tensor type {code}")))?;
+    let elements = dims.iter().try_fold(1usize, |n, d| n.checked_mul(*d));
+    let size = elements.and_then(|n| ttype.bytes_for(n)).ok_or_else(|| {
+        ConvertError::Unsupported(format!(
+            "{name}: shape {dims:?} does not fit {}",
+            ttype.name()
+        ))
+    })?;
+    let start = r.pos;
+    r.take(size, "tensor data")?;
+    Ok(GgmlTensor {
+        name,
+        ttype,
+        dims,
+        data: start..r.pos,
     })
 }
 
@@ -821,7 +984,11 @@ mod tests {
 
     /// A 1-layer Whisper with width 4, 2 heads, 3 mels and a vocabulary of 6 embeddings.
     fn tiny_model() -> Vec<u8> {
-        let d = 4;
+        model_of_width(4)
+    }
+
+    /// [`tiny_model`] with width `d` (32 makes every weight row fill whole quant blocks).
+    fn model_of_width(d: usize) -> Vec<u8> {
         let mut vars: Vec<(String, Vec<usize>, u8, Vec<u8>)> = Vec::new();
         let mut add = |name: String, dims: Vec<usize>| {
             let data = f16s(&dims, 0.5);
@@ -891,7 +1058,7 @@ mod tests {
     fn converts_a_small_model_with_every_mapping_rule() {
         let model = Ct2Model::parse(&tiny_model()).expect("parse");
         let mut out = Vec::new();
-        let summary = convert(&model, VOCAB, &mut out).expect("convert");
+        let summary = convert(&model, VOCAB, WeightType::F16, &mut out).expect("convert");
         assert_eq!(summary.vocab_tokens, 3);
         // encoder 7 + 15 per layer, decoder 4 + 24 per layer
         assert_eq!(summary.tensors, 7 + 15 + 4 + 24);
@@ -902,7 +1069,7 @@ mod tests {
         assert_eq!(h.hparams.n_mels, 3);
         assert_eq!((h.filter_mels, h.filter_bins), (3, 201));
         assert_eq!(h.tensors.len(), summary.tensors);
-        let ty = |n: &str| h.tensors.iter().find(|(name, _)| name == n).map(|t| t.1);
+        let ty = |n: &str| h.tensor_type(n).map(WeightType::ggml_type);
         assert_eq!(ty("encoder.conv1.bias"), Some(0));
         assert_eq!(ty("encoder.positional_embedding"), Some(0));
         assert_eq!(ty("encoder.blocks.0.attn.query.weight"), Some(1));
@@ -911,6 +1078,67 @@ mod tests {
         assert_eq!(ty("decoder.blocks.0.cross_attn.key.weight"), Some(1));
         assert_eq!(ty("decoder.blocks.0.cross_attn.value.bias"), Some(0));
         assert_eq!(ty("decoder.ln.weight"), Some(0));
+    }
+
+    #[test]
+    fn quantized_conversion_equals_requantizing_the_f16_file() {
+        let model = Ct2Model::parse(&model_of_width(32)).expect("parse");
+        let mut f16_file = Vec::new();
+        convert(&model, VOCAB, WeightType::F16, &mut f16_file).expect("f16");
+        for weights in WeightType::QUANTIZED {
+            let mut direct = Vec::new();
+            let summary = convert(&model, VOCAB, weights, &mut direct).expect("quantized");
+            let mut from_f16 = Vec::new();
+            requantize(&f16_file, weights, &mut from_f16).expect("requantize");
+            assert!(
+                direct == from_f16,
+                "{}: the two paths differ",
+                weights.name()
+            );
+            assert_eq!(summary.bytes, direct.len() as u64);
+            let h = read_ggml(&direct).expect("read back");
+            assert_eq!(h.hparams.ftype, weights.header_ftype());
+            assert_eq!(h.tensors.len(), summary.tensors);
+            let ty = |n: &str| h.tensor_type(n);
+            // whisper.cpp's rules: 2-D weights quantized, conv weights f16, the rest f32.
+            assert_eq!(ty("encoder.blocks.0.mlp.0.weight"), Some(weights));
+            assert_eq!(ty("decoder.token_embedding.weight"), Some(weights));
+            assert_eq!(ty("encoder.conv2.weight"), Some(WeightType::F16));
+            assert_eq!(ty("encoder.conv1.bias"), Some(WeightType::F32));
+            assert_eq!(ty("decoder.positional_embedding"), Some(WeightType::F32));
+            assert_eq!(ty("decoder.blocks.0.mlp_ln.bias"), Some(WeightType::F32));
+            // The unquantized tensors are the f16 file's, byte for byte.
+            let f16_header = read_ggml(&f16_file).expect("read f16");
+            let data = |file: &[u8], h: &GgmlHeader, n: &str| {
+                let t = h.tensors.iter().find(|t| t.name == n).expect(n);
+                file[t.data.clone()].to_vec()
+            };
+            for n in [
+                "encoder.conv1.weight",
+                "decoder.ln.weight",
+                "encoder.conv1.bias",
+            ] {
+                assert_eq!(data(&direct, &h, n), data(&f16_file, &f16_header, n), "{n}");
+            }
+        }
+        let err = requantize(
+            &{
+                let mut q = Vec::new();
+                requantize(&f16_file, WeightType::Q8_0, &mut q).expect("q8_0");
+                q
+            },
+            WeightType::Q5_0,
+            &mut Vec::new(),
+        )
+        .expect_err("already quantized");
+        assert!(err.to_string().contains("already q8_0"), "{err}");
+    }
+
+    #[test]
+    fn quantizing_rows_that_do_not_fill_blocks_is_refused() {
+        let model = Ct2Model::parse(&tiny_model()).expect("parse");
+        let err = convert(&model, VOCAB, WeightType::Q8_0, &mut Vec::new()).expect_err("width 4");
+        assert!(err.to_string().contains("32-value q8_0 blocks"), "{err}");
     }
 
     #[test]
@@ -946,7 +1174,7 @@ mod tests {
         model
             .variables
             .remove("decoder/layer_0/attention/linear_1/weight");
-        let err = convert(&model, VOCAB, &mut Vec::new()).expect_err("missing");
+        let err = convert(&model, VOCAB, WeightType::F16, &mut Vec::new()).expect_err("missing");
         assert!(
             err.to_string().contains("attention/linear_1/weight"),
             "{err}"

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod pool;
+pub mod quantize;
 pub mod score;
 pub mod whisper;
 
