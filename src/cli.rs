@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use callgate::asr::quantize::WeightType;
 use callgate::asr::whisper::WhisperEngine;
-use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert};
+use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert, ggml};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
 use callgate::config::{DEFAULT_MODEL, ServeArgs};
 
@@ -353,7 +353,7 @@ fn convert_model(
     let summary = match (ct2_dir, ggml) {
         (Some(dir), _) => convert::convert_dir(&dir, out, weights)
             .with_context(|| format!("converting {}", dir.display()))?,
-        (None, Some(file)) => convert::requantize_file(&file, out, weights)
+        (None, Some(file)) => ggml::requantize_file(&file, out, weights)
             .with_context(|| format!("quantizing {}", file.display()))?,
         (None, None) => anyhow::bail!("give --ct2-dir or --ggml"),
     };
@@ -372,7 +372,7 @@ fn convert_model(
 
 fn model_info(model: &std::path::Path) -> Result<ExitCode> {
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-    let header = convert::read_ggml(&bytes)?;
+    let header = ggml::read_ggml(&bytes)?;
     println!("{:?}", header.hparams);
     let weights = WeightType::from_header_ftype(header.hparams.ftype);
     println!(

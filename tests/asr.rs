@@ -8,9 +8,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use callgate::asr::whisper::WhisperEngine;
-use callgate::asr::{
-    AsrError, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert, normalize_words,
-};
+use callgate::asr::{AsrError, DEFAULT_PROMPT, DecodeOptions, Transcriber, ggml, normalize_words};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
 use tokio_util::sync::CancellationToken;
 
@@ -247,7 +245,7 @@ fn empty_and_very_short_clips_decode_without_error() {
 #[test]
 fn converted_tiny_en_has_whisper_tiny_shape() {
     let bytes = std::fs::read(tiny_model()).expect("read model");
-    let h = convert::read_ggml(&bytes).expect("parse ggml");
+    let h = ggml::read_ggml(&bytes).expect("parse ggml");
     assert_eq!(h.hparams.n_vocab, 51_864);
     assert_eq!(h.vocab_tokens, 50_256);
     assert_eq!(h.tensors.len(), 167);
@@ -281,7 +279,7 @@ fn q8_0_tiny_en_from_convert_model_loads_and_transcribes() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let h = convert::read_ggml(&std::fs::read(&out).expect("read q8_0")).expect("parse");
+    let h = ggml::read_ggml(&std::fs::read(&out).expect("read q8_0")).expect("parse");
     assert_eq!(h.hparams.ftype, 2007);
     assert_eq!(h.tensors.len(), 167);
     let ty = |n: &str| h.tensor_type(n).map(|t| t.name());

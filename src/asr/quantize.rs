@@ -119,7 +119,9 @@ impl WeightType {
             WeightType::Q5_0 => 22,
             WeightType::Q5_1 => 24,
         };
-        (elements % BLOCK == 0).then(|| elements / BLOCK * per_block)
+        elements
+            .is_multiple_of(BLOCK)
+            .then(|| elements / BLOCK * per_block)
     }
 
     /// Appends `values` stored in this type. Quantized types round each value to f16 first
