@@ -353,6 +353,22 @@ firstAudioMs: number | null,
  */
 totalMs: number | null, };
 
+export type EndOfTurn = { 
+/**
+ * The rule that ended it.
+ */
+rule: EndRule, 
+/**
+ * Silence after the speech when the turn ended.
+ */
+silenceMs: number, 
+/**
+ * `smart`: how likely the answer was finished (0-1), from its words and its sound.
+ */
+score?: number | null, };
+
+export type EndRule = "silence" | "complete" | "unsure" | "max_silence" | "longest_turn";
+
 export type TokenUsage = { 
 /**
  * Tokens of the prompt (system prompt and history).

@@ -119,6 +119,7 @@ export function cancelledDone(turnId, text, heardText) {
     heardText,
     latency: {
       endpointMs: null,
+      endOfTurn: null,
       asrMs: null,
       llmFirstTokenMs: null,
       ttsFirstAudioMs: null,
