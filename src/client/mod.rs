@@ -735,8 +735,6 @@ mod tests {
         let msg = parse_server_message(text).unwrap();
         let eot = end_of_turn(&msg, text).expect("endOfTurn kept");
         assert_eq!(eot["rule"], "complete");
-        let old = r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3400}"#;
-        assert_eq!(end_of_turn(&parse_server_message(old).unwrap(), old), None);
         let other = r#"{"type":"audio.ack","seq":3}"#;
         assert_eq!(
             end_of_turn(&parse_server_message(other).unwrap(), other),

@@ -271,7 +271,9 @@ mod tests {
             ))
         };
         run.event(started(1), at, None);
-        let stopped = msg(r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1500}"#);
+        let stopped = msg(
+            r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1500,"endOfTurn":{"rule":"silence","silenceMs":500}}"#,
+        );
         let eot = serde_json::json!({"rule": "silence"});
         run.event(stopped, at, Some(eot.clone()));
         assert!(run.turns[&1].open && run.turns[&1].done.is_none());
