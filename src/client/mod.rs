@@ -144,10 +144,6 @@ pub struct Received {
     pub at: Instant,
     /// The frame.
     pub msg: Incoming,
-    /// An `input.speech_stopped`'s `endOfTurn` object (which rule ended the turn, and
-    /// why), read from the raw JSON so a client whose protocol types do not carry it yet
-    /// still sees what a newer server sends.
-    pub end_of_turn: Option<serde_json::Value>,
 }
 
 /// What `session.started` said: the call's id and the formats in effect.
@@ -645,7 +641,6 @@ async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received
         let item = match frame {
             Ok(Message::Text(text)) => parse_server_message(text.as_str())
                 .map(|m| Received {
-                    end_of_turn: end_of_turn(&m, text.as_str()),
                     at,
                     msg: Incoming::Event(m),
                 })
@@ -654,7 +649,6 @@ async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received
                 .map(|c| Received {
                     at,
                     msg: Incoming::Audio(c),
-                    end_of_turn: None,
                 })
                 .map_err(|e| ClientError::Protocol(format!("bad output audio frame: {e}"))),
             Ok(Message::Close(frame)) => {
@@ -681,15 +675,6 @@ async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received
             reason: String::new(),
         }))
         .await;
-}
-
-/// The `endOfTurn` object of an `input.speech_stopped` frame, from its raw text.
-fn end_of_turn(msg: &ServerMessage, text: &str) -> Option<serde_json::Value> {
-    if !matches!(msg, ServerMessage::InputSpeechStopped { .. }) {
-        return None;
-    }
-    let mut raw: serde_json::Value = serde_json::from_str(text).ok()?;
-    raw.get_mut("endOfTurn").map(serde_json::Value::take)
 }
 
 fn clip(text: &str) -> &str {
@@ -727,18 +712,5 @@ mod tests {
         );
         // Everything else of the typed start is kept.
         assert_eq!(v["input"]["sampleRate"], 16000);
-    }
-
-    #[test]
-    fn end_of_turn_is_read_from_the_raw_speech_stopped() {
-        let text = r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3400,"endOfTurn":{"rule":"complete","silenceMs":260,"score":0.9}}"#;
-        let msg = parse_server_message(text).unwrap();
-        let eot = end_of_turn(&msg, text).expect("endOfTurn kept");
-        assert_eq!(eot["rule"], "complete");
-        let other = r#"{"type":"audio.ack","seq":3}"#;
-        assert_eq!(
-            end_of_turn(&parse_server_message(other).unwrap(), other),
-            None
-        );
     }
 }

@@ -590,9 +590,13 @@ pub(crate) mod tests {
 
     /// Three answers: cut at a pause, ended early and truncated, never answered.
     fn case_calls() -> Vec<CallRecord> {
-        let stopped = |mut t: TurnReport, end_ms: u64, rule: Option<&str>| {
+        let stopped = |mut t: TurnReport, end_ms: u64, rule: Option<crate::protocol::EndRule>| {
             t.speech_end_ms = Some(end_ms);
-            t.end_of_turn = rule.map(|r| serde_json::json!({ "rule": r }));
+            t.end_of_turn = rule.map(|rule| crate::protocol::EndOfTurn {
+                rule,
+                silence_ms: 500,
+                score: None,
+            });
             t
         };
         let whole = "At my last job I was responsible for the billing service.";
@@ -610,12 +614,12 @@ pub(crate) mod tests {
                             "At my last job I was responsible for",
                         ),
                         2000,
-                        Some("silence"),
+                        Some(crate::protocol::EndRule::Silence),
                     ),
                     stopped(
                         turn(2, TurnStatus::Completed, Some(600), "the billing service."),
                         4500,
-                        Some("silence"),
+                        Some(crate::protocol::EndRule::Silence),
                     ),
                 ],
                 false,
@@ -633,7 +637,7 @@ pub(crate) mod tests {
                         "At my last job I was responsible for the",
                     ),
                     3800,
-                    Some("complete"),
+                    Some(crate::protocol::EndRule::Complete),
                 )],
                 false,
                 Some(4500),

@@ -90,10 +90,9 @@ pub fn end_rule(t: &TurnReport) -> Option<String> {
     t.speech_end_ms?;
     let rule = t
         .end_of_turn
-        .as_ref()
-        .and_then(|e| e.get("rule"))
-        .and_then(|r| r.as_str());
-    Some(rule.unwrap_or(UNREPORTED_RULE).to_owned())
+        .and_then(|e| serde_json::to_value(e.rule).ok())
+        .and_then(|r| r.as_str().map(str::to_owned));
+    Some(rule.unwrap_or_else(|| UNREPORTED_RULE.to_owned()))
 }
 
 #[cfg(test)]
@@ -200,13 +199,15 @@ mod tests {
     }
 
     #[test]
-    fn end_rules_read_leniently() {
+    fn end_rules_are_named_as_on_the_wire() {
         let mut t = turn(1, Some(3000), None);
         assert_eq!(end_rule(&t).as_deref(), Some(UNREPORTED_RULE));
-        t.end_of_turn = Some(serde_json::json!({"rule": "complete", "silenceMs": 260}));
-        assert_eq!(end_rule(&t).as_deref(), Some("complete"));
-        t.end_of_turn = Some(serde_json::json!({"silenceMs": 260}));
-        assert_eq!(end_rule(&t).as_deref(), Some(UNREPORTED_RULE));
+        t.end_of_turn = Some(crate::protocol::EndOfTurn {
+            rule: crate::protocol::EndRule::MaxSilence,
+            silence_ms: 2500,
+            score: Some(0.1),
+        });
+        assert_eq!(end_rule(&t).as_deref(), Some("max_silence"));
         assert_eq!(end_rule(&turn(1, None, None)), None);
     }
 }

@@ -24,7 +24,7 @@ impl FileRun<'_> {
                 self.audio_seq(chunk.turn, chunk.seq);
                 self.audio(chunk.turn, &chunk.samples, r.at)
             }
-            Incoming::Event(ev) => self.event(ev, r.at, r.end_of_turn),
+            Incoming::Event(ev) => self.event(ev, r.at),
         }
     }
 
@@ -63,9 +63,8 @@ impl FileRun<'_> {
         t.audio.extend_from_slice(samples);
     }
 
-    /// What one server message does to the call's state (`end_of_turn`: what the raw
-    /// frame of an `input.speech_stopped` said of why the turn ended).
-    fn event(&mut self, ev: ServerMessage, at: Instant, end_of_turn: Option<serde_json::Value>) {
+    /// What one server message does to the call's state.
+    fn event(&mut self, ev: ServerMessage, at: Instant) {
         match ev {
             ServerMessage::AudioAck { seq } => {
                 self.acked = Some(self.acked.map_or(seq, |a| a.max(seq)));
@@ -78,13 +77,15 @@ impl FileRun<'_> {
                 }
             }
             ServerMessage::InputSpeechStopped {
-                turn_id, audio_ms, ..
+                turn_id,
+                audio_ms,
+                end_of_turn,
             } => {
                 self.speaking = false;
                 if turn_id > 0 {
                     let t = self.turn(turn_id);
                     t.speech_end_ms = Some(audio_ms);
-                    t.end_of_turn = end_of_turn;
+                    t.end_of_turn = Some(end_of_turn);
                 }
             }
             ServerMessage::Transcript {
@@ -270,25 +271,29 @@ mod tests {
                 r#"{{"type":"input.speech_started","turnId":{id},"audioMs":0}}"#
             ))
         };
-        run.event(started(1), at, None);
+        run.event(started(1), at);
         let stopped = msg(
             r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1500,"endOfTurn":{"rule":"silence","silenceMs":500}}"#,
         );
-        let eot = serde_json::json!({"rule": "silence"});
-        run.event(stopped, at, Some(eot.clone()));
+        let eot = crate::protocol::EndOfTurn {
+            rule: crate::protocol::EndRule::Silence,
+            silence_ms: 500,
+            score: None,
+        };
+        run.event(stopped, at);
         assert!(run.turns[&1].open && run.turns[&1].done.is_none());
         assert_eq!(run.turns[&1].speech_end_ms, Some(1500));
         assert_eq!(run.turns[&1].end_of_turn, Some(eot));
         // The candidate goes on talking before turn 1 was answered: the server drops it.
-        run.event(started(2), at, None);
+        run.event(started(2), at);
         let t1 = &run.turns[&1];
         assert!(!t1.open);
         assert!(matches!(t1.done, Some((DoneStatus::Cancelled, _, _))));
         assert!(run.turns[&2].open);
         // A turn that got its response.started waits for its own response.done.
         let thinking = r#"{"type":"response.started","turnId":2,"status":"thinking"}"#;
-        run.event(msg(thinking), at, None);
-        run.event(started(3), at, None);
+        run.event(msg(thinking), at);
+        run.event(started(3), at);
         assert!(run.turns[&2].open && run.turns[&2].done.is_none());
         assert_eq!(run.turns[&2].responded_at, Some(at));
     }

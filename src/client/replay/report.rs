@@ -74,7 +74,7 @@ pub struct TurnReport {
     /// `input.speech_stopped.endOfTurn` as the server sent it (which rule ended the turn),
     /// when it sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_of_turn: Option<serde_json::Value>,
+    pub end_of_turn: Option<crate::protocol::EndOfTurn>,
     /// When `response.started` arrived, relative to the send of the chunk holding the
     /// end of the file's speech: negative when the AI began to answer before the last word.
     #[serde(default, skip_serializing_if = "Option::is_none")]

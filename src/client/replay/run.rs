@@ -39,7 +39,7 @@ pub(super) struct TurnState {
     /// `input.speech_stopped.audioMs`: where the server put the end of the speech.
     pub(super) speech_end_ms: Option<u64>,
     /// `input.speech_stopped.endOfTurn`, as sent.
-    pub(super) end_of_turn: Option<serde_json::Value>,
+    pub(super) end_of_turn: Option<crate::protocol::EndOfTurn>,
     /// What `response.done` said (or what the client settled for it after a resume).
     pub(super) done: Option<(DoneStatus, String, Latency)>,
     pub(super) first_audio_at: Option<Instant>,
