@@ -200,19 +200,9 @@ impl CallClient {
     ) -> Result<Self, ClientError> {
         let text = serde_json::to_string(&ClientMessage::SessionStart(start.clone()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Self::connect_text(url, &text, timeout).await
-    }
-
-    /// [`CallClient::connect_with_timeout`] with `session.start` given as JSON text: for
-    /// fields the protocol types do not carry (see [`TurnTaking`]).
-    pub async fn connect_text(
-        url: &str,
-        session_start: &str,
-        timeout: Duration,
-    ) -> Result<Self, ClientError> {
         let open = async {
             let (mut tx, mut rx) = open(url, &[]).await?;
-            tx.send_raw_text(session_start).await?;
+            tx.send_raw_text(&text).await?;
             let started = first_answer(&mut rx, |m| match m {
                 ServerMessage::SessionStarted {
                     session_id,
@@ -391,7 +381,8 @@ pub fn server_vad_start(
     }
 }
 
-/// Turn-detection modes a client can ask for by name.
+/// Turn-detection modes a client can ask for by name (the server-ended ones of
+/// [`TurnMode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnModeName {
@@ -402,10 +393,8 @@ pub enum TurnModeName {
     ServerVad,
 }
 
-/// The `session.start.turnDetection` fields a client sets on top of [`server_vad_start`]'s,
-/// as JSON, so they reach a server whose protocol is newer than this build's types (the
-/// `smart` mode and its silence bounds). A field left `None` is not sent: the server's
-/// default applies.
+/// The `session.start.turnDetection` fields a client sets on top of [`server_vad_start`]'s
+/// (and a report shows as asked). A field left `None` keeps the start's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnTaking {
@@ -423,20 +412,24 @@ pub struct TurnTaking {
     pub max_silence_ms: Option<u32>,
 }
 
-impl TurnTaking {
-    /// `start` as the JSON text of its `session.start`, with these fields set in its
-    /// `turnDetection`.
-    pub fn session_start_text(&self, start: &SessionStart) -> Result<String, ClientError> {
-        let bad = |e: serde_json::Error| ClientError::Protocol(e.to_string());
-        let mut msg =
-            serde_json::to_value(ClientMessage::SessionStart(start.clone())).map_err(bad)?;
-        if let (Some(turn), serde_json::Value::Object(fields)) = (
-            msg.get_mut("turnDetection").and_then(|t| t.as_object_mut()),
-            serde_json::to_value(self).map_err(bad)?,
-        ) {
-            turn.extend(fields);
+impl From<TurnModeName> for TurnMode {
+    fn from(m: TurnModeName) -> Self {
+        match m {
+            TurnModeName::Smart => TurnMode::Smart,
+            TurnModeName::ServerVad => TurnMode::ServerVad,
         }
-        serde_json::to_string(&msg).map_err(bad)
+    }
+}
+
+impl TurnTaking {
+    /// `base` with the fields these settings give.
+    pub fn apply(&self, base: TurnDetection) -> TurnDetection {
+        TurnDetection {
+            mode: self.mode.map_or(base.mode, TurnMode::from),
+            silence_ms: self.silence_ms.or(base.silence_ms),
+            min_silence_ms: self.min_silence_ms.or(base.min_silence_ms),
+            max_silence_ms: self.max_silence_ms.or(base.max_silence_ms),
+        }
     }
 }
 
@@ -691,8 +684,14 @@ mod tests {
     #[test]
     fn turn_taking_adds_only_the_fields_given() {
         let start = server_vad_start((16000, 1), 24000, None, Some(700));
-        let plain = TurnTaking::default().session_start_text(&start).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&plain).unwrap();
+        let text = |t: &TurnTaking| {
+            let start = SessionStart {
+                turn_detection: t.apply(start.turn_detection),
+                ..start.clone()
+            };
+            serde_json::to_string(&ClientMessage::SessionStart(start)).unwrap()
+        };
+        let v: serde_json::Value = serde_json::from_str(&text(&TurnTaking::default())).unwrap();
         assert_eq!(v["type"], "session.start");
         assert_eq!(
             v["turnDetection"],
@@ -704,8 +703,7 @@ mod tests {
             min_silence_ms: Some(250),
             max_silence_ms: Some(2500),
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&smart.session_start_text(&start).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text(&smart)).unwrap();
         assert_eq!(
             v["turnDetection"],
             serde_json::json!({"mode": "smart", "silenceMs": 700, "minSilenceMs": 250, "maxSilenceMs": 2500})

@@ -132,19 +132,20 @@ pub async fn replay_file_with_speech(
         opts.persona.clone(),
         opts.silence_ms,
     );
-    let connected = match opts.turn_detection().session_start_text(&start) {
-        Ok(text) => CallClient::connect_text(&opts.url, &text, DEFAULT_CONNECT_TIMEOUT).await,
-        Err(e) => Err(e),
+    let start = crate::protocol::SessionStart {
+        turn_detection: opts.turn_detection().apply(start.turn_detection),
+        ..start
     };
-    let mut call = match connected {
-        Ok(c) => c,
-        Err(e) => {
-            let name = path.display();
-            run.printer.line(&format!("error: {name}: {e}"), true);
-            let report = failed_report(path, "", TurnStatus::Error, e.to_string());
-            return Ok(vec![report]);
-        }
-    };
+    let mut call =
+        match CallClient::connect_with_timeout(&opts.url, &start, DEFAULT_CONNECT_TIMEOUT).await {
+            Ok(c) => c,
+            Err(e) => {
+                let name = path.display();
+                run.printer.line(&format!("error: {name}: {e}"), true);
+                let report = failed_report(path, "", TurnStatus::Error, e.to_string());
+                return Ok(vec![report]);
+            }
+        };
     run.output_rate = call.session.output.sample_rate;
     let session_id = call.session.session_id.clone();
     let (outcome, marks) = run
