@@ -158,7 +158,7 @@ serve_settings! {
     /// scripts/fetch-models; holds up in room noise) or `energy` (loudness over an adaptive
     /// noise floor; needs nothing). docs/vad.md has the measurements.
     #[arg(env = "CALLGATE_VAD")]
-    vad: VadDetector = VadDetector::Energy;
+    vad: VadDetector = VadDetector::Silero;
     /// Speech needed before the user's voice interrupts the AI, ms.
     #[arg(env = "CALLGATE_BARGE_IN_MS")]
     barge_in_ms: u64 = 200, allowed within(0..=5000, " ms");

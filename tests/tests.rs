@@ -12,3 +12,4 @@ mod props;
 mod server;
 mod trust;
 mod util;
+mod vad;
