@@ -10,7 +10,8 @@
 //! offset errors, and when barge-in (200 ms of speech) fires after the speech starts.
 //!
 //! `cargo run --release --example vad_room` (needs espeak-ng, sox and scripts/fetch-models;
-//! `-- --variants` adds Silero without hysteresis and with other thresholds, `-- --verbose`
+//! `-- --variants` adds Silero without the loudness gate, without hysteresis and with other
+//! thresholds, `-- --verbose`
 //! prints every fixture's events).
 
 use std::path::Path;
@@ -379,6 +380,14 @@ fn detectors(variants: bool) -> Vec<Detector> {
         silero("silero", cfg.speech_threshold, cfg.release_threshold),
     ];
     if variants {
+        list.push(Detector {
+            name: "silero, no loudness gate".into(),
+            detector: SpeechDetector::Silero(model.clone()),
+            cfg: VadConfig {
+                loud_margin_db: f32::NEG_INFINITY,
+                ..cfg
+            },
+        });
         list.push(silero("silero 0.5, no hysteresis", 0.5, 0.5));
         list.push(silero("silero 0.6 / 0.45", 0.6, 0.45));
         list.push(silero("silero 0.4 / 0.25", 0.4, 0.25));

@@ -186,12 +186,6 @@ impl SileroStream {
     }
 }
 
-/// How far above the background level a frame must be to count as the speaker's own voice
-/// rather than talkers behind them. Babble 15 dB under the voice peaks about 9 dB under it
-/// (99th percentile of its 10 ms frames), and the background estimate sits a few dB under
-/// the babble's median: 10 dB keeps almost every babble frame out and most of the voice in.
-const LOUD_MARGIN_DB: f32 = 11.0;
-
 /// Fraction of the distance to a quieter frame the background moves per frame (fast: a
 /// quieter frame is proof the background is at most that loud).
 const BACKGROUND_FALL: f32 = 0.1;
@@ -212,7 +206,7 @@ const BACKGROUND_MIN_DBFS: f32 = -70.0;
 
 /// One stream's Silero frame scores for [`super::vad::Vad`]: each 10 ms frame gets the
 /// probability of the window it ends in, and is *loud* when its energy is
-/// [`LOUD_MARGIN_DB`] above the background level. Silero hears babble as speech, whatever
+/// `loud_margin_db` above the background level. Silero hears babble as speech, whatever
 /// its level; loudness is what tells the speaker from the room.
 #[derive(Debug, Clone)]
 pub struct SileroFrames {
@@ -230,11 +224,14 @@ pub struct SileroFrames {
     background: Option<f32>,
     /// Below this probability a frame is not speech, and may teach the background.
     not_speech: f32,
+    /// How far above the background a loud frame is.
+    loud_margin_db: f32,
 }
 
 impl SileroFrames {
-    /// Scores for a new stream of `model`; frames under `not_speech` count as background.
-    pub fn new(model: &SileroModel, not_speech: f32) -> Self {
+    /// Scores for a new stream of `model`: frames under `not_speech` count as background,
+    /// frames `loud_margin_db` over the background are loud.
+    pub fn new(model: &SileroModel, not_speech: f32, loud_margin_db: f32) -> Self {
         Self {
             stream: model.stream(),
             framer: FrameEnergies::default(),
@@ -244,6 +241,7 @@ impl SileroFrames {
             frames: 0,
             background: None,
             not_speech,
+            loud_margin_db,
         }
     }
 
@@ -275,7 +273,7 @@ impl SileroFrames {
         let background = *self
             .background
             .get_or_insert(energy.max(BACKGROUND_MIN_DBFS));
-        let loud = energy >= background + LOUD_MARGIN_DB;
+        let loud = energy >= background + self.loud_margin_db;
         let step = if energy < background {
             BACKGROUND_FALL * (energy - background)
         } else if !loud || probability < self.not_speech {
@@ -344,7 +342,7 @@ mod tests {
 
     #[test]
     fn every_frame_is_scored_once_its_window_is_complete() {
-        let mut frames = SileroFrames::new(&model(), 0.35);
+        let mut frames = SileroFrames::new(&model(), 0.35, 11.0);
         let mut scores = Vec::new();
         frames.push(&vec![0.0; WINDOW_SAMPLES - 1], &mut scores);
         assert!(scores.is_empty());
@@ -354,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_background_follows_quiet_frames_and_loudness_is_measured_from_it() {
-        let mut frames = SileroFrames::new(&model(), 0.35);
+        let mut frames = SileroFrames::new(&model(), 0.35, 11.0);
         // Speech-like (probability 1) frames at -40 dBFS: the background settles there, so
         // they are not loud; a frame 12 dB over them is.
         for _ in 0..300 {

@@ -66,6 +66,12 @@ pub struct VadConfig {
     /// (not above the background: a soft word ending, or talkers behind the speaker) still
     /// counts. Only Silero tells loud from quiet speech.
     pub quiet_hold_ms: u32,
+    /// Silero: how far above the background level a frame must be to be loud, the
+    /// speaker's own voice. Babble 15 dB under the voice peaks about 9 dB under it (99th
+    /// percentile of its 10 ms frames), and the background estimate sits a few dB under the
+    /// babble's median: 11 dB keeps almost every babble frame out and most of the voice in
+    /// (docs/vad.md). Minus infinity turns the distinction off.
+    pub loud_margin_db: f32,
 }
 
 impl Default for VadConfig {
@@ -78,6 +84,7 @@ impl Default for VadConfig {
             speech_threshold: 0.5,
             release_threshold: 0.35,
             quiet_hold_ms: 400,
+            loud_margin_db: 11.0,
         }
     }
 }
@@ -164,9 +171,11 @@ impl Frames {
                 cfg.threshold_db_above_floor,
                 cfg.min_threshold_dbfs,
             )),
-            SpeechDetector::Silero(model) => {
-                Frames::Silero(Box::new(SileroFrames::new(model, cfg.release_threshold)))
-            }
+            SpeechDetector::Silero(model) => Frames::Silero(Box::new(SileroFrames::new(
+                model,
+                cfg.release_threshold,
+                cfg.loud_margin_db,
+            ))),
         }
     }
 
