@@ -1,5 +1,6 @@
 //! Criterion bench of transcription latency with tiny.en on 2 threads, for a ~3 s and a
 //! ~10 s espeak-ng clip under the default decode options, with the real-time factor.
+//! `CALLGATE_BENCH_MODEL=models/ggml-tiny.en-q8_0.bin` benches another model file.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -24,7 +25,9 @@ const CLIPS: &[(&str, &str, &str)] = &[
 ];
 
 fn bench(c: &mut Criterion) {
-    let engine = match WhisperEngine::load(&util::tiny_model(), 2) {
+    let model = std::env::var_os("CALLGATE_BENCH_MODEL")
+        .map_or_else(util::tiny_model, std::path::PathBuf::from);
+    let engine = match WhisperEngine::load(&model, 2) {
         Ok(e) => e,
         Err(e) => panic!("{e}"),
     };
@@ -34,7 +37,10 @@ fn bench(c: &mut Criterion) {
     };
     let cancel = CancellationToken::new();
     let mut group = c.benchmark_group(format!(
-        "transcribe tiny.en 2 threads {}",
+        "transcribe {} 2 threads {}",
+        model
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy()),
         options.audio_context
     ));
     group.sample_size(10);

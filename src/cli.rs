@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use callgate::asr::quantize::WeightType;
 use callgate::asr::whisper::WhisperEngine;
-use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert};
+use callgate::asr::{AudioContext, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert, ggml};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
 use callgate::config::{DEFAULT_MODEL, ServeArgs};
 
@@ -42,14 +43,21 @@ enum Command {
     Bench(Box<callgate::client::bench::BenchArgs>),
     /// Transcribe WAV files (any rate, mono or stereo) with the whisper model.
     Transcribe(TranscribeArgs),
-    /// Convert a CTranslate2 (faster-whisper) Whisper model folder to a ggml file.
+    /// Convert a CTranslate2 (faster-whisper) Whisper model folder to a ggml file, or
+    /// quantize an f16 ggml file, as whisper.cpp's `quantize` tool does.
     ConvertModel {
         /// Folder holding model.bin and vocabulary.txt.
+        #[arg(long, required_unless_present = "ggml", conflicts_with = "ggml")]
+        ct2_dir: Option<PathBuf>,
+        /// An f16 ggml file to quantize instead (e.g. models/ggml-tiny.en.bin).
         #[arg(long)]
-        ct2_dir: PathBuf,
+        ggml: Option<PathBuf>,
         /// Output ggml file.
         #[arg(long)]
         out: PathBuf,
+        /// Store the weight matrices as q8_0, q5_0 or q5_1 instead of f16.
+        #[arg(long, value_parser = parse_weight_type)]
+        quantize: Option<WeightType>,
     },
     /// Mint a call token (HS256 JWT) for local use and print it alone on stdout. The secret
     /// comes from --jwt-secret, CALLGATE_JWT_SECRET or the serve config file, as for serve.
@@ -163,7 +171,12 @@ pub fn main() -> ExitCode {
         Command::Mic(args) => mic(args),
         Command::Bench(args) => bench(*args),
         Command::Transcribe(args) => transcribe(args),
-        Command::ConvertModel { ct2_dir, out } => convert_model(&ct2_dir, &out),
+        Command::ConvertModel {
+            ct2_dir,
+            ggml,
+            out,
+            quantize,
+        } => convert_model(ct2_dir, ggml, &out, quantize.unwrap_or(WeightType::F16)),
         Command::ModelInfo { model } => model_info(&model),
         Command::ConfigDocs => {
             print!("{}", callgate::config::docs::configuration_markdown());
@@ -320,13 +333,34 @@ fn mic(args: callgate::client::mic::MicArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn convert_model(ct2_dir: &std::path::Path, out: &std::path::Path) -> Result<ExitCode> {
+/// Parses `--quantize`: one of the quantized types, by whisper.cpp's name.
+fn parse_weight_type(name: &str) -> Result<WeightType, String> {
+    WeightType::parse(name)
+        .filter(|t| t.is_quantized())
+        .ok_or_else(|| {
+            let names: Vec<_> = WeightType::QUANTIZED.iter().map(|t| t.name()).collect();
+            format!("{name:?}: expected one of {}", names.join(", "))
+        })
+}
+
+fn convert_model(
+    ct2_dir: Option<PathBuf>,
+    ggml: Option<PathBuf>,
+    out: &std::path::Path,
+    weights: WeightType,
+) -> Result<ExitCode> {
     let started = Instant::now();
-    let summary = convert::convert_dir(ct2_dir, out)
-        .with_context(|| format!("converting {}", ct2_dir.display()))?;
+    let summary = match (ct2_dir, ggml) {
+        (Some(dir), _) => convert::convert_dir(&dir, out, weights)
+            .with_context(|| format!("converting {}", dir.display()))?,
+        (None, Some(file)) => ggml::requantize_file(&file, out, weights)
+            .with_context(|| format!("quantizing {}", file.display()))?,
+        (None, None) => anyhow::bail!("give --ct2-dir or --ggml"),
+    };
     println!(
-        "wrote {} ({} bytes, {} tensors, {} tokens, {:?}) in {} ms",
+        "wrote {} ({}, {} bytes, {} tensors, {} tokens, {:?}) in {} ms",
         out.display(),
+        weights.name(),
         summary.bytes,
         summary.tensors,
         summary.vocab_tokens,
@@ -338,8 +372,13 @@ fn convert_model(ct2_dir: &std::path::Path, out: &std::path::Path) -> Result<Exi
 
 fn model_info(model: &std::path::Path) -> Result<ExitCode> {
     let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
-    let header = convert::read_ggml(&bytes)?;
+    let header = ggml::read_ggml(&bytes)?;
     println!("{:?}", header.hparams);
+    let weights = WeightType::from_header_ftype(header.hparams.ftype);
+    println!(
+        "weights {}",
+        weights.map_or("of an unknown type", WeightType::name)
+    );
     println!(
         "filters {}x{}, {} tokens, {} tensors",
         header.filter_mels,

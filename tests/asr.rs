@@ -1,6 +1,6 @@
 //! Speech recognition on the real tiny.en model: transcription of espeak-ng fixtures at
 //! several rates and channel counts, cancellation, load errors, the converter on the real
-//! file, and the `callgate transcribe` / `convert-model` binaries.
+//! file, a q8_0 quantization of it, and the `callgate transcribe` / `convert-model` binaries.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,9 +8,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use callgate::asr::whisper::WhisperEngine;
-use callgate::asr::{
-    AsrError, DEFAULT_PROMPT, DecodeOptions, Transcriber, convert, normalize_words,
-};
+use callgate::asr::{AsrError, DEFAULT_PROMPT, DecodeOptions, Transcriber, ggml, normalize_words};
 use callgate::audio::{ASR_SAMPLE_RATE, wav};
 use tokio_util::sync::CancellationToken;
 
@@ -247,7 +245,7 @@ fn empty_and_very_short_clips_decode_without_error() {
 #[test]
 fn converted_tiny_en_has_whisper_tiny_shape() {
     let bytes = std::fs::read(tiny_model()).expect("read model");
-    let h = convert::read_ggml(&bytes).expect("parse ggml");
+    let h = ggml::read_ggml(&bytes).expect("parse ggml");
     assert_eq!(h.hparams.n_vocab, 51_864);
     assert_eq!(h.vocab_tokens, 50_256);
     assert_eq!(h.tensors.len(), 167);
@@ -257,11 +255,49 @@ fn converted_tiny_en_has_whisper_tiny_shape() {
     assert_eq!((h.filter_mels, h.filter_bins), (80, 201));
     assert_eq!(h.hparams.ftype, 1);
     // Spot-check the f32/f16 rules on the real file.
-    let ty = |n: &str| h.tensors.iter().find(|(name, _)| name == n).map(|t| t.1);
+    let ty = |n: &str| h.tensor_type(n).map(|t| t.ggml_type());
     assert_eq!(ty("encoder.conv1.bias"), Some(0));
     assert_eq!(ty("encoder.blocks.0.attn.query.weight"), Some(1));
     assert_eq!(ty("encoder.blocks.0.attn.key.bias"), None);
     assert_eq!(ty("decoder.token_embedding.weight"), Some(1));
+}
+
+/// `callgate convert-model --ggml --quantize q8_0` on the real tiny.en: whisper.cpp loads the
+/// result and hears an interview answer as the f16 model does (about a second to quantize).
+#[test]
+fn q8_0_tiny_en_from_convert_model_loads_and_transcribes() {
+    let out = crate::util::fixture_dir().join(format!("tiny.en-q8_0-{}.bin", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["convert-model", "--quantize", "q8_0", "--ggml"])
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run callgate");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let h = ggml::read_ggml(&std::fs::read(&out).expect("read q8_0")).expect("parse");
+    assert_eq!(h.hparams.ftype, 2007);
+    assert_eq!(h.tensors.len(), 167);
+    let ty = |n: &str| h.tensor_type(n).map(|t| t.name());
+    assert_eq!(ty("decoder.token_embedding.weight"), Some("q8_0"));
+    assert_eq!(ty("encoder.blocks.3.mlp.2.weight"), Some("q8_0"));
+    assert_eq!(ty("encoder.conv1.weight"), Some("f16"));
+    assert_eq!(ty("encoder.positional_embedding"), Some("f32"));
+
+    let _turn = serial();
+    let engine = WhisperEngine::load(&out, 2).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&out);
+    let clip = wav::read_mono_at(&espeak_wav(RACE, "en-gb", 16_000, 1), ASR_SAMPLE_RATE)
+        .expect("read fixture");
+    let got = engine
+        .transcribe(&clip.samples, &options(), &CancellationToken::new())
+        .expect("transcribe")
+        .text;
+    assert_phrases(&got, &["race condition", "payment service"], 2, "q8_0");
 }
 
 /// A CTranslate2 header that announces a tensor whose data is cut off.

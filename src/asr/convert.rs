@@ -6,7 +6,9 @@
 //! hyper-parameters, the Slaney mel filterbank, the ordinary BPE tokens as raw bytes, then the
 //! tensors under whisper.cpp's names. The rules mirror whisper.cpp's own
 //! `convert-pt-to-ggml.py`: 1-D tensors, conv biases and positional embeddings stay f32, every
-//! other tensor is f16; dims are written innermost first.
+//! other tensor is f16; dims are written innermost first. Asked for a quantized weight type,
+//! it quantizes the weight matrices as whisper.cpp's `quantize` tool would ([`super::quantize`]);
+//! [`super::ggml::requantize`] does the same to an f16 ggml file.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,8 +16,11 @@ use std::path::Path;
 
 use half::f16;
 
-/// Magic number at the start of a ggml file ("ggml" in hex).
-pub const GGML_MAGIC: u32 = 0x6767_6d6c;
+use super::ggml::{
+    CountingWriter, GGML_MAGIC, OutTensor, read_file, source_type, write_atomically, write_tensor,
+};
+use super::quantize::WeightType;
+
 /// Number of frequency bins of Whisper's 400-point FFT.
 const N_FFT_BINS: usize = 201;
 /// Whisper's audio sample rate.
@@ -72,13 +77,14 @@ pub struct Ct2Model {
     pub variables: HashMap<String, Ct2Variable>,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// A bounds-checked little-endian reader over a model file (CTranslate2 or ggml).
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ConvertError> {
+    pub(super) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ConvertError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
             return Err(ConvertError::Truncated {
@@ -98,7 +104,7 @@ impl<'a> Reader<'a> {
         let b = self.take(2, what)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self, what: &'static str) -> Result<u32, ConvertError> {
+    pub(super) fn u32(&mut self, what: &'static str) -> Result<u32, ConvertError> {
         let b = self.take(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -223,7 +229,7 @@ pub struct HyperParams {
     pub n_text_layer: i32,
     /// Mel bands.
     pub n_mels: i32,
-    /// Weight type: 1 = f16.
+    /// Weight type: 1 = f16, 2000 + ggml's ftype when quantized ([`WeightType::header_ftype`]).
     pub ftype: i32,
 }
 
@@ -348,14 +354,6 @@ pub fn mel_filterbank(n_mels: usize) -> Vec<f32> {
     out
 }
 
-/// A tensor ready to write: whisper.cpp name, dims outermost first, f32 values.
-struct OutTensor {
-    name: String,
-    dims: Vec<usize>,
-    values: Vec<f32>,
-    keep_f32: bool,
-}
-
 fn to_f32(v: &Ct2Variable, name: &str) -> Result<Vec<f32>, ConvertError> {
     match v.dtype {
         0 => Ok(v
@@ -392,12 +390,12 @@ impl Builder<'_> {
 
     fn push(&mut self, name: String, dims: Vec<usize>, values: Vec<f32>) {
         // convert-pt-to-ggml.py keeps 1-D tensors f32; whisper.cpp creates them f32.
-        let keep_f32 = dims.len() < 2;
+        let source = source_type(dims.len() < 2);
         self.out.push(OutTensor {
             name,
             dims,
             values,
-            keep_f32,
+            source,
         });
     }
 
@@ -449,7 +447,7 @@ impl Builder<'_> {
             name: format!("{to}.bias"),
             dims: vec![dims.iter().product(), 1],
             values,
-            keep_f32: true,
+            source: WeightType::F32,
         });
         Ok(())
     }
@@ -460,7 +458,7 @@ impl Builder<'_> {
             name: to.to_string(),
             dims,
             values,
-            keep_f32: true,
+            source: WeightType::F32,
         });
         Ok(())
     }
@@ -509,7 +507,7 @@ impl Builder<'_> {
     }
 }
 
-fn hyper_params(model: &Ct2Model) -> Result<HyperParams, ConvertError> {
+fn hyper_params(model: &Ct2Model, weights: WeightType) -> Result<HyperParams, ConvertError> {
     let dims2 = |name: &str| -> Result<(i32, i32), ConvertError> {
         let v = model.var(name)?;
         match v.dims.as_slice() {
@@ -537,7 +535,7 @@ fn hyper_params(model: &Ct2Model) -> Result<HyperParams, ConvertError> {
         n_text_head: model.scalar_i16("decoder/num_heads")?,
         n_text_layer: model.layer_count("decoder") as i32,
         n_mels,
-        ftype: 1,
+        ftype: weights.header_ftype(),
     };
     if hp.n_audio_state != hp.n_text_state || hp.n_audio_layer == 0 || hp.n_text_layer == 0 {
         return Err(ConvertError::Unsupported(format!(
@@ -547,13 +545,15 @@ fn hyper_params(model: &Ct2Model) -> Result<HyperParams, ConvertError> {
     Ok(hp)
 }
 
-/// Converts parsed CTranslate2 weights plus vocabulary text to a ggml file in `out`.
+/// Converts parsed CTranslate2 weights plus vocabulary text to a ggml file in `out`, its
+/// weight matrices stored as `weights` (f16, or a quantized type).
 pub fn convert(
     model: &Ct2Model,
     vocabulary: &str,
+    weights: WeightType,
     out: &mut impl Write,
 ) -> Result<ConvertSummary, ConvertError> {
-    let hparams = hyper_params(model)?;
+    let hparams = hyper_params(model, weights)?;
     let tokens = read_vocabulary(vocabulary)?;
     if tokens.len() >= hparams.n_vocab as usize {
         return Err(ConvertError::Vocabulary(format!(
@@ -624,7 +624,7 @@ pub fn convert(
         w.write_all(t).map_err(io)?;
     }
     for t in &b.out {
-        write_tensor(&mut w, t).map_err(io)?;
+        write_tensor(&mut w, t, weights)?;
     }
     w.flush().map_err(io)?;
     Ok(ConvertSummary {
@@ -635,151 +635,26 @@ pub fn convert(
     })
 }
 
-/// One tensor in ggml's layout: dims, name length, type, dims (reversed), name, data.
-fn write_tensor(w: &mut impl Write, t: &OutTensor) -> std::io::Result<()> {
-    let ftype: i32 = if t.keep_f32 { 0 } else { 1 };
-    w.write_all(&(t.dims.len() as i32).to_le_bytes())?;
-    w.write_all(&(t.name.len() as i32).to_le_bytes())?;
-    w.write_all(&ftype.to_le_bytes())?;
-    for d in t.dims.iter().rev() {
-        w.write_all(&(*d as i32).to_le_bytes())?;
-    }
-    w.write_all(t.name.as_bytes())?;
-    let mut buf = Vec::with_capacity(t.values.len() * 4);
-    for v in &t.values {
-        if t.keep_f32 {
-            buf.extend_from_slice(&v.to_le_bytes());
-        } else {
-            buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
-        }
-    }
-    w.write_all(&buf)
-}
-
-struct CountingWriter<'a, W: Write> {
-    inner: &'a mut W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for CountingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Converts the CTranslate2 model folder `ct2_dir` (model.bin + vocabulary.txt) to `out`,
-/// writing to a temporary file first so a failed run never leaves a half-written model.
-pub fn convert_dir(ct2_dir: &Path, out: &Path) -> Result<ConvertSummary, ConvertError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| ConvertError::Io {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let model_bytes = read(&ct2_dir.join("model.bin"))?;
-    let vocab_bytes = read(&ct2_dir.join("vocabulary.txt"))?;
+/// its weight matrices stored as `weights`.
+pub fn convert_dir(
+    ct2_dir: &Path,
+    out: &Path,
+    weights: WeightType,
+) -> Result<ConvertSummary, ConvertError> {
+    let model_bytes = read_file(&ct2_dir.join("model.bin"))?;
+    let vocab_bytes = read_file(&ct2_dir.join("vocabulary.txt"))?;
     let vocab =
         String::from_utf8(vocab_bytes).map_err(|_| ConvertError::Vocabulary("not UTF-8".into()))?;
     let model = Ct2Model::parse(&model_bytes)?;
     drop(model_bytes);
-    let tmp = out.with_extension("bin.partial");
-    let io = |source| ConvertError::Io {
-        path: tmp.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut writer = std::io::BufWriter::new(file);
-    let summary = convert(&model, &vocab, &mut writer)?;
-    writer.flush().map_err(io)?;
-    drop(writer);
-    std::fs::rename(&tmp, out).map_err(|source| ConvertError::Io {
-        path: out.display().to_string(),
-        source,
-    })?;
-    Ok(summary)
-}
-
-/// The header of a ggml Whisper file, read back for checks (`callgate model-info`, tests).
-#[derive(Debug, Clone)]
-pub struct GgmlHeader {
-    /// Hyper-parameters.
-    pub hparams: HyperParams,
-    /// Mel bands in the stored filterbank.
-    pub filter_mels: i32,
-    /// FFT bins in the stored filterbank.
-    pub filter_bins: i32,
-    /// Ordinary tokens stored.
-    pub vocab_tokens: usize,
-    /// Tensors stored, by name with their ggml type (0 f32, 1 f16).
-    pub tensors: Vec<(String, i32)>,
-}
-
-/// Reads a ggml Whisper file's header, vocabulary and tensor table.
-pub fn read_ggml(bytes: &[u8]) -> Result<GgmlHeader, ConvertError> {
-    let mut r = Reader { bytes, pos: 0 };
-    let i32_ = |r: &mut Reader, what| r.u32(what).map(|v| v as i32);
-    if r.u32("magic")? != GGML_MAGIC {
-        return Err(ConvertError::Unsupported("bad ggml magic".into()));
-    }
-    let mut h = [0i32; 11];
-    for v in h.iter_mut() {
-        *v = i32_(&mut r, "hyper-parameter")?;
-    }
-    let hparams = HyperParams {
-        n_vocab: h[0],
-        n_audio_ctx: h[1],
-        n_audio_state: h[2],
-        n_audio_head: h[3],
-        n_audio_layer: h[4],
-        n_text_ctx: h[5],
-        n_text_state: h[6],
-        n_text_head: h[7],
-        n_text_layer: h[8],
-        n_mels: h[9],
-        ftype: h[10],
-    };
-    let filter_mels = i32_(&mut r, "filter rows")?;
-    let filter_bins = i32_(&mut r, "filter columns")?;
-    r.take(
-        filter_mels.max(0) as usize * filter_bins.max(0) as usize * 4,
-        "filters",
-    )?;
-    let n_tokens = r.u32("vocabulary size")? as usize;
-    for _ in 0..n_tokens {
-        let len = r.u32("token length")? as usize;
-        r.take(len, "token")?;
-    }
-    let mut tensors = Vec::new();
-    while r.pos < bytes.len() {
-        let n_dims = r.u32("tensor rank")? as usize;
-        let name_len = r.u32("tensor name length")? as usize;
-        let ttype = i32_(&mut r, "tensor type")?;
-        let mut elems = 1usize;
-        for _ in 0..n_dims {
-            elems = elems.saturating_mul(r.u32("tensor dim")? as usize);
-        }
-        let name = String::from_utf8_lossy(r.take(name_len, "tensor name")?).into_owned();
-        let size = if ttype == 0 { 4 } else { 2 };
-        r.take(elems.saturating_mul(size), "tensor data")?;
-        tensors.push((name, ttype));
-    }
-    Ok(GgmlHeader {
-        hparams,
-        filter_mels,
-        filter_bins,
-        vocab_tokens: n_tokens,
-        tensors,
-    })
+    write_atomically(out, |w| convert(&model, &vocab, weights, w))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::asr::ggml::{GgmlHeader, read_ggml, requantize};
 
     /// Writes a CTranslate2 file in the on-disk format, for a model small enough to build
     /// in a test: it exercises every mapping rule without the 75 MB real model.
@@ -821,7 +696,11 @@ mod tests {
 
     /// A 1-layer Whisper with width 4, 2 heads, 3 mels and a vocabulary of 6 embeddings.
     fn tiny_model() -> Vec<u8> {
-        let d = 4;
+        model_of_width(4)
+    }
+
+    /// [`tiny_model`] with width `d` (32 makes every weight row fill whole quant blocks).
+    fn model_of_width(d: usize) -> Vec<u8> {
         let mut vars: Vec<(String, Vec<usize>, u8, Vec<u8>)> = Vec::new();
         let mut add = |name: String, dims: Vec<usize>| {
             let data = f16s(&dims, 0.5);
@@ -891,7 +770,7 @@ mod tests {
     fn converts_a_small_model_with_every_mapping_rule() {
         let model = Ct2Model::parse(&tiny_model()).expect("parse");
         let mut out = Vec::new();
-        let summary = convert(&model, VOCAB, &mut out).expect("convert");
+        let summary = convert(&model, VOCAB, WeightType::F16, &mut out).expect("convert");
         assert_eq!(summary.vocab_tokens, 3);
         // encoder 7 + 15 per layer, decoder 4 + 24 per layer
         assert_eq!(summary.tensors, 7 + 15 + 4 + 24);
@@ -902,7 +781,7 @@ mod tests {
         assert_eq!(h.hparams.n_mels, 3);
         assert_eq!((h.filter_mels, h.filter_bins), (3, 201));
         assert_eq!(h.tensors.len(), summary.tensors);
-        let ty = |n: &str| h.tensors.iter().find(|(name, _)| name == n).map(|t| t.1);
+        let ty = |n: &str| h.tensor_type(n).map(WeightType::ggml_type);
         assert_eq!(ty("encoder.conv1.bias"), Some(0));
         assert_eq!(ty("encoder.positional_embedding"), Some(0));
         assert_eq!(ty("encoder.blocks.0.attn.query.weight"), Some(1));
@@ -911,6 +790,67 @@ mod tests {
         assert_eq!(ty("decoder.blocks.0.cross_attn.key.weight"), Some(1));
         assert_eq!(ty("decoder.blocks.0.cross_attn.value.bias"), Some(0));
         assert_eq!(ty("decoder.ln.weight"), Some(0));
+    }
+
+    #[test]
+    fn quantized_conversion_equals_requantizing_the_f16_file() {
+        let model = Ct2Model::parse(&model_of_width(32)).expect("parse");
+        let mut f16_file = Vec::new();
+        convert(&model, VOCAB, WeightType::F16, &mut f16_file).expect("f16");
+        for weights in WeightType::QUANTIZED {
+            let mut direct = Vec::new();
+            let summary = convert(&model, VOCAB, weights, &mut direct).expect("quantized");
+            let mut from_f16 = Vec::new();
+            requantize(&f16_file, weights, &mut from_f16).expect("requantize");
+            assert!(
+                direct == from_f16,
+                "{}: the two paths differ",
+                weights.name()
+            );
+            assert_eq!(summary.bytes, direct.len() as u64);
+            let h = read_ggml(&direct).expect("read back");
+            assert_eq!(h.hparams.ftype, weights.header_ftype());
+            assert_eq!(h.tensors.len(), summary.tensors);
+            let ty = |n: &str| h.tensor_type(n);
+            // whisper.cpp's rules: 2-D weights quantized, conv weights f16, the rest f32.
+            assert_eq!(ty("encoder.blocks.0.mlp.0.weight"), Some(weights));
+            assert_eq!(ty("decoder.token_embedding.weight"), Some(weights));
+            assert_eq!(ty("encoder.conv2.weight"), Some(WeightType::F16));
+            assert_eq!(ty("encoder.conv1.bias"), Some(WeightType::F32));
+            assert_eq!(ty("decoder.positional_embedding"), Some(WeightType::F32));
+            assert_eq!(ty("decoder.blocks.0.mlp_ln.bias"), Some(WeightType::F32));
+            // The unquantized tensors are the f16 file's, byte for byte.
+            let f16_header = read_ggml(&f16_file).expect("read f16");
+            let data = |file: &[u8], h: &GgmlHeader, n: &str| {
+                let t = h.tensors.iter().find(|t| t.name == n).expect(n);
+                file[t.data.clone()].to_vec()
+            };
+            for n in [
+                "encoder.conv1.weight",
+                "decoder.ln.weight",
+                "encoder.conv1.bias",
+            ] {
+                assert_eq!(data(&direct, &h, n), data(&f16_file, &f16_header, n), "{n}");
+            }
+        }
+        let err = requantize(
+            &{
+                let mut q = Vec::new();
+                requantize(&f16_file, WeightType::Q8_0, &mut q).expect("q8_0");
+                q
+            },
+            WeightType::Q5_0,
+            &mut Vec::new(),
+        )
+        .expect_err("already quantized");
+        assert!(err.to_string().contains("already q8_0"), "{err}");
+    }
+
+    #[test]
+    fn quantizing_rows_that_do_not_fill_blocks_is_refused() {
+        let model = Ct2Model::parse(&tiny_model()).expect("parse");
+        let err = convert(&model, VOCAB, WeightType::Q8_0, &mut Vec::new()).expect_err("width 4");
+        assert!(err.to_string().contains("32-value q8_0 blocks"), "{err}");
     }
 
     #[test]
@@ -946,7 +886,7 @@ mod tests {
         model
             .variables
             .remove("decoder/layer_0/attention/linear_1/weight");
-        let err = convert(&model, VOCAB, &mut Vec::new()).expect_err("missing");
+        let err = convert(&model, VOCAB, WeightType::F16, &mut Vec::new()).expect_err("missing");
         assert!(
             err.to_string().contains("attention/linear_1/weight"),
             "{err}"

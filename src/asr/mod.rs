@@ -1,7 +1,10 @@
-//! Speech recognition: the `Transcriber` trait, the whisper engine, and the ggml converter.
+//! Speech recognition: the `Transcriber` trait, the whisper engine, the ggml converter and
+//! quantizer.
 
 pub mod convert;
+pub mod ggml;
 pub mod pool;
+pub mod quantize;
 pub mod score;
 pub mod whisper;
 

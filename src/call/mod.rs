@@ -46,6 +46,8 @@ pub struct Engines {
     pub llm_timeouts: LlmTimeouts,
     /// The voice activity detector each call's input is judged by.
     pub vad: SpeechDetector,
+    /// The acoustic end-of-turn model, when one is configured.
+    pub turn_model: Option<crate::eot::acoustic::AcousticScorer>,
 }
 
 /// Stall limits for a streaming LLM.
@@ -82,6 +84,8 @@ pub struct CallSettings {
     pub barge_in_min: Duration,
     /// Silence after speech at which the final decode (and the LLM) start speculatively.
     pub speculative_silence: Duration,
+    /// Longest user turn: speech past it starts a new turn.
+    pub longest_turn: Duration,
     /// Interval between partial transcripts while the user speaks.
     pub partial_interval: Duration,
     /// Where `calls/<sessionId>/` folders go; `None` disables persistence.
@@ -141,6 +145,10 @@ pub enum EngineError {
     /// The Silero VAD model or ONNX Runtime could not load.
     #[error("vad: {0}")]
     Vad(#[from] crate::onnx::OnnxError),
+    /// The acoustic end-of-turn model could not load (run scripts/fetch-models, or
+    /// `--turn-model none`).
+    #[error("turn-model: {0}")]
+    TurnModel(String),
     /// The default persona does not exist.
     #[error("persona: no persona {0:?} (see personas/ and --personas-dir)")]
     UnknownPersona(String),
@@ -159,6 +167,7 @@ impl Engines {
         .map_err(|e| crate::asr::AsrError::Engine(e.to_string()))??;
         tracing::info!(model = %cfg.model.display(), load_ms = whisper.load_ms, workers = cfg.asr_workers, threads, "speech model loaded");
         let vad = load_vad(cfg.vad).await?;
+        let turn_model = load_turn_model(cfg.turn_model).await?;
         let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers).preempting(cfg.asr_preempt);
         let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
             voice: cfg.voice.clone(),
@@ -208,6 +217,7 @@ impl Engines {
             metrics: Arc::new(Metrics::default()),
             llm_timeouts: LlmTimeouts::from_config(cfg),
             vad,
+            turn_model,
         })
     }
 }
@@ -232,12 +242,32 @@ async fn load_vad(kind: crate::config::VadDetector) -> Result<SpeechDetector, En
     }
 }
 
+/// The acoustic end-of-turn model the `turn-model` setting names, loaded off the tokio
+/// workers, on its own scoring thread.
+async fn load_turn_model(
+    kind: crate::config::TurnModel,
+) -> Result<Option<crate::eot::acoustic::AcousticScorer>, EngineError> {
+    use crate::eot::smart_turn::{DEFAULT_MODEL, SmartTurn};
+    if kind == crate::config::TurnModel::None {
+        return Ok(None);
+    }
+    let model = tokio::task::spawn_blocking(|| SmartTurn::load(DEFAULT_MODEL))
+        .await
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?;
+    let scorer = crate::eot::acoustic::AcousticScorer::start(Arc::new(model))
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?;
+    tracing::info!(model = DEFAULT_MODEL, "Smart Turn end-of-turn model loaded");
+    Ok(Some(scorer))
+}
+
 impl CallSettings {
     /// The per-call part of a [`crate::config::ServeConfig`].
     pub fn from_config(cfg: &crate::config::ServeConfig) -> Self {
         Self {
             barge_in_min: cfg.barge_in,
             speculative_silence: cfg.speculative,
+            longest_turn: cfg.longest_turn,
             calls_dir: cfg.calls_dir.clone(),
             record_audio: cfg.record,
             idle_timeout: cfg.idle_timeout,
