@@ -67,7 +67,7 @@ input: InputFormat,
  */
 output: OutputFormat, 
 /**
- * How the end of a user turn is found; defaults to server VAD with 500 ms of silence.
+ * How the end of a user turn is found; defaults to `smart`.
  */
 turnDetection: TurnDetection, };
 
@@ -103,15 +103,25 @@ export type Transport = "binary" | "json";
 
 export type TurnDetection = { 
 /**
- * Server VAD or client commits.
+ * Smart end of turn (the default), server VAD with a fixed silence, or client commits.
  */
 mode: TurnMode, 
 /**
- * Silence that ends a turn under server VAD; `None` means [`DEFAULT_SILENCE_MS`].
+ * `server_vad`: the silence that ends a turn; `None` means [`DEFAULT_SILENCE_MS`].
  */
-silenceMs?: number | null, };
+silenceMs?: number | null, 
+/**
+ * `smart`: the silence that ends a turn judged complete; `None` means
+ * [`DEFAULT_MIN_SILENCE_MS`].
+ */
+minSilenceMs?: number | null, 
+/**
+ * `smart`: the silence that ends any turn, however unfinished it sounds; `None` means
+ * [`DEFAULT_MAX_SILENCE_MS`].
+ */
+maxSilenceMs?: number | null, };
 
-export type TurnMode = "server_vad" | "manual";
+export type TurnMode = "smart" | "server_vad" | "manual";
 
 export type ServerMessage = { "type": "session.started", 
 /**
@@ -185,7 +195,11 @@ turnId: number,
 /**
  * Position in the input stream where speech ended.
  */
-audioMs: number, } | { "type": "transcript", 
+audioMs: number, 
+/**
+ * Which rule ended the turn, and when.
+ */
+endOfTurn: EndOfTurn, } | { "type": "transcript", 
 /**
  * The user turn transcribed.
  */
@@ -315,6 +329,10 @@ export type Latency = {
  */
 endpointMs: number | null, 
 /**
+ * The rule that ended the user's turn (`null` for typed and manual turns).
+ */
+endOfTurn: EndOfTurn | null, 
+/**
  * Final transcription.
  */
 asrMs: number | null, 
@@ -334,6 +352,22 @@ firstAudioMs: number | null,
  * End-of-turn decision to `response.done`.
  */
 totalMs: number | null, };
+
+export type EndOfTurn = { 
+/**
+ * The rule that ended it.
+ */
+rule: EndRule, 
+/**
+ * Silence after the speech when the turn ended.
+ */
+silenceMs: number, 
+/**
+ * `smart`: how likely the answer was finished (0-1), from its words and its sound.
+ */
+score?: number | null, };
+
+export type EndRule = "silence" | "complete" | "unsure" | "max_silence" | "longest_turn";
 
 export type TokenUsage = { 
 /**

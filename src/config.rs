@@ -154,12 +154,27 @@ serve_settings! {
     /// Also record each call's input.wav and output.wav.
     #[arg(env = "CALLGATE_RECORD", num_args = 0..=1, default_missing_value = "true")]
     record: bool = false;
+    /// Voice activity detector: `silero` (Silero VAD v5 on ONNX Runtime, models/ from
+    /// scripts/fetch-models; holds up in room noise) or `energy` (loudness over an adaptive
+    /// noise floor; needs nothing). docs/vad.md has the measurements.
+    #[arg(env = "CALLGATE_VAD")]
+    vad: VadDetector = VadDetector::Energy;
+    /// Acoustic end-of-turn model fused with the words under `smart` turn detection:
+    /// `none` (words alone) or `smart-turn` (Smart Turn v3.2 on ONNX Runtime, models/ from
+    /// scripts/fetch-models). Off by default: on our fixtures it told finished answers from
+    /// cut ones no better than chance and cost 40-160 ms a pause (docs/end-of-turn.md).
+    #[arg(env = "CALLGATE_TURN_MODEL")]
+    turn_model: TurnModel = TurnModel::None;
     /// Speech needed before the user's voice interrupts the AI, ms.
     #[arg(env = "CALLGATE_BARGE_IN_MS")]
     barge_in_ms: u64 = 200, allowed within(0..=5000, " ms");
     /// Silence after which the final transcript and the LLM start speculatively, ms.
     #[arg(env = "CALLGATE_SPECULATIVE_MS")]
     speculative_ms: u64 = 200, allowed within(0..=5000, " ms");
+    /// Longest user turn, seconds: speech that goes on past it ends the turn (with
+    /// `endOfTurn.rule` "longest_turn") and the rest is a new turn.
+    #[arg(env = "CALLGATE_LONGEST_TURN_S")]
+    longest_turn_s: u64 = 300, allowed within(10..=3600, " seconds");
     /// End a call after this many seconds without any client message.
     #[arg(env = "CALLGATE_IDLE_TIMEOUT_S")]
     idle_timeout_s: u64 = 300, allowed within(0..=86_400, " seconds");
@@ -314,6 +329,26 @@ impl ConfigError {
     }
 }
 
+/// Which voice activity detector scores the input's frames ([`crate::audio::vad`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VadDetector {
+    /// The adaptive energy detector.
+    Energy,
+    /// Silero VAD v5 ([`crate::audio::silero::DEFAULT_MODEL`]).
+    Silero,
+}
+
+/// Which acoustic end-of-turn model `smart` turn detection uses ([`crate::eot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TurnModel {
+    /// Pipecat's Smart Turn v3.2 ([`crate::eot::smart_turn::DEFAULT_MODEL`]).
+    SmartTurn,
+    /// None: pauses are judged by their words.
+    None,
+}
+
 /// Which LLM backend answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LlmBackend {
@@ -367,10 +402,16 @@ pub struct ServeConfig {
     pub calls_dir: Option<PathBuf>,
     /// Record WAVs.
     pub record: bool,
+    /// Voice activity detector.
+    pub vad: VadDetector,
+    /// Acoustic end-of-turn model.
+    pub turn_model: TurnModel,
     /// Barge-in minimum speech.
     pub barge_in: Duration,
     /// Speculative final after this much silence.
     pub speculative: Duration,
+    /// Longest user turn.
+    pub longest_turn: Duration,
     /// Idle timeout.
     pub idle_timeout: Duration,
     /// Drain deadline on shutdown.
@@ -446,8 +487,11 @@ impl Filled {
             persona: self.persona,
             calls_dir: Some(self.calls_dir).filter(|p| !p.as_os_str().is_empty()),
             record: self.record,
+            vad: self.vad,
+            turn_model: self.turn_model,
             barge_in: Duration::from_millis(self.barge_in_ms),
             speculative: Duration::from_millis(self.speculative_ms),
+            longest_turn: Duration::from_secs(self.longest_turn_s),
             idle_timeout: Duration::from_secs(self.idle_timeout_s),
             drain: Duration::from_secs(self.drain_s),
             llm_first_token_timeout: Duration::from_secs_f64(self.llm_first_token_timeout_s),

@@ -16,7 +16,9 @@
 //! - [`tts`]: the `Synthesizer` trait and the in-process espeak-ng engine.
 //! - [`call`]: the call core (session, ingest, turn-taking, turn tasks), its events, the
 //!   driver generic over the socket, the callgate.v1 codec, start policy, limits, recorder.
+//! - [`onnx`]: ONNX Runtime, loaded at run time once per process, and its sessions.
 //! - [`metrics`]: process-wide counters and latency histograms, exported on `/metrics`.
+//! - [`eot`]: end of turn: the Smart Turn v3 acoustic model and its log-mel features.
 //! - [`config`]: every `serve` setting, defined once (flags, TOML, env, checks, docs).
 //! - [`server`]: the listener (hyper HTTP + the WebSocket upgrade on one port), routes, the
 //!   embedded browser page, auth, shutdown.
@@ -28,8 +30,10 @@ pub mod audio;
 pub mod call;
 pub mod client;
 pub mod config;
+pub mod eot;
 pub mod llm;
 pub mod metrics;
+pub mod onnx;
 pub mod protocol;
 pub mod schema;
 pub mod server;

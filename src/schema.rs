@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use ts_rs::TS;
 
 use crate::protocol::{
-    ClientMessage, DoneStatus, EndReason, ErrorCode, ErrorEvent, FLAG_FIRST, FLAG_LAST,
-    FRAME_HEADER_LEN, InputFormat, KIND_INPUT, KIND_OUTPUT, Latency, Limits, MAX_FRAME_BYTES,
-    OutputFormat, PROTOCOL_NAME, ResponseStatus, ServerMessage, SessionStart, TokenUsage,
-    Transport, TurnDetection, TurnMode, TurnRecord,
+    ClientMessage, DoneStatus, EndOfTurn, EndReason, EndRule, ErrorCode, ErrorEvent, FLAG_FIRST,
+    FLAG_LAST, FRAME_HEADER_LEN, InputFormat, KIND_INPUT, KIND_OUTPUT, Latency, Limits,
+    MAX_FRAME_BYTES, OutputFormat, PROTOCOL_NAME, ResponseStatus, ServerMessage, SessionStart,
+    TokenUsage, Transport, TurnDetection, TurnMode, TurnRecord,
 };
 
 /// Where the checked-in declaration file lives, relative to the repository root.
@@ -56,6 +56,8 @@ pub fn typescript() -> String {
         ResponseStatus::decl(&cfg),
         DoneStatus::decl(&cfg),
         Latency::decl(&cfg),
+        EndOfTurn::decl(&cfg),
+        EndRule::decl(&cfg),
         TokenUsage::decl(&cfg),
         ErrorEvent::decl(&cfg),
         ErrorCode::decl(&cfg),

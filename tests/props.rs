@@ -89,16 +89,19 @@ fn session_start() -> impl Strategy<Value = ClientMessage> {
         },
         ..OutputFormat::default()
     });
-    let turns = (any::<bool>(), prop::option::of(0u32..6000)).prop_map(|(manual, silence_ms)| {
-        TurnDetection {
-            mode: if manual {
-                TurnMode::Manual
-            } else {
-                TurnMode::ServerVad
+    let silence = || prop::option::of(0u32..6000);
+    let turns = (0u8..3, silence(), silence(), silence()).prop_map(
+        |(mode, silence_ms, min_silence_ms, max_silence_ms)| TurnDetection {
+            mode: match mode {
+                0 => TurnMode::Smart,
+                1 => TurnMode::ServerVad,
+                _ => TurnMode::Manual,
             },
             silence_ms,
-        }
-    });
+            min_silence_ms,
+            max_silence_ms,
+        },
+    );
     let context = prop::collection::btree_map("[a-z]{1,6}", json_value(), 0..3);
     (
         prop::option::of(small_text()),

@@ -4,6 +4,7 @@ mod asr;
 mod bench;
 mod browser;
 mod config;
+mod eot;
 mod faults;
 mod hostile;
 mod llm;

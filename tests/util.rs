@@ -71,6 +71,16 @@ fn fnv1a(parts: &[&str]) -> u64 {
 /// converts it with sox to `rate_hz` and `channels`. Returns the WAV's path under
 /// [`fixture_dir`]; generated once per process.
 pub fn espeak_wav(text: &str, voice: &str, rate_hz: u32, channels: u16) -> PathBuf {
+    espeak_wav_from(text, voice, rate_hz, channels, false)
+}
+
+/// As [`espeak_wav`] for SSML text (`<break time="1000ms"/>` pauses inside a clause), mono,
+/// and the same on every run (no dither).
+pub fn espeak_ssml_wav(ssml: &str, voice: &str, rate_hz: u32) -> PathBuf {
+    espeak_wav_from(ssml, voice, rate_hz, 1, true)
+}
+
+fn espeak_wav_from(text: &str, voice: &str, rate_hz: u32, channels: u16, ssml: bool) -> PathBuf {
     let slug: String = text
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
@@ -80,7 +90,13 @@ pub fn espeak_wav(text: &str, voice: &str, rate_hz: u32, channels: u16) -> PathB
         .replace(' ', "_")
         .to_lowercase();
     let voice_slug = voice.replace(['+', '/'], "_");
-    let id = fnv1a(&[text, voice, &rate_hz.to_string(), &channels.to_string()]);
+    let mut parts = vec![text, voice];
+    let (rate, chans) = (rate_hz.to_string(), channels.to_string());
+    parts.extend([rate.as_str(), chans.as_str()]);
+    if ssml {
+        parts.push("ssml");
+    }
+    let id = fnv1a(&parts);
     let out = fixture_dir().join(format!(
         "{slug}-{voice_slug}-{rate_hz}-{channels}ch-{id:016x}.wav"
     ));
@@ -94,10 +110,19 @@ pub fn espeak_wav(text: &str, voice: &str, rate_hz: u32, channels: u16) -> PathB
         .replace(|c: char| !c.is_ascii_alphanumeric(), "");
     let raw = out.with_extension(format!("{unique}.espeak.wav"));
     let tmp = out.with_extension(format!("{unique}.tmp.wav"));
-    if let Err(e) = callgate::client::bench::corpus::espeak_to_file(text, voice, &raw) {
+    let spoken = if ssml {
+        callgate::client::bench::corpus::espeak_ssml_to_file(text, voice, &raw)
+    } else {
+        callgate::client::bench::corpus::espeak_to_file(text, voice, &raw)
+    };
+    if let Err(e) = spoken {
         panic!("{e}: the fixtures need espeak-ng and sox (apt-get install espeak-ng sox)");
     }
+    // SSML fixtures feed the end-of-turn model, whose score moves by up to 0.4 with sox's
+    // dither (random on each run): they are converted without it, so they repeat exactly.
+    let dither: &[&str] = if ssml { &["-D"] } else { &[] };
     run(Command::new("sox")
+        .args(dither)
         .arg(&raw)
         .args(["-r", &rate_hz.to_string(), "-c", &channels.to_string()])
         .arg(&tmp));
@@ -154,6 +179,52 @@ pub async fn recorded_input(calls_dir: &Path, session_id: &str, at_least: usize)
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     recorded
+}
+
+/// An end-of-turn fixture: 16 kHz mono speech of `ssml` (see [`espeak_ssml_wav`]) from its
+/// first sound to where a detector has to judge it, then `trailing_ms` of digital silence.
+/// The judging point is the end of the speech, or with `until_pause` the start of the
+/// longest pause inside it (a `<break time="1000ms"/>`: an answer cut at a thinking pause,
+/// with the intonation of a clause that goes on).
+pub fn turn_audio(ssml: &str, voice: &str, until_pause: bool, trailing_ms: u32) -> Vec<f32> {
+    let samples = callgate::audio::wav::read_mono(&espeak_ssml_wav(ssml, voice, 16_000))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .samples;
+    // Below -60 dBFS is silence: espeak-ng's pauses are digital zero.
+    let sounding = |x: &f32| x.abs() > 1e-3;
+    let first = samples
+        .iter()
+        .position(sounding)
+        .expect("espeak-ng spoke nothing");
+    let mut end = samples.iter().rposition(sounding).map_or(first, |i| i + 1);
+    if until_pause {
+        end = first + longest_pause_start(&samples[first..end], &sounding, ssml);
+    }
+    let mut audio = samples[first..end].to_vec();
+    audio.resize(audio.len() + 16 * trailing_ms as usize, 0.0);
+    audio
+}
+
+/// Where the longest run of silence in `speech` starts; it must be at least 0.5 s.
+fn longest_pause_start(speech: &[f32], sounding: &dyn Fn(&f32) -> bool, ssml: &str) -> usize {
+    let (mut best, mut run_start) = ((0, 0), None);
+    for (i, x) in speech.iter().chain([&1.0]).enumerate() {
+        match (sounding(x), run_start) {
+            (false, None) => run_start = Some(i),
+            (true, Some(start)) => {
+                if i - start > best.1 {
+                    best = (start, i - start);
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        best.1 >= 8_000,
+        "no pause of 0.5 s in {ssml:?}: give it a <break time=\"1000ms\"/>"
+    );
+    best.0
 }
 
 /// Interview answers for measurements: (voice, text) (the bench's generated corpus).

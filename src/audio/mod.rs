@@ -1,8 +1,11 @@
-//! Audio: sequencing, resampling, voice activity detection, signal levels, WAV files.
+//! Audio: sequencing, resampling, voice activity detection (adaptive energy or Silero),
+//! signal levels, WAV files.
 
+pub mod energy;
 pub mod level;
 pub mod resample;
 pub mod sequencer;
+pub mod silero;
 pub mod vad;
 pub mod wav;
 

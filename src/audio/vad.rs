@@ -1,31 +1,29 @@
-//! Voice activity detection: an adaptive energy detector that finds where a user's speech
-//! starts and where their turn ends, on 16 kHz mono `f32` audio.
+//! Voice activity detection: where a user's speech starts and where their turn ends, on
+//! 16 kHz mono `f32` audio. A frame detector scores each 10 ms frame; the state machine here
+//! turns those scores into speech starts and stops.
+//!
+//! # Frame detectors ([`SpeechDetector`])
+//! - `Energy` ([`super::energy`]): a frame is speech when it is louder than an adaptive
+//!   noise floor; its score is 1 or 0. Needs nothing, hears only loudness.
+//! - `Silero` ([`super::silero`]): Silero VAD v5's speech probability for each 32 ms window,
+//!   given to every frame that ends in it. A frame's score is known once its window is
+//!   complete, so the stream clock trails the input by up to 32 ms more than with energy.
 //!
 //! # How it decides
 //! - Audio is cut into 10 ms frames (160 samples); a partial frame waits for the next call.
-//! - Each frame's energy is its RMS level in dBFS (0 dBFS = full-scale square wave, digital
-//!   silence = -100 dBFS).
-//! - A frame is *active* when its energy exceeds
-//!   `max(noise_floor + threshold_db_above_floor, min_threshold_dbfs)`.
-//! - The noise floor starts at the first frame's energy (a call's input starts with
-//!   background, not speech; if it does start mid-speech the floor falls to the real
-//!   background at the first pause and detection starts with the next word). Inactive frames
-//!   pull it down quickly and up slowly, so a door slam does not deafen the detector.
+//! - Quiet, a frame is *active* when its score reaches `speech_threshold`. Speaking, an
+//!   active run goes on while the score stays at or above `release_threshold` (hysteresis:
+//!   a probability dipping to 0.4 inside a word does not start the silence), and speech
+//!   resumes only at `speech_threshold`. The energy detector's 0/1 scores pass both alike.
 //! - Speech *starts* once `min_speech_ms` of active frames accumulate with no more than one
 //!   inactive frame in a row between them; the event is backdated to the first active frame.
 //!   A click (a few ms) never accumulates enough.
 //! - Speech *stops* when `silence_ms` have passed since the last active frame. While
 //!   speaking, a lone active blip (fewer than 30 ms of consecutive active frames) in the
 //!   trailing silence is ignored, so a click does not prolong the turn.
-//! - Recovery from a wrong floor: when every frame of the last 2 s was active and their
-//!   energies stayed within 8 dB of each other, that is stationary noise (speech always has
-//!   dips), so the floor jumps to it. This is what stops a false detection that began when
-//!   the floor was learnt on digital silence and a noisy microphone then opened; the cost is
-//!   that a perfectly steady sound over 2 s (a long hum) ends the turn.
 
-use std::collections::VecDeque;
-
-use super::level::rms_dbfs;
+use super::energy::EnergyFrames;
+use super::silero::{SileroModel, SileroStream, WINDOW_SAMPLES};
 
 /// The only sample rate the detector accepts; the resampler feeds it.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -36,25 +34,11 @@ pub const FRAME_MS: u64 = 10;
 /// Samples in one analysis frame.
 pub const FRAME_SAMPLES: usize = 160;
 
-/// Fraction of the distance to a quieter frame the floor moves per frame: fast, because a
-/// quieter frame is proof the background is at most that loud.
-const FLOOR_FALL: f32 = 0.5;
-
-/// Fraction of the distance to a louder inactive frame the floor moves per frame: a time
-/// constant of about 2 s, so speech tails below the threshold barely move it.
-const FLOOR_RISE: f32 = 0.005;
-
 /// Consecutive active frames that count as speech again once trailing silence has begun.
 const RESUME_FRAMES: u32 = 3;
 
 /// Inactive frames in a row tolerated inside a speech onset (a brief dip in a syllable).
 const ONSET_GAP_FRAMES: u32 = 1;
-
-/// Frames of history for the stationary-noise check (2 s).
-const STATIONARY_FRAMES: usize = 200;
-
-/// Largest energy range over the history that still counts as stationary noise.
-const STATIONARY_RANGE_DB: f32 = 8.0;
 
 /// Detector settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,11 +47,16 @@ pub struct VadConfig {
     pub silence_ms: u32,
     /// Active audio needed before speech counts as started; rejects clicks and pops.
     pub min_speech_ms: u32,
-    /// How far above the noise floor a frame must be to be active.
+    /// Energy detector: how far above the noise floor a frame must be to be active.
     pub threshold_db_above_floor: f32,
-    /// Absolute level a frame must exceed to be active, so faint hiss over digital silence
-    /// is not speech.
+    /// Energy detector: absolute level a frame must exceed to be active, so faint hiss over
+    /// digital silence is not speech.
     pub min_threshold_dbfs: f32,
+    /// Score at which a frame is speech (Silero's own default, 0.5).
+    pub speech_threshold: f32,
+    /// Score below which a frame ends an active run while speaking (Silero's own
+    /// post-processing uses the speech threshold minus 0.15).
+    pub release_threshold: f32,
 }
 
 impl Default for VadConfig {
@@ -77,8 +66,21 @@ impl Default for VadConfig {
             min_speech_ms: 60,
             threshold_db_above_floor: 15.0,
             min_threshold_dbfs: -50.0,
+            speech_threshold: 0.5,
+            release_threshold: 0.35,
         }
     }
+}
+
+/// Which frame detector a [`Vad`] uses: chosen once at start (the `vad` setting) and shared
+/// by every call; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub enum SpeechDetector {
+    /// The adaptive energy detector ([`super::energy`]).
+    #[default]
+    Energy,
+    /// Silero VAD v5 on this loaded model ([`super::silero`]).
+    Silero(SileroModel),
 }
 
 /// A change in the speech state, with positions in ms from the start of the stream.
@@ -125,30 +127,92 @@ enum State {
     },
 }
 
+/// One stream's frame detector.
+#[derive(Debug, Clone)]
+enum FrameScores {
+    Energy(EnergyFrames),
+    Silero {
+        stream: SileroStream,
+        /// Windows scored so far.
+        windows: u64,
+        /// Frames given a score so far.
+        frames: u64,
+        /// Scratch for the window probabilities of one `push`.
+        probabilities: Vec<f32>,
+    },
+}
+
+impl FrameScores {
+    fn new(detector: &SpeechDetector, cfg: &VadConfig) -> Self {
+        match detector {
+            SpeechDetector::Energy => FrameScores::Energy(EnergyFrames::new(
+                cfg.threshold_db_above_floor,
+                cfg.min_threshold_dbfs,
+            )),
+            SpeechDetector::Silero(model) => FrameScores::Silero {
+                stream: model.stream(),
+                windows: 0,
+                frames: 0,
+                probabilities: Vec::new(),
+            },
+        }
+    }
+
+    /// Appends the score of every frame `samples` complete.
+    fn push(&mut self, samples: &[f32], scores: &mut Vec<f32>) {
+        match self {
+            FrameScores::Energy(energy) => energy.push(samples, scores),
+            FrameScores::Silero {
+                stream,
+                windows,
+                frames,
+                probabilities,
+            } => {
+                probabilities.clear();
+                stream.push(samples, probabilities);
+                for &p in probabilities.iter() {
+                    *windows += 1;
+                    // Every frame that ends inside this window takes its probability.
+                    let due = frames_within(*windows);
+                    scores.extend(std::iter::repeat_n(p, (due - *frames) as usize));
+                    *frames = due;
+                }
+            }
+        }
+    }
+}
+
+/// Frames that end within the first `windows` Silero windows (3 or 4 per window: 16 frames
+/// in 5 windows).
+fn frames_within(windows: u64) -> u64 {
+    windows * WINDOW_SAMPLES as u64 / FRAME_SAMPLES as u64
+}
+
 /// Voice activity detector for one call's input stream.
 #[derive(Debug, Clone)]
 pub struct Vad {
     cfg: VadConfig,
-    /// Samples of an incomplete frame, waiting for the next `process` call.
-    remainder: Vec<f32>,
+    detector: FrameScores,
+    /// Scratch for the frame scores of one `process` call.
+    scores: Vec<f32>,
     /// Frames analysed so far: the stream clock.
     frames: u64,
-    /// Background level in dBFS; `None` until the first frame.
-    floor: Option<f32>,
-    /// Recent frame energies, for the stationary-noise check.
-    recent: VecDeque<f32>,
     state: State,
 }
 
 impl Vad {
-    /// A detector at stream position 0.
+    /// An energy detector at stream position 0.
     pub fn new(cfg: VadConfig) -> Self {
+        Self::with_detector(cfg, &SpeechDetector::Energy)
+    }
+
+    /// A detector at stream position 0 that scores frames with `detector`.
+    pub fn with_detector(cfg: VadConfig, detector: &SpeechDetector) -> Self {
         Self {
+            detector: FrameScores::new(detector, &cfg),
             cfg,
-            remainder: Vec::with_capacity(FRAME_SAMPLES),
+            scores: Vec::new(),
             frames: 0,
-            floor: None,
-            recent: VecDeque::with_capacity(STATIONARY_FRAMES),
             state: State::Quiet { onset: None },
         }
     }
@@ -162,23 +226,13 @@ impl Vad {
     /// order. Non-finite samples count as silence.
     pub fn process(&mut self, samples: &[f32]) -> Vec<VadEvent> {
         let mut events = Vec::new();
-        let mut input = samples;
-        if !self.remainder.is_empty() {
-            let take = (FRAME_SAMPLES - self.remainder.len()).min(input.len());
-            self.remainder.extend_from_slice(&input[..take]);
-            input = &input[take..];
-            if self.remainder.len() < FRAME_SAMPLES {
-                return events;
-            }
-            let energy = rms_dbfs(&self.remainder);
-            self.remainder.clear();
-            self.on_frame(energy, &mut events);
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.clear();
+        self.detector.push(samples, &mut scores);
+        for &score in &scores {
+            self.on_frame(score, &mut events);
         }
-        let mut frames = input.chunks_exact(FRAME_SAMPLES);
-        for frame in &mut frames {
-            self.on_frame(rms_dbfs(frame), &mut events);
-        }
-        self.remainder.extend_from_slice(frames.remainder());
+        self.scores = scores;
         events
     }
 
@@ -207,27 +261,32 @@ impl Vad {
         }
     }
 
-    /// Audio analysed so far. Up to one frame (10 ms) of the latest input may still be
-    /// waiting for its frame to fill.
+    /// Audio analysed so far. The latest input not yet scored (up to 10 ms with the energy
+    /// detector, up to 42 ms with Silero) is not counted.
     pub fn position_ms(&self) -> u64 {
         self.frames * FRAME_MS
     }
 
-    /// Forgets the current speech (no stop event), keeping the noise floor and the clock.
-    /// For `input.clear`, a manual commit, or a turn cut off by the caller.
+    /// Forgets the current speech (no stop event), keeping the detector's state (the noise
+    /// floor, Silero's recurrent state) and the clock. For `input.clear`, a manual commit,
+    /// or a turn cut off by the caller.
     pub fn reset_turn(&mut self) {
         self.state = State::Quiet { onset: None };
     }
 
-    /// The current noise floor estimate in dBFS, for diagnostics.
+    /// The energy detector's noise floor estimate in dBFS, for diagnostics (`None` before
+    /// the first frame and with Silero).
     pub fn noise_floor_dbfs(&self) -> Option<f32> {
-        self.floor
+        match &self.detector {
+            FrameScores::Energy(energy) => energy.noise_floor_dbfs(),
+            FrameScores::Silero { .. } => None,
+        }
     }
 
-    fn on_frame(&mut self, energy: f32, events: &mut Vec<VadEvent>) {
+    fn on_frame(&mut self, score: f32, events: &mut Vec<VadEvent>) {
         let index = self.frames;
         self.frames += 1;
-        let active = self.classify(energy);
+        let active = score >= self.cfg.speech_threshold;
         let min_frames = self.cfg.min_speech_ms.div_ceil(FRAME_MS as u32).max(1);
         let silence_frames = u64::from(self.cfg.silence_ms.div_ceil(FRAME_MS as u32));
 
@@ -263,15 +322,14 @@ impl Vad {
                 resume_run,
                 ..
             } => {
-                if active {
-                    if *last_active_end == index {
+                let continues = *last_active_end == index;
+                if continues && score >= self.cfg.release_threshold {
+                    *last_active_end = index + 1;
+                } else if active {
+                    *resume_run += 1;
+                    if *resume_run >= RESUME_FRAMES {
                         *last_active_end = index + 1;
-                    } else {
-                        *resume_run += 1;
-                        if *resume_run >= RESUME_FRAMES {
-                            *last_active_end = index + 1;
-                            *resume_run = 0;
-                        }
+                        *resume_run = 0;
                     }
                 } else {
                     *resume_run = 0;
@@ -293,42 +351,6 @@ impl Vad {
                 }
             }
         }
-    }
-
-    /// Decides whether a frame is active, adapting the noise floor on the way.
-    fn classify(&mut self, energy: f32) -> bool {
-        let floor = *self.floor.get_or_insert(energy);
-        let above = self.cfg.threshold_db_above_floor;
-
-        if self.recent.len() == STATIONARY_FRAMES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(energy);
-        let floor = if self.recent.len() == STATIONARY_FRAMES {
-            let (min, max) = self
-                .recent
-                .iter()
-                .fold((f32::MAX, f32::MIN), |(lo, hi), &e| (lo.min(e), hi.max(e)));
-            if min > floor + above && max - min < STATIONARY_RANGE_DB {
-                min
-            } else {
-                floor
-            }
-        } else {
-            floor
-        };
-
-        let threshold = (floor + above).max(self.cfg.min_threshold_dbfs);
-        let active = energy > threshold;
-        let floor = if active {
-            floor
-        } else if energy < floor {
-            floor + FLOOR_FALL * (energy - floor)
-        } else {
-            floor + FLOOR_RISE * (energy - floor)
-        };
-        self.floor = Some(floor);
-        active
     }
 }
 
@@ -674,6 +696,58 @@ mod tests {
         assert!(vad.noise_floor_dbfs().is_some_and(f32::is_finite));
         let events = vad.process(&concat(&[voiced(500, -20.0), silence(600)]));
         assert_eq!(started(&events), [500]);
+    }
+
+    /// Feeds frame scores straight to the state machine, as a detector would.
+    fn scored(vad: &mut Vad, scores: &[f32]) -> Vec<VadEvent> {
+        let mut events = Vec::new();
+        for &s in scores {
+            vad.on_frame(s, &mut events);
+        }
+        events
+    }
+
+    #[test]
+    fn silero_windows_score_the_frames_that_end_in_them() {
+        let per_window: Vec<u64> = (1..=5)
+            .map(|w| frames_within(w) - frames_within(w - 1))
+            .collect();
+        assert_eq!(per_window, [3, 3, 3, 3, 4]);
+        assert_eq!(
+            frames_within(5) * FRAME_SAMPLES as u64,
+            5 * WINDOW_SAMPLES as u64
+        );
+    }
+
+    #[test]
+    fn a_score_between_the_thresholds_keeps_speech_going_but_does_not_start_it() {
+        let mut vad = Vad::new(VadConfig::default());
+        // 0.4 is below the speech threshold: no onset however long it lasts.
+        assert!(scored(&mut vad, &[0.4; 100]).is_empty());
+        assert_eq!(
+            scored(&mut vad, &[0.9; 10]),
+            [VadEvent::SpeechStarted { at_ms: 1000 }]
+        );
+        // Dipping to 0.4 inside speech is still speech: the silence has not begun.
+        scored(&mut vad, &[0.4; 80]);
+        assert!(vad.is_speaking());
+        assert_eq!(vad.trailing_silence_ms(), 0);
+        // Below the release threshold the silence counts, and a run of 0.4 after it does
+        // not resume speech (that takes the speech threshold again).
+        scored(&mut vad, &[0.1; 10]);
+        assert_eq!(vad.trailing_silence_ms(), 100);
+        scored(&mut vad, &[0.4; 10]);
+        assert_eq!(vad.trailing_silence_ms(), 200);
+        scored(&mut vad, &[0.6; 3]);
+        assert_eq!(vad.trailing_silence_ms(), 0);
+        let events = scored(&mut vad, &[0.0; 50]);
+        assert_eq!(
+            events,
+            [VadEvent::SpeechStopped {
+                speech_end_ms: 2130,
+                decided_at_ms: 2630
+            }]
+        );
     }
 
     #[test]

@@ -249,6 +249,7 @@ impl CallLoop {
                     Step::Continue
                 }
                 Some(p) = self.feedback.partials.recv() => self.session.on_partial(p).await.into(),
+                Some(c) = self.feedback.clues.recv() => self.session.on_clue(c).await.into(),
                 msg = next_message(&mut self.link) => self.on_message(msg).await,
                 _ = tick.tick() => self.on_tick().await,
             };

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::eot::TurnPolicy;
 use crate::protocol::{
-    DoneStatus, EndReason, InputChunk, Latency, ResponseStatus, TokenUsage, TurnMode, TurnRecord,
+    DoneStatus, EndOfTurn, EndReason, InputChunk, Latency, ResponseStatus, TokenUsage, TurnRecord,
 };
 
 /// How a call wants its audio and its turns, as an adapter understood its client.
@@ -19,10 +20,8 @@ pub struct StartRequest {
     pub channels: u16,
     /// Output sample rate, Hz.
     pub output_rate: u32,
-    /// Server VAD or manual commits.
-    pub mode: TurnMode,
-    /// End-of-turn silence for server VAD, ms.
-    pub silence_ms: u32,
+    /// How the call's turns end.
+    pub turn: TurnPolicy,
     /// Persona id; `None` for the server's default.
     pub persona: Option<String>,
     /// Free-form context for the interviewer (role, company, …), as text.
@@ -120,6 +119,8 @@ pub enum CallEvent {
         turn_id: u32,
         /// End of speech in the input stream, ms.
         audio_ms: u64,
+        /// Which rule ended the turn.
+        end_of_turn: EndOfTurn,
     },
     /// What the user said.
     Transcript {

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::asr::DecodeOptions;
 use crate::asr::pool::AsrPool;
+use crate::audio::vad::SpeechDetector;
 use crate::llm::{ChatModel, PersonaSet};
 use crate::metrics::Metrics;
 use crate::tts::Synthesizer;
@@ -43,6 +44,10 @@ pub struct Engines {
     pub metrics: Arc<Metrics>,
     /// How long the LLM may stay silent before the turn fails.
     pub llm_timeouts: LlmTimeouts,
+    /// The voice activity detector each call's input is judged by.
+    pub vad: SpeechDetector,
+    /// The acoustic end-of-turn model, when one is configured.
+    pub turn_model: Option<crate::eot::acoustic::AcousticScorer>,
 }
 
 /// Stall limits for a streaming LLM.
@@ -79,6 +84,8 @@ pub struct CallSettings {
     pub barge_in_min: Duration,
     /// Silence after speech at which the final decode (and the LLM) start speculatively.
     pub speculative_silence: Duration,
+    /// Longest user turn: speech past it starts a new turn.
+    pub longest_turn: Duration,
     /// Interval between partial transcripts while the user speaks.
     pub partial_interval: Duration,
     /// Where `calls/<sessionId>/` folders go; `None` disables persistence.
@@ -135,6 +142,13 @@ pub enum EngineError {
     /// A persona file is invalid.
     #[error(transparent)]
     Persona(#[from] crate::llm::PersonaError),
+    /// The Silero VAD model or ONNX Runtime could not load.
+    #[error("vad: {0}")]
+    Vad(#[from] crate::onnx::OnnxError),
+    /// The acoustic end-of-turn model could not load (run scripts/fetch-models, or
+    /// `--turn-model none`).
+    #[error("turn-model: {0}")]
+    TurnModel(String),
     /// The default persona does not exist.
     #[error("persona: no persona {0:?} (see personas/ and --personas-dir)")]
     UnknownPersona(String),
@@ -152,6 +166,8 @@ impl Engines {
         .await
         .map_err(|e| crate::asr::AsrError::Engine(e.to_string()))??;
         tracing::info!(model = %cfg.model.display(), load_ms = whisper.load_ms, workers = cfg.asr_workers, threads, "speech model loaded");
+        let vad = load_vad(cfg.vad).await?;
+        let turn_model = load_turn_model(cfg.turn_model).await?;
         let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers).preempting(cfg.asr_preempt);
         let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
             voice: cfg.voice.clone(),
@@ -200,8 +216,49 @@ impl Engines {
             personas,
             metrics: Arc::new(Metrics::default()),
             llm_timeouts: LlmTimeouts::from_config(cfg),
+            vad,
+            turn_model,
         })
     }
+}
+
+/// The detector the `vad` setting names, with Silero's model loaded (off the tokio workers:
+/// it reads and optimises the file) and one session per core ready, since sessions are
+/// used by whichever worker thread feeds a call's audio.
+async fn load_vad(kind: crate::config::VadDetector) -> Result<SpeechDetector, EngineError> {
+    match kind {
+        crate::config::VadDetector::Energy => Ok(SpeechDetector::Energy),
+        crate::config::VadDetector::Silero => {
+            let sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let path = std::path::Path::new(crate::audio::silero::DEFAULT_MODEL);
+            let model = tokio::task::spawn_blocking(move || {
+                crate::audio::silero::SileroModel::load(path, sessions)
+            })
+            .await
+            .map_err(|e| crate::onnx::OnnxError::Run(e.to_string()))??;
+            tracing::info!(model = %path.display(), sessions, "Silero VAD loaded");
+            Ok(SpeechDetector::Silero(model))
+        }
+    }
+}
+
+/// The acoustic end-of-turn model the `turn-model` setting names, loaded off the tokio
+/// workers, on its own scoring thread.
+async fn load_turn_model(
+    kind: crate::config::TurnModel,
+) -> Result<Option<crate::eot::acoustic::AcousticScorer>, EngineError> {
+    use crate::eot::smart_turn::{DEFAULT_MODEL, SmartTurn};
+    if kind == crate::config::TurnModel::None {
+        return Ok(None);
+    }
+    let model = tokio::task::spawn_blocking(|| SmartTurn::load(DEFAULT_MODEL))
+        .await
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?;
+    let scorer = crate::eot::acoustic::AcousticScorer::start(Arc::new(model))
+        .map_err(|e| EngineError::TurnModel(e.to_string()))?;
+    tracing::info!(model = DEFAULT_MODEL, "Smart Turn end-of-turn model loaded");
+    Ok(Some(scorer))
 }
 
 impl CallSettings {
@@ -210,6 +267,7 @@ impl CallSettings {
         Self {
             barge_in_min: cfg.barge_in,
             speculative_silence: cfg.speculative,
+            longest_turn: cfg.longest_turn,
             calls_dir: cfg.calls_dir.clone(),
             record_audio: cfg.record,
             idle_timeout: cfg.idle_timeout,

@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::events::{CallEvent, CallInput, Fault, StartRequest};
+use crate::eot::TurnPolicy;
 use crate::protocol::{
     BadMessage, ClientMessage, ErrorCode, ErrorEvent, FrameError, InputFormat, Limits,
     MAX_FRAME_BYTES, OutputFormat, PROTOCOL_NAME, ServerMessage, SessionStart, Transport,
@@ -259,9 +260,15 @@ impl V1Codec {
             CallEvent::SpeechStarted { turn_id, audio_ms } => {
                 ServerMessage::InputSpeechStarted { turn_id, audio_ms }
             }
-            CallEvent::SpeechStopped { turn_id, audio_ms } => {
-                ServerMessage::InputSpeechStopped { turn_id, audio_ms }
-            }
+            CallEvent::SpeechStopped {
+                turn_id,
+                audio_ms,
+                end_of_turn,
+            } => ServerMessage::InputSpeechStopped {
+                turn_id,
+                audio_ms,
+                end_of_turn,
+            },
             CallEvent::Transcript {
                 turn_id,
                 text,
@@ -340,8 +347,7 @@ fn start_request(start: &SessionStart) -> StartRequest {
         input_rate: start.input.sample_rate,
         channels: start.input.channels.max(1),
         output_rate: start.output.sample_rate,
-        mode: start.turn_detection.mode,
-        silence_ms: start.turn_detection.silence_ms_or_default(),
+        turn: TurnPolicy::from_wire(&start.turn_detection),
         persona: start.persona.clone(),
         context,
         token: start.token.clone(),

@@ -144,6 +144,10 @@ pub struct Received {
     pub at: Instant,
     /// The frame.
     pub msg: Incoming,
+    /// An `input.speech_stopped`'s `endOfTurn` object (which rule ended the turn, and
+    /// why), read from the raw JSON so a client whose protocol types do not carry it yet
+    /// still sees what a newer server sends.
+    pub end_of_turn: Option<serde_json::Value>,
 }
 
 /// What `session.started` said: the call's id and the formats in effect.
@@ -198,9 +202,21 @@ impl CallClient {
         start: &SessionStart,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        let text = serde_json::to_string(&ClientMessage::SessionStart(start.clone()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Self::connect_text(url, &text, timeout).await
+    }
+
+    /// [`CallClient::connect_with_timeout`] with `session.start` given as JSON text: for
+    /// fields the protocol types do not carry (see [`TurnTaking`]).
+    pub async fn connect_text(
+        url: &str,
+        session_start: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let open = async {
             let (mut tx, mut rx) = open(url, &[]).await?;
-            tx.send(&ClientMessage::SessionStart(start.clone())).await?;
+            tx.send_raw_text(session_start).await?;
             let started = first_answer(&mut rx, |m| match m {
                 ServerMessage::SessionStarted {
                     session_id,
@@ -346,8 +362,8 @@ pub async fn open(
 
 /// The `session.start` of a call with server-side turn detection and binary output
 /// audio, the way `replay`, `bench` and `mic` open theirs: input at `rate` Hz with
-/// `channels`, output at `output_rate`, `silence_ms` ending a turn (server default when
-/// `None`).
+/// `channels`, output at `output_rate`; `silence_ms` asks for `server_vad` with that fixed
+/// silence, `None` leaves the server's default (`smart`).
 pub fn server_vad_start(
     (rate, channels): (u32, u16),
     output_rate: u32,
@@ -368,10 +384,63 @@ pub fn server_vad_start(
             transport: Transport::Binary,
             ..OutputFormat::default()
         },
-        turn_detection: TurnDetection {
-            mode: TurnMode::ServerVad,
-            silence_ms,
+        turn_detection: match silence_ms {
+            Some(ms) => TurnDetection {
+                mode: TurnMode::ServerVad,
+                silence_ms: Some(ms),
+                ..TurnDetection::default()
+            },
+            None => TurnDetection::default(),
         },
+    }
+}
+
+/// Turn-detection modes a client can ask for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnModeName {
+    /// Silence plus whether the answer sounds finished (a newer server's default).
+    Smart,
+    /// A fixed `silenceMs` of silence ends the turn.
+    #[value(name = "server_vad", alias = "server-vad")]
+    ServerVad,
+}
+
+/// The `session.start.turnDetection` fields a client sets on top of [`server_vad_start`]'s,
+/// as JSON, so they reach a server whose protocol is newer than this build's types (the
+/// `smart` mode and its silence bounds). A field left `None` is not sent: the server's
+/// default applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnTaking {
+    /// `mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<TurnModeName>,
+    /// `silenceMs`: the fixed window of `server_vad`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silence_ms: Option<u32>,
+    /// `minSilenceMs`: the least silence `smart` ends a turn after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_silence_ms: Option<u32>,
+    /// `maxSilenceMs`: the most silence `smart` waits before ending a turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_silence_ms: Option<u32>,
+}
+
+impl TurnTaking {
+    /// `start` as the JSON text of its `session.start`, with these fields set in its
+    /// `turnDetection`.
+    pub fn session_start_text(&self, start: &SessionStart) -> Result<String, ClientError> {
+        let bad = |e: serde_json::Error| ClientError::Protocol(e.to_string());
+        let mut msg =
+            serde_json::to_value(ClientMessage::SessionStart(start.clone())).map_err(bad)?;
+        if let (Some(turn), serde_json::Value::Object(fields)) = (
+            msg.get_mut("turnDetection").and_then(|t| t.as_object_mut()),
+            serde_json::to_value(self).map_err(bad)?,
+        ) {
+            turn.extend(fields);
+        }
+        serde_json::to_string(&msg).map_err(bad)
     }
 }
 
@@ -576,6 +645,7 @@ async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received
         let item = match frame {
             Ok(Message::Text(text)) => parse_server_message(text.as_str())
                 .map(|m| Received {
+                    end_of_turn: end_of_turn(&m, text.as_str()),
                     at,
                     msg: Incoming::Event(m),
                 })
@@ -584,6 +654,7 @@ async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received
                 .map(|c| Received {
                     at,
                     msg: Incoming::Audio(c),
+                    end_of_turn: None,
                 })
                 .map_err(|e| ClientError::Protocol(format!("bad output audio frame: {e}"))),
             Ok(Message::Close(frame)) => {
@@ -612,9 +683,64 @@ async fn read_loop(mut stream: SplitStream<Ws>, tx: mpsc::Sender<Result<Received
         .await;
 }
 
+/// The `endOfTurn` object of an `input.speech_stopped` frame, from its raw text.
+fn end_of_turn(msg: &ServerMessage, text: &str) -> Option<serde_json::Value> {
+    if !matches!(msg, ServerMessage::InputSpeechStopped { .. }) {
+        return None;
+    }
+    let mut raw: serde_json::Value = serde_json::from_str(text).ok()?;
+    raw.get_mut("endOfTurn").map(serde_json::Value::take)
+}
+
 fn clip(text: &str) -> &str {
     match text.char_indices().nth(200) {
         Some((i, _)) => &text[..i],
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_taking_adds_only_the_fields_given() {
+        let start = server_vad_start((16000, 1), 24000, None, Some(700));
+        let plain = TurnTaking::default().session_start_text(&start).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&plain).unwrap();
+        assert_eq!(v["type"], "session.start");
+        assert_eq!(
+            v["turnDetection"],
+            serde_json::json!({"mode": "server_vad", "silenceMs": 700})
+        );
+        let smart = TurnTaking {
+            mode: Some(TurnModeName::Smart),
+            silence_ms: None,
+            min_silence_ms: Some(250),
+            max_silence_ms: Some(2500),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&smart.session_start_text(&start).unwrap()).unwrap();
+        assert_eq!(
+            v["turnDetection"],
+            serde_json::json!({"mode": "smart", "silenceMs": 700, "minSilenceMs": 250, "maxSilenceMs": 2500})
+        );
+        // Everything else of the typed start is kept.
+        assert_eq!(v["input"]["sampleRate"], 16000);
+    }
+
+    #[test]
+    fn end_of_turn_is_read_from_the_raw_speech_stopped() {
+        let text = r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3400,"endOfTurn":{"rule":"complete","silenceMs":260,"score":0.9}}"#;
+        let msg = parse_server_message(text).unwrap();
+        let eot = end_of_turn(&msg, text).expect("endOfTurn kept");
+        assert_eq!(eot["rule"], "complete");
+        let old = r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3400}"#;
+        assert_eq!(end_of_turn(&parse_server_message(old).unwrap(), old), None);
+        let other = r#"{"type":"audio.ack","seq":3}"#;
+        assert_eq!(
+            end_of_turn(&parse_server_message(other).unwrap(), other),
+            None
+        );
     }
 }

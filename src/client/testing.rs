@@ -14,8 +14,9 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 use super::replay::{MAX_UNACKED_CHUNKS, unacked};
 use crate::protocol::{
-    ClientMessage, DoneStatus, EndReason, ErrorCode, ErrorEvent, Latency, Limits, ResponseStatus,
-    ServerMessage, SessionStart, decode_input_frame, encode_output_frame, parse_client_message,
+    ClientMessage, DoneStatus, EndOfTurn, EndReason, EndRule, ErrorCode, ErrorEvent, Latency,
+    Limits, ResponseStatus, ServerMessage, SessionStart, decode_input_frame, encode_output_frame,
+    parse_client_message,
 };
 
 /// A fresh temporary folder for one test.
@@ -218,6 +219,11 @@ impl Peer {
             ServerMessage::InputSpeechStopped {
                 turn_id: 1,
                 audio_ms: end,
+                end_of_turn: EndOfTurn {
+                    rule: EndRule::Complete,
+                    silence_ms: 300,
+                    score: Some(0.8),
+                },
             },
             transcript("I have five years.", true, Some((100, end))),
             ServerMessage::ResponseStarted {
@@ -247,6 +253,7 @@ impl Peer {
         self.send_audio(2, 1, false, true, &vec![-1000; rest]).await;
         let latency = Latency {
             endpoint_ms: Some(300),
+            end_of_turn: None,
             asr_ms: Some(90),
             llm_first_token_ms: Some(5),
             tts_first_audio_ms: Some(3),

@@ -95,6 +95,10 @@ pub struct Persona {
     /// Values for placeholders the call's context does not set.
     #[serde(default)]
     pub defaults: BTreeMap<String, String>,
+    /// Words the candidate is likely to say (technologies, names): they prime the speech
+    /// recogniser so they come out spelled right.
+    #[serde(default)]
+    pub vocabulary: Vec<String>,
 }
 
 impl Persona {

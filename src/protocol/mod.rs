@@ -27,8 +27,16 @@ pub const MAX_FRAME_BYTES: usize = 65536;
 /// The only sample encoding callgate.v1 speaks in either direction.
 pub const ENCODING_PCM_S16LE: &str = "pcm_s16le";
 
-/// `silenceMs` used when `turnDetection` omits it.
+/// `silenceMs` used when `turnDetection` is `server_vad` and omits it.
 pub const DEFAULT_SILENCE_MS: u32 = 500;
+
+/// `minSilenceMs` used when `turnDetection` is `smart` and omits it: the shortest silence
+/// that ends a turn judged complete.
+pub const DEFAULT_MIN_SILENCE_MS: u32 = 250;
+
+/// `maxSilenceMs` used when `turnDetection` is `smart` and omits it: the longest silence a
+/// turn judged unfinished waits before it ends anyway.
+pub const DEFAULT_MAX_SILENCE_MS: u32 = 2500;
 
 /// Output sample rate used when `output.sampleRate` is omitted; the usual rate of TTS voices.
 pub const DEFAULT_OUTPUT_SAMPLE_RATE: u32 = 24000;
@@ -157,7 +165,7 @@ pub struct SessionStart {
     /// The audio format the client wants back; defaults to 24 kHz binary PCM.
     #[serde(default)]
     pub output: OutputFormat,
-    /// How the end of a user turn is found; defaults to server VAD with 500 ms of silence.
+    /// How the end of a user turn is found; defaults to `smart`.
     #[serde(default)]
     pub turn_detection: TurnDetection,
 }
@@ -196,14 +204,7 @@ impl SessionStart {
                 self.output.encoding
             )));
         }
-        if let Some(ms) = self.turn_detection.silence_ms
-            && !SILENCE_MS_RANGE.contains(&ms)
-        {
-            return Err(BadMessage::new(format!(
-                "turnDetection.silenceMs must be 100..=5000, got {ms}"
-            )));
-        }
-        Ok(())
+        self.turn_detection.validate()
     }
 }
 
@@ -273,18 +274,58 @@ pub enum Transport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnDetection {
-    /// Server VAD or client commits.
+    /// Smart end of turn (the default), server VAD with a fixed silence, or client commits.
     #[serde(default)]
     pub mode: TurnMode,
-    /// Silence that ends a turn under server VAD; `None` means [`DEFAULT_SILENCE_MS`].
+    /// `server_vad`: the silence that ends a turn; `None` means [`DEFAULT_SILENCE_MS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silence_ms: Option<u32>,
+    /// `smart`: the silence that ends a turn judged complete; `None` means
+    /// [`DEFAULT_MIN_SILENCE_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_silence_ms: Option<u32>,
+    /// `smart`: the silence that ends any turn, however unfinished it sounds; `None` means
+    /// [`DEFAULT_MAX_SILENCE_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_silence_ms: Option<u32>,
 }
 
 impl TurnDetection {
-    /// The silence that ends a turn, with the default applied.
+    /// The silence that ends a `server_vad` turn, with the default applied.
     pub fn silence_ms_or_default(&self) -> u32 {
         self.silence_ms.unwrap_or(DEFAULT_SILENCE_MS)
+    }
+
+    /// `smart`'s shortest and longest end-of-turn silences, with the defaults applied.
+    pub fn smart_silences_ms(&self) -> (u32, u32) {
+        (
+            self.min_silence_ms.unwrap_or(DEFAULT_MIN_SILENCE_MS),
+            self.max_silence_ms.unwrap_or(DEFAULT_MAX_SILENCE_MS),
+        )
+    }
+
+    /// Checks each silence against [`SILENCE_MS_RANGE`] and `minSilenceMs <= maxSilenceMs`.
+    pub fn validate(&self) -> Result<(), BadMessage> {
+        for (name, value) in [
+            ("silenceMs", self.silence_ms),
+            ("minSilenceMs", self.min_silence_ms),
+            ("maxSilenceMs", self.max_silence_ms),
+        ] {
+            if let Some(ms) = value
+                && !SILENCE_MS_RANGE.contains(&ms)
+            {
+                return Err(BadMessage::new(format!(
+                    "turnDetection.{name} must be 100..=5000, got {ms}"
+                )));
+            }
+        }
+        let (min, max) = self.smart_silences_ms();
+        if min > max {
+            return Err(BadMessage::new(format!(
+                "turnDetection.minSilenceMs ({min}) must not exceed maxSilenceMs ({max})"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -292,11 +333,43 @@ impl TurnDetection {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnMode {
-    /// The server's VAD ends the turn after `silenceMs` of silence.
+    /// The server ends the turn after `minSilenceMs` when what was said sounds finished,
+    /// later when it sounds unfinished, and never later than `maxSilenceMs`.
     #[default]
+    Smart,
+    /// The server's VAD ends the turn after `silenceMs` of silence.
     ServerVad,
     /// The client ends the turn with `input.commit`.
     Manual,
+}
+
+/// Which rule ended a user turn, in `input.speech_stopped` and `response.done.latency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EndRule {
+    /// `server_vad`: `silenceMs` of silence.
+    Silence,
+    /// `smart`: the answer sounded finished; ended after `minSilenceMs`.
+    Complete,
+    /// `smart`: the answer might go on; ended after a longer silence.
+    Unsure,
+    /// `smart`: the answer sounded unfinished, but `maxSilenceMs` passed.
+    MaxSilence,
+    /// The turn reached the server's longest turn; the speech after it is a new turn.
+    LongestTurn,
+}
+
+/// Why a user turn ended when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct EndOfTurn {
+    /// The rule that ended it.
+    pub rule: EndRule,
+    /// Silence after the speech when the turn ended.
+    pub silence_ms: u64,
+    /// `smart`: how likely the answer was finished (0-1), from its words and its sound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 /// Parses one text frame from a client.
@@ -409,6 +482,8 @@ pub enum ServerMessage {
         turn_id: u32,
         /// Position in the input stream where speech ended.
         audio_ms: u64,
+        /// Which rule ended the turn, and when.
+        end_of_turn: EndOfTurn,
     },
     /// What the user said: partials while speaking, exactly one final per turn.
     #[serde(rename = "transcript")]
@@ -620,11 +695,13 @@ pub enum DoneStatus {
 
 /// Stage timings of one response, in ms. Each is `null` when the stage did not run (a
 /// cancelled turn may stop before TTS, a typed turn has no ASR), so clients see every key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Latency {
     /// End of speech in the audio to the end-of-turn decision.
     pub endpoint_ms: Option<u64>,
+    /// The rule that ended the user's turn (`null` for typed and manual turns).
+    pub end_of_turn: Option<EndOfTurn>,
     /// Final transcription.
     pub asr_ms: Option<u64>,
     /// LLM request to its first token.
@@ -895,7 +972,8 @@ mod tests {
         assert_eq!(s.input.encoding, "pcm_s16le");
         assert_eq!(s.output.sample_rate, 24000);
         assert_eq!(s.output.transport, Transport::Binary);
-        assert_eq!(s.turn_detection.mode, TurnMode::ServerVad);
+        assert_eq!(s.turn_detection.mode, TurnMode::Smart);
+        assert_eq!(s.turn_detection.smart_silences_ms(), (250, 2500));
         assert_eq!(s.turn_detection.silence_ms_or_default(), 500);
         s.validate().unwrap();
         round_trip(&ClientMessage::SessionStart(s));
@@ -1248,9 +1326,15 @@ mod tests {
         assert_eq!(
             shape(&ServerMessage::InputSpeechStopped {
                 turn_id: 1,
-                audio_ms: 3400
+                audio_ms: 3400,
+                end_of_turn: EndOfTurn {
+                    rule: EndRule::Complete,
+                    silence_ms: 310,
+                    score: Some(0.75),
+                },
             }),
-            json!({"type":"input.speech_stopped","turnId":1,"audioMs":3400})
+            json!({"type":"input.speech_stopped","turnId":1,"audioMs":3400,
+                "endOfTurn":{"rule":"complete","silenceMs":310,"score":0.75}})
         );
         assert_eq!(
             shape(&ServerMessage::Pong {
@@ -1330,6 +1414,11 @@ mod tests {
             heard_text: "Tell me about".into(),
             latency: Latency {
                 endpoint_ms: Some(500),
+                end_of_turn: Some(EndOfTurn {
+                    rule: EndRule::MaxSilence,
+                    silence_ms: 2500,
+                    score: None,
+                }),
                 asr_ms: Some(120),
                 llm_first_token_ms: Some(80),
                 tts_first_audio_ms: None,
@@ -1342,7 +1431,9 @@ mod tests {
             v,
             json!({"type":"response.done","turnId":4,"status":"cancelled",
                 "text":"Tell me about a project you led.","heardText":"Tell me about",
-                "latency":{"endpointMs":500,"asrMs":120,"llmFirstTokenMs":80,
+                "latency":{"endpointMs":500,
+                    "endOfTurn":{"rule":"max_silence","silenceMs":2500},
+                    "asrMs":120,"llmFirstTokenMs":80,
                     "ttsFirstAudioMs":null,"firstAudioMs":400,"totalMs":2100}})
         );
         let with_usage = shape(&ServerMessage::ResponseDone {

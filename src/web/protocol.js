@@ -98,7 +98,7 @@ export function sessionStart({ persona, role, inputRate, mode }) {
     context: role ? { role } : {},
     input: { sampleRate: inputRate, channels: 1, encoding: 'pcm_s16le' },
     output: { sampleRate: OUTPUT_RATE, encoding: 'pcm_s16le', transport: 'binary' },
-    turnDetection: mode === 'manual' ? { mode: 'manual' } : { mode: 'server_vad', silenceMs: 500 },
+    turnDetection: mode === 'manual' ? { mode: 'manual' } : { mode: 'smart' },
   };
 }
 
@@ -119,6 +119,7 @@ export function cancelledDone(turnId, text, heardText) {
     heardText,
     latency: {
       endpointMs: null,
+      endOfTurn: null,
       asrMs: null,
       llmFirstTokenMs: null,
       ttsFirstAudioMs: null,

@@ -3,8 +3,10 @@
 //! owns its state outright; CPU-heavy work goes to the ASR pool and turn tasks. It speaks
 //! only [`CallInput`] and [`CallEvent`]: no sockets, no wire format.
 
+mod end_of_turn;
 mod ingest;
 mod partials;
+mod pieces;
 #[cfg(test)]
 mod tests;
 mod turn_taking;
@@ -23,8 +25,10 @@ use super::outbox::{ClientGone, Outbox};
 use super::recorder::Recorder;
 use super::turn::{Commit, TurnFinished, UserInput};
 use super::{CallSettings, Engines, random_id};
+use crate::eot::{EndOfTurnDetector, TurnPolicy, Verdict};
 use crate::llm::{ChatMessage, Persona};
-use crate::protocol::{EndReason, TurnMode, TurnRecord};
+use crate::protocol::{EndReason, TurnRecord};
+pub use end_of_turn::{Clue, PauseClue};
 use ingest::Ingest;
 pub use partials::PartialResult;
 
@@ -44,7 +48,9 @@ struct Started {
     resume_token: String,
     started_at: Instant,
     output_rate: u32,
-    mode: TurnMode,
+    policy: TurnPolicy,
+    /// Judges pauses under server-ended policies.
+    detector: Option<Box<dyn EndOfTurnDetector>>,
     persona: Arc<Persona>,
     context: BTreeMap<String, String>,
     ingest: Ingest,
@@ -65,6 +71,13 @@ struct Speculation {
     played: watch::Sender<Option<u64>>,
 }
 
+/// The verdict on the current pause of a speculated turn: how much silence ends it.
+#[derive(Debug, Clone, Copy)]
+struct EndWait {
+    turn_id: u32,
+    verdict: Verdict,
+}
+
 /// One call.
 pub struct Session {
     engines: Arc<Engines>,
@@ -80,6 +93,16 @@ pub struct Session {
     pending_barge_in: bool,
     response: Option<Active>,
     speculation: Option<Speculation>,
+    /// The verdict on the speculated turn's pause, once its words are known.
+    end_wait: Option<EndWait>,
+    /// The spoken turn's audio cut so far.
+    pieces: pieces::Pieces,
+    /// What is known about the speculated turn's pause.
+    clues: Option<end_of_turn::Clues>,
+    /// Evidence about pauses comes back here to be judged.
+    clues_tx: mpsc::Sender<PauseClue>,
+    /// Tasks that gather a final transcript from its pieces.
+    relays: tokio_util::task::TaskTracker,
     partials: partials::Partials,
     finished_tx: mpsc::Sender<TurnFinished>,
     turns_completed: u32,
@@ -106,6 +129,8 @@ pub struct SessionFeedback {
     pub finished: mpsc::Receiver<TurnFinished>,
     /// Partial transcripts decoded.
     pub partials: mpsc::Receiver<PartialResult>,
+    /// Evidence about pauses (words, sound), for the end-of-turn decision.
+    pub clues: mpsc::Receiver<PauseClue>,
 }
 
 impl Session {
@@ -117,7 +142,9 @@ impl Session {
         call_cancel: CancellationToken,
     ) -> (Self, SessionFeedback) {
         let (finished_tx, finished) = mpsc::channel(16);
+        let (clues_tx, clues) = mpsc::channel(16);
         let (partials, partial_rx) = partials::Partials::new();
+        let pieces = pieces::Pieces::new(call_cancel.child_token());
         let text_rate = settings.limits.text_messages_per_s.max(1.0);
         let session = Self {
             engines,
@@ -130,6 +157,11 @@ impl Session {
             pending_barge_in: false,
             response: None,
             speculation: None,
+            end_wait: None,
+            pieces,
+            clues: None,
+            clues_tx,
+            relays: tokio_util::task::TaskTracker::new(),
             partials,
             finished_tx,
             turns_completed: 0,
@@ -146,6 +178,7 @@ impl Session {
         let feedback = SessionFeedback {
             finished,
             partials: partial_rx,
+            clues,
         };
         (session, feedback)
     }
@@ -272,11 +305,7 @@ impl Session {
             }
             CallInput::Audio(chunk) => self.on_chunk(chunk).await?,
             CallInput::Commit => self.commit_manual().await?,
-            CallInput::Clear => {
-                if let Some(s) = self.started.as_mut() {
-                    s.ingest.utterance.clear();
-                }
-            }
+            CallInput::Clear => self.clear_input(),
             CallInput::Text(text) => self.typed_turn(text).await?,
             CallInput::Cancel { turn_id } => self.cancel_on_request(turn_id),
             CallInput::PlaybackPosition { turn_id, played_ms } => {
@@ -326,8 +355,8 @@ impl Session {
         let ingest = match Ingest::new(
             start.input_rate,
             start.channels,
-            start.mode,
-            start.silence_ms,
+            start.turn,
+            &self.engines.vad,
         ) {
             Ok(i) => i,
             Err(e) => {
@@ -344,7 +373,8 @@ impl Session {
             resume_token: resume_token.clone(),
             started_at: Instant::now(),
             output_rate: start.output_rate,
-            mode: start.mode,
+            policy: start.turn,
+            detector: crate::eot::detector_for(start.turn),
             persona,
             context: start.context,
             ingest,
@@ -408,6 +438,7 @@ impl Session {
         self.cancel_response();
         self.drop_speculation();
         self.stop_partials();
+        self.forget_input();
         // Let cancelled turns send their response.done before the call's end.
         self.turn_tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.turn_tasks.wait()).await;

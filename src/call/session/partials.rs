@@ -78,12 +78,13 @@ impl Session {
         let Some(s) = self.started.as_ref() else {
             return;
         };
-        if s.ingest.utterance.len() < MIN_PARTIAL_SAMPLES {
+        // Finals before partials: a progress transcript is not worth delaying one.
+        if s.ingest.utterance.len() < MIN_PARTIAL_SAMPLES || self.engines.asr.queued().0 > 0 {
             return;
         }
         let audio = s.ingest.utterance.clone();
         let cancel = self.partials.cancel.clone();
-        let decode = self.engines.decode.clone();
+        let decode = self.decode_options();
         let Ok(rx) = self
             .engines
             .asr
@@ -111,10 +112,17 @@ impl Session {
         {
             return Ok(());
         }
+        // Only the audio after the last piece was decoded: the pieces come first.
+        let so_far = self.pieces.ready_text();
+        let text = if so_far.is_empty() {
+            p.text
+        } else {
+            format!("{so_far} {}", p.text)
+        };
         self.outbox
             .emit(CallEvent::Transcript {
                 turn_id: p.turn_id,
-                text: p.text,
+                text,
                 is_final: false,
                 span_ms: None,
             })

@@ -30,8 +30,11 @@ use crate::protocol::{
 };
 use crate::tts::{Speech, Synthesizer, TtsError};
 
-/// Hears, at once, how much audio it was given: "1230 ms" (see the module docs for why).
-struct InstantTranscriber;
+/// Hears, at once, how much audio it was given: "1230 ms", or the words a test sets (see
+/// the module docs for why).
+struct InstantTranscriber {
+    words: Option<&'static str>,
+}
 
 impl Transcriber for InstantTranscriber {
     fn transcribe(
@@ -43,8 +46,12 @@ impl Transcriber for InstantTranscriber {
         if cancel.is_cancelled() {
             return Err(AsrError::Cancelled);
         }
+        let text = match self.words {
+            Some(w) => w.to_owned(),
+            None => format!("{} ms", audio.len() / 16),
+        };
         Ok(Transcription {
-            text: format!("{} ms", audio.len() / 16),
+            text,
             segments: Vec::new(),
         })
     }
@@ -135,14 +142,21 @@ struct Client {
 }
 
 async fn hub(settings: CallSettings) -> Arc<CallHub> {
+    hub_hearing(settings, None).await
+}
+
+/// A hub whose transcriber hears `words` in every decode (`None`: the audio's length).
+async fn hub_hearing(settings: CallSettings, words: Option<&'static str>) -> Arc<CallHub> {
     let engines = Engines {
-        asr: AsrPool::new(Arc::new(InstantTranscriber), 1),
+        asr: AsrPool::new(Arc::new(InstantTranscriber { words }), 1),
         decode: DecodeOptions::default(),
         llm: Arc::new(crate::llm::ScriptedInterviewer::new()),
         tts: Arc::new(InstantVoice),
         personas: crate::llm::PersonaSet::builtin(),
         metrics: Arc::default(),
         llm_timeouts: LlmTimeouts::default(),
+        vad: crate::audio::vad::SpeechDetector::Energy,
+        turn_model: None,
     };
     let admission = Admission {
         verifier: Arc::new(Open),
@@ -192,8 +206,14 @@ impl Client {
 
     /// Opens a call at 16 kHz and waits for `session.started`.
     async fn start(hub: &Arc<CallHub>) -> (Self, String, String) {
+        Self::start_with(hub, json!({})).await
+    }
+
+    /// As [`Self::start`], with this `turnDetection` (`{}`: the server's default).
+    async fn start_with(hub: &Arc<CallHub>, turns: serde_json::Value) -> (Self, String, String) {
         let mut c = Self::connect(hub);
-        c.send_json(json!({"type":"session.start","input":{"sampleRate":16000}}))
+        c.send_json(json!({"type":"session.start","input":{"sampleRate":16000},
+            "turnDetection":turns}))
             .await;
         let started = c
             .until(|g| matches!(g, Got::Event(ServerMessage::SessionStarted { .. })))
@@ -210,7 +230,12 @@ impl Client {
 
     /// A started call whose greeting has been answered in full.
     async fn greeted(hub: &Arc<CallHub>) -> Self {
-        let (mut c, _, _) = Self::start(hub).await;
+        Self::greeted_with(hub, json!({})).await
+    }
+
+    /// As [`Self::greeted`], with this `turnDetection`.
+    async fn greeted_with(hub: &Arc<CallHub>, turns: serde_json::Value) -> Self {
+        let (mut c, _, _) = Self::start_with(hub, turns).await;
         c.until(is_done).await;
         c
     }
@@ -284,6 +309,18 @@ fn voiced(ms: usize) -> Vec<i16> {
             (v * 0.1 * 32767.0 / 1.5) as i16
         })
         .collect()
+}
+
+/// Speech-like syllables: 240 ms voiced, 60 ms quiet, for `ms` (a steady tone would
+/// become the VAD's noise floor within seconds).
+fn syllables(ms: usize) -> Vec<i16> {
+    let mut out = Vec::with_capacity(16 * ms);
+    while out.len() < 16 * ms {
+        out.extend(voiced(240));
+        out.extend(silence(60));
+    }
+    out.truncate(16 * ms);
+    out
 }
 
 fn silence(ms: usize) -> Vec<i16> {
@@ -447,7 +484,7 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
 #[tokio::test(start_paused = true)]
 async fn a_pause_shorter_than_silence_ms_keeps_the_turn_and_a_longer_one_ends_it() {
     let hub = hub(settings()).await;
-    let mut c = Client::greeted(&hub).await;
+    let mut c = Client::greeted_with(&hub, json!({"mode":"server_vad","silenceMs":500})).await;
     c.speak(&silence(300)).await;
     let answer = [voiced(800), silence(350), voiced(800), silence(800)].concat();
     let mut seen = c.speak(&answer).await;
@@ -510,4 +547,114 @@ async fn partials_come_no_faster_than_the_partial_interval() {
     for pair in heard_ms.windows(2) {
         assert!(pair[1] - pair[0] >= 300, "{heard_ms:?}");
     }
+}
+
+/// The `endOfTurn` of every `input.speech_stopped` seen, with when it came.
+fn ends(seen: &[(Instant, Got)]) -> Vec<(Instant, crate::protocol::EndOfTurn)> {
+    seen.iter()
+        .filter_map(|(at, g)| match g {
+            Got::Event(ServerMessage::InputSpeechStopped { end_of_turn, .. }) => {
+                Some((*at, *end_of_turn))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn smart_ends_a_finished_answer_at_the_shortest_silence() {
+    let hub = hub_hearing(settings(), Some("I led the billing team for two years.")).await;
+    let mut c = Client::greeted(&hub).await;
+    c.speak(&silence(300)).await;
+    let seen = c.speak(&[voiced(1500), silence(1000)].concat()).await;
+    let ends = ends(&seen);
+    assert_eq!(ends.len(), 1, "{seen:?}");
+    let end = ends[0].1;
+    assert_eq!(end.rule, crate::protocol::EndRule::Complete, "{end:?}");
+    assert!((250..300).contains(&end.silence_ms), "{end:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn smart_waits_through_a_thinking_pause_and_ends_at_the_longest_silence() {
+    let hub = hub_hearing(settings(), Some("At my last job I was responsible for")).await;
+    let mut c = Client::greeted(&hub).await;
+    c.speak(&silence(300)).await;
+    let answer = [voiced(1500), silence(1500), voiced(1000), silence(2700)].concat();
+    let seen = c.speak(&answer).await;
+    let ends = ends(&seen);
+    assert_eq!(ends.len(), 1, "one turn, not cut at the pause: {seen:?}");
+    let end = ends[0].1;
+    assert_eq!(end.rule, crate::protocol::EndRule::MaxSilence, "{end:?}");
+    assert!((2500..2560).contains(&end.silence_ms), "{end:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_vad_keeps_its_fixed_silence_whatever_was_said() {
+    let hub = hub_hearing(settings(), Some("I was responsible for")).await;
+    let mut c = Client::greeted_with(&hub, json!({"mode":"server_vad","silenceMs":600})).await;
+    c.speak(&silence(300)).await;
+    let seen = c.speak(&[voiced(1000), silence(900)].concat()).await;
+    let ends = ends(&seen);
+    assert_eq!(ends.len(), 1, "{seen:?}");
+    assert_eq!(ends[0].1.rule, crate::protocol::EndRule::Silence);
+    assert!((600..650).contains(&ends[0].1.silence_ms), "{:?}", ends[0]);
+}
+
+/// A long answer: `sentences` stretches of speech of `speech_ms`, each followed by a pause
+/// of `pause_ms`, then the end-of-turn silence.
+fn long_answer(sentences: usize, speech_ms: usize, pause_ms: usize) -> Vec<i16> {
+    let mut audio = Vec::new();
+    for _ in 0..sentences {
+        audio.extend(syllables(speech_ms));
+        audio.extend(silence(pause_ms));
+    }
+    audio.extend(silence(3000));
+    audio
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_answer_is_one_turn_and_its_final_is_all_of_it() {
+    let hub = hub(settings()).await;
+    let mut c = Client::greeted(&hub).await;
+    c.speak(&silence(300)).await;
+    // 60 s of speech in 4 s sentences with 400 ms pauses: twice whisper's window.
+    let seen = c.speak(&long_answer(15, 4000, 400)).await;
+    let rest = c.until(is_done).await;
+    let all: Vec<_> = seen
+        .into_iter()
+        .chain(rest.into_iter().map(|g| (Instant::now(), g)))
+        .collect();
+    assert_eq!(ends(&all).len(), 1, "one turn");
+    let heard_ms: u64 = events(&all)
+        .find_map(|e| match e {
+            ServerMessage::Transcript {
+                is_final: true,
+                text,
+                ..
+            } => Some(
+                text.split(" ms")
+                    .filter_map(|n| n.trim().parse::<u64>().ok())
+                    .sum(),
+            ),
+            _ => None,
+        })
+        .expect("a final transcript");
+    // Every piece was decoded once: the pieces add up to the whole answer (66 s with its
+    // pauses), nothing dropped at 30 s, nothing decoded twice.
+    assert!((64_000..68_000).contains(&heard_ms), "{heard_ms}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn speech_past_the_longest_turn_ends_that_turn_and_says_why() {
+    let hub = hub(CallSettings {
+        longest_turn: Duration::from_secs(20),
+        ..settings()
+    })
+    .await;
+    let mut c = Client::greeted(&hub).await;
+    c.speak(&silence(300)).await;
+    let seen = c.speak(&syllables(22_000)).await;
+    let ends = ends(&seen);
+    assert_eq!(ends.len(), 1, "{seen:?}");
+    assert_eq!(ends[0].1.rule, crate::protocol::EndRule::LongestTurn);
 }

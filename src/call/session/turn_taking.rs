@@ -14,7 +14,7 @@ use crate::call::events::{CallEvent, Fault};
 use crate::call::outbox::ClientGone;
 use crate::call::turn::{Commit, TurnTask, UserInput};
 use crate::llm::ChatRequest;
-use crate::protocol::{FrameError, InputChunk, TurnMode};
+use crate::protocol::{EndOfTurn, EndRule, FrameError, InputChunk};
 
 /// Longest typed turn kept, in characters.
 const MAX_TYPED_CHARS: usize = 4000;
@@ -77,7 +77,7 @@ impl Session {
         if self.response.is_some() {
             // Maybe a cough: only count it once it lasts (see after_audio).
             self.pending_barge_in = true;
-        } else if s.mode == TurnMode::ServerVad {
+        } else if s.policy.server_ends_turns() {
             self.begin_user_turn(at_ms).await?;
         }
         Ok(())
@@ -97,42 +97,10 @@ impl Session {
             s.ingest.utterance.clear();
             return Ok(());
         }
-        if s.mode != TurnMode::ServerVad {
+        if !s.policy.server_ends_turns() {
             return Ok(());
         }
-        let Some(turn_id) = self.speaking_turn.take() else {
-            return Ok(());
-        };
-        self.outbox
-            .emit(CallEvent::SpeechStopped {
-                turn_id,
-                audio_ms: speech_end_ms,
-            })
-            .await?;
-        self.next_turn_id = turn_id + 1;
-        self.stop_partials();
-        let commit = Commit {
-            decided_at: Instant::now(),
-            endpoint_ms: Some(decided_at_ms.saturating_sub(speech_end_ms)),
-        };
-        // Keep the speculative turn if it is this one; otherwise decode now.
-        let speculated = self
-            .speculation
-            .as_ref()
-            .is_some_and(|spec| spec.turn_id == turn_id);
-        let Some(s) = self.started.as_mut() else {
-            return Ok(());
-        };
-        let start_ms = s.ingest.utterance_start_ms;
-        let audio = (!speculated).then(|| s.ingest.cut(speech_end_ms));
-        s.ingest.utterance.clear();
-        if let Some(audio) = audio {
-            self.drop_speculation();
-            self.submit_final(turn_id, audio, (start_ms, speech_end_ms), true)
-                .await?;
-        }
-        self.commit_speculation(commit);
-        Ok(())
+        self.on_vad_stop(speech_end_ms, decided_at_ms).await
     }
 
     async fn begin_user_turn(&mut self, at_ms: u64) -> Result<(), ClientGone> {
@@ -147,49 +115,31 @@ impl Session {
             .await
     }
 
-    /// Barge-in and speculation checks after each run of audio.
+    /// Barge-in and end-of-turn checks after each run of audio.
     async fn after_audio(&mut self) -> Result<(), ClientGone> {
-        let Some(s) = self.started.as_ref() else {
+        let Some(now) = self.vad_now() else {
             return Ok(());
         };
-        let vad = &s.ingest.vad;
-        let (speaking, speech_ms) = (vad.is_speaking(), vad.speech_ms());
-        let (silence_ms, position_ms, mode) =
-            (vad.trailing_silence_ms(), vad.position_ms(), s.mode);
+        let Some(policy) = self.started.as_ref().map(|s| s.policy) else {
+            return Ok(());
+        };
         if self.pending_barge_in
-            && speaking
-            && speech_ms >= self.settings.barge_in_min.as_millis() as u64
+            && now.speaking
+            && now.speech_ms >= self.settings.barge_in_min.as_millis() as u64
         {
             self.pending_barge_in = false;
-            tracing::debug!(speech_ms, "barge-in");
+            tracing::debug!(speech_ms = now.speech_ms, "barge-in");
             self.cancel_response();
-            if mode == TurnMode::ServerVad {
-                self.begin_user_turn(position_ms.saturating_sub(speech_ms))
+            if policy.server_ends_turns() {
+                self.begin_user_turn(now.position_ms.saturating_sub(now.speech_ms))
                     .await?;
             }
         }
-        if mode != TurnMode::ServerVad {
-            return Ok(());
+        if policy.server_ends_turns() {
+            self.follow_turn(now).await
+        } else {
+            self.cap_manual_turn().await
         }
-        let Some(turn_id) = self.speaking_turn else {
-            return Ok(());
-        };
-        let spec_ms = self.settings.speculative_silence.as_millis() as u64;
-        if speaking && silence_ms >= spec_ms && self.speculation.is_none() {
-            // A pause long enough to maybe be the end: decode now, keep it if the pause
-            // reaches silenceMs, drop it if speech resumes.
-            self.stop_partials();
-            let Some(s) = self.started.as_ref() else {
-                return Ok(());
-            };
-            let end_ms = position_ms.saturating_sub(silence_ms);
-            let audio = s.ingest.cut(end_ms);
-            let span = (s.ingest.utterance_start_ms, end_ms);
-            self.submit_final(turn_id, audio, span, true).await?;
-        } else if silence_ms < spec_ms && self.speculation.is_some() {
-            self.drop_speculation();
-        }
-        Ok(())
     }
 
     pub(super) async fn typed_turn(&mut self, text: String) -> Result<(), ClientGone> {
@@ -204,8 +154,8 @@ impl Session {
         self.drop_speculation();
         let turn_id = self.speaking_turn.take().unwrap_or(self.next_turn_id);
         self.next_turn_id = turn_id + 1;
+        self.forget_input();
         if let Some(s) = self.started.as_mut() {
-            s.ingest.utterance.clear();
             s.ingest.vad.reset_turn();
         }
         self.outbox
@@ -221,34 +171,102 @@ impl Session {
     }
 
     pub(super) async fn commit_manual(&mut self) -> Result<(), ClientGone> {
-        let recorder = self.recorder.clone();
-        let Some(s) = self.started.as_mut() else {
+        let Some(s) = self.started.as_ref() else {
             return Ok(());
         };
-        if s.mode != TurnMode::Manual {
+        if s.policy.server_ends_turns() {
             return self
                 .fault(Self::bad_message(
-                    "input.commit is for turnDetection mode \"manual\"; this call uses server_vad",
+                    "input.commit is for turnDetection mode \"manual\"; this call's server ends turns",
                 ))
                 .await;
         }
-        let Some((audio, start_ms, end_ms)) = s.ingest.commit(recorder.as_deref()) else {
+        if !self.commit_input().await? {
             return self
                 .fault(Self::bad_message(
                     "input.commit: no audio since the last commit",
                 ))
                 .await;
+        }
+        Ok(())
+    }
+
+    /// Manual turns: everything since the last commit becomes a turn. `false` when
+    /// nothing was sent since.
+    async fn commit_input(&mut self) -> Result<bool, ClientGone> {
+        let recorder = self.recorder.clone();
+        let Some(s) = self.started.as_mut() else {
+            return Ok(false);
+        };
+        let Some((audio, start_ms, end_ms)) = s.ingest.commit(recorder.as_deref()) else {
+            return Ok(false);
         };
         self.cancel_response();
         let turn_id = self.next_turn_id;
         self.next_turn_id += 1;
         self.speaking_turn = None;
         self.stop_partials();
-        self.submit_final(turn_id, audio, (start_ms, end_ms), false)
+        let mut parts = super::pieces::split_long(audio);
+        let tail = parts.pop().unwrap_or_default();
+        for part in parts {
+            let options = self.decode_options();
+            self.pieces.submit(&self.engines.asr, part, options);
+        }
+        self.submit_final(turn_id, tail, (start_ms, end_ms), false)
+            .await?;
+        let next = self.call_cancel.child_token();
+        self.pieces.hand_over(next);
+        Ok(true)
+    }
+
+    /// Manual turns reach the longest turn: the audio so far is committed as if the
+    /// client had, and the client is told.
+    async fn cap_manual_turn(&mut self) -> Result<(), ClientGone> {
+        let longest_ms = self.settings.longest_turn.as_millis() as u64;
+        let Some(s) = self
+            .started
+            .as_ref()
+            .filter(|s| s.ingest.uncut_ms() >= longest_ms)
+        else {
+            return Ok(());
+        };
+        let audio_ms = s.ingest.vad.position_ms();
+        let turn_id = self.next_turn_id;
+        if self.commit_input().await? {
+            let end_of_turn = EndOfTurn {
+                rule: EndRule::LongestTurn,
+                silence_ms: 0,
+                score: None,
+            };
+            self.outbox
+                .emit(CallEvent::SpeechStopped {
+                    turn_id,
+                    audio_ms,
+                    end_of_turn,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The speaking turn's final: the pieces cut so far and the audio after them up to
+    /// `end_ms`.
+    pub(super) async fn submit_tail(
+        &mut self,
+        turn_id: u32,
+        end_ms: u64,
+        speculative: bool,
+    ) -> Result<(), ClientGone> {
+        let Some(s) = self.started.as_ref() else {
+            return Ok(());
+        };
+        let (audio, start_ms) = (s.ingest.cut(end_ms), s.ingest.utterance_start_ms);
+        self.submit_final(turn_id, audio, (start_ms, end_ms), speculative)
             .await
     }
 
-    /// Queues the final decode of turn `turn_id` and starts its turn task on it.
+    /// Queues the final decode of turn `turn_id` (after its pieces) and starts its turn
+    /// task on it.
     async fn submit_final(
         &mut self,
         turn_id: u32,
@@ -257,31 +275,48 @@ impl Session {
         speculative: bool,
     ) -> Result<(), ClientGone> {
         let cancel = self.call_cancel.child_token();
-        let decode = self.engines.decode.clone();
-        match self
-            .engines
-            .asr
-            .submit(Priority::Final, audio, decode, cancel.clone())
-        {
-            Ok(asr) => {
-                let input = UserInput::Audio {
-                    asr,
-                    start_ms,
-                    end_ms,
-                };
-                self.spawn_turn_with(turn_id, input, speculative, cancel);
-                Ok(())
+        let pieces = self.pieces.snapshot();
+        let tail = if audio.is_empty() && !pieces.is_empty() {
+            None
+        } else {
+            let options = self.decode_options();
+            match self
+                .engines
+                .asr
+                .submit(Priority::Final, audio, options, cancel.clone())
+            {
+                Ok(rx) => Some(rx),
+                Err(e) => {
+                    let fault = Fault::Overloaded {
+                        what: e.to_string(),
+                        retry_after_ms: 1000,
+                    };
+                    return self
+                        .outbox
+                        .emit(CallEvent::turn_fault(turn_id, fault))
+                        .await;
+                }
             }
-            Err(e) => {
-                let fault = Fault::Overloaded {
-                    what: e.to_string(),
-                    retry_after_ms: 1000,
-                };
-                self.outbox
-                    .emit(CallEvent::turn_fault(turn_id, fault))
-                    .await
+        };
+        let (reply, asr) = oneshot::channel();
+        let heard = speculative.then(|| self.clues_tx.clone());
+        self.relays.spawn(async move {
+            let Some(outcome) = super::pieces::assemble(pieces, tail).await else {
+                return;
+            };
+            if let (Some(tx), Ok(t)) = (heard, outcome.result.as_ref()) {
+                let clue = super::Clue::Words(t.text.clone());
+                let _ = tx.send(super::PauseClue { turn_id, clue }).await;
             }
-        }
+            let _ = reply.send(outcome);
+        });
+        let input = UserInput::Audio {
+            asr,
+            start_ms,
+            end_ms,
+        };
+        self.spawn_turn_with(turn_id, input, speculative, cancel);
+        Ok(())
     }
 
     fn turn_request(&self) -> Option<ChatRequest> {
@@ -338,12 +373,13 @@ impl Session {
             self.commit_speculation(Commit {
                 decided_at: Instant::now(),
                 endpoint_ms: None,
+                end_of_turn: None,
             });
         }
     }
 
     /// The held turn becomes the response in flight: it may now speak.
-    fn commit_speculation(&mut self, commit: Commit) {
+    pub(super) fn commit_speculation(&mut self, commit: Commit) {
         if let Some(spec) = self.speculation.take() {
             let _ = spec.commit.send(commit);
             self.response = Some(Active {
@@ -373,8 +409,24 @@ impl Session {
     }
 
     pub(super) fn drop_speculation(&mut self) {
+        self.end_wait = None;
+        self.clues = None;
         if let Some(s) = self.speculation.take() {
             s.cancel.cancel();
+        }
+    }
+
+    /// `input.clear`: the audio of the turn so far is forgotten.
+    pub(super) fn clear_input(&mut self) {
+        self.forget_input();
+    }
+
+    /// Forgets the spoken turn's audio and stops its piece decodes.
+    pub(super) fn forget_input(&mut self) {
+        let next = self.call_cancel.child_token();
+        self.pieces.abandon(next);
+        if let Some(s) = self.started.as_mut() {
+            s.ingest.utterance.clear();
         }
     }
 }

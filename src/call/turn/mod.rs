@@ -45,6 +45,8 @@ pub struct Commit {
     pub decided_at: Instant,
     /// End of speech to that decision, on the audio clock.
     pub endpoint_ms: Option<u64>,
+    /// The rule that ended the user's turn.
+    pub end_of_turn: Option<crate::protocol::EndOfTurn>,
 }
 
 /// What a finished turn tells the session (to update history and counters).
@@ -146,6 +148,7 @@ impl TurnTask {
         self.transcript("", Some(span)).await;
         let latency = Latency {
             endpoint_ms: c.endpoint_ms,
+            end_of_turn: c.end_of_turn,
             ..Latency::default()
         };
         self.emit(CallEvent::ResponseStarted {
@@ -180,6 +183,7 @@ impl TurnTask {
         };
         let mut latency = Latency {
             endpoint_ms: c.endpoint_ms,
+            end_of_turn: c.end_of_turn,
             // When the final ran inside the end-of-turn silence, firstAudioMs shows how
             // much of it the user never waited for.
             asr_ms: heard.decode_ms,

@@ -108,6 +108,9 @@ pub enum CorpusError {
     /// espeak-ng could not be run or failed.
     #[error("espeak-ng: {0} (install it: apt-get install espeak-ng)")]
     Espeak(String),
+    /// sox could not be run or failed (it makes the noise of the room cases).
+    #[error("sox: {0} (install it: apt-get install sox)")]
+    Sox(String),
     /// The folder holds no WAV file.
     #[error("{0}: no .wav files (use --generate to make a corpus)")]
     Empty(String),
@@ -121,19 +124,57 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> CorpusError {
 }
 
 /// One input file, with its reference text when the manifest has one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Item {
     /// The WAV file.
     pub path: PathBuf,
     /// What is said in it.
     pub reference: Option<String>,
+    /// What the manifest says of how it was made (generated fixtures only).
+    pub fixture: Option<Fixture>,
+}
+
+/// A generated file's entry in `manifest.json`, beyond its text: what the bench needs to
+/// score it when the signal cannot say (speech under noise) and what it groups by.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fixture {
+    /// What is said.
+    pub text: String,
+    /// The answer it belongs to within its case (a long answer and its sentences share one).
+    #[serde(default)]
+    pub answer: usize,
+    /// A sub-set of the case reported apart (e.g. `sentences`: a long answer's sentences
+    /// spoken one by one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The espeak-ng voice.
+    #[serde(default)]
+    pub voice: String,
+    /// Where the speech starts and ends in the file, ms.
+    pub speech_ms: (u64, u64),
+    /// The silences put between its spoken parts, ms.
+    #[serde(default)]
+    pub pauses_ms: Vec<u64>,
+    /// The room noise mixed in, e.g. `pink noise at 20 dB SNR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<String>,
+}
+
+/// A manifest value: the text alone, or a generated fixture's full entry.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ManifestEntry {
+    Text(String),
+    Fixture(Fixture),
 }
 
 /// Reads a corpus folder: its `.wav` files in name order, each with its reference from
-/// `manifest.json` (a JSON object mapping file names to texts) when there is one.
+/// `manifest.json` (a JSON object mapping file names to texts, or to [`Fixture`] entries)
+/// when there is one.
 pub fn load(dir: &Path) -> Result<Vec<Item>, CorpusError> {
     let manifest_path = dir.join(MANIFEST);
-    let manifest: BTreeMap<String, String> = match std::fs::read_to_string(&manifest_path) {
+    let manifest: BTreeMap<String, ManifestEntry> = match std::fs::read_to_string(&manifest_path) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| io_error(&manifest_path, e))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(e) => return Err(io_error(&manifest_path, e)),
@@ -150,11 +191,19 @@ pub fn load(dir: &Path) -> Result<Vec<Item>, CorpusError> {
     Ok(paths
         .into_iter()
         .map(|path| {
-            let reference = path
+            let entry = path
                 .file_name()
-                .and_then(|n| manifest.get(n.to_string_lossy().as_ref()))
-                .cloned();
-            Item { path, reference }
+                .and_then(|n| manifest.get(n.to_string_lossy().as_ref()));
+            let (reference, fixture) = match entry {
+                Some(ManifestEntry::Text(t)) => (Some(t.clone()), None),
+                Some(ManifestEntry::Fixture(f)) => (Some(f.text.clone()), Some(f.clone())),
+                None => (None, None),
+            };
+            Item {
+                path,
+                reference,
+                fixture,
+            }
         })
         .collect())
 }
@@ -209,7 +258,19 @@ pub fn split_for_pause(text: &str) -> Option<(String, String)> {
 /// Speaks `text` with the espeak-ng command into the WAV file `out` (espeak-ng's own rate,
 /// mono): the one place speech is synthesised for corpora and test fixtures.
 pub fn espeak_to_file(text: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
+    run_espeak(&[], text, voice, out)
+}
+
+/// As [`espeak_to_file`], with SSML markup interpreted: `<break time="1000ms"/>` is a pause
+/// that does not end the clause (plain text can only pause at punctuation, which changes
+/// the intonation before it).
+pub fn espeak_ssml_to_file(ssml: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
+    run_espeak(&["-m"], ssml, voice, out)
+}
+
+fn run_espeak(flags: &[&str], text: &str, voice: &str, out: &Path) -> Result<(), CorpusError> {
     let run = Command::new("espeak-ng")
+        .args(flags)
         .args(["-v", voice, "-w"])
         .arg(out)
         .arg(text)
@@ -270,6 +331,7 @@ pub fn generate(dir: &Path, g: &Generate) -> Result<Vec<Item>, CorpusError> {
         items.push(Item {
             path,
             reference: Some(text.to_owned()),
+            fixture: None,
         });
     }
     // Files of an earlier, larger corpus would otherwise be read with this one.
@@ -335,6 +397,17 @@ mod tests {
         assert!(items[0].path.ends_with("a.WAV") && items[0].reference.is_none());
         assert!(items[1].path.ends_with("b.wav"));
         assert_eq!(items[1].reference.as_deref(), Some("Hello there."));
+        std::fs::write(
+            dir.join(MANIFEST),
+            r#"{"a.WAV": {"text": "Yes.", "speechMs": [300, 800], "group": "g"}, "b.wav": "Hi."}"#,
+        )
+        .unwrap();
+        let items = load(&dir).unwrap();
+        let f = items[0].fixture.as_ref().expect("a fixture entry");
+        assert_eq!((f.speech_ms, f.group.as_deref()), ((300, 800), Some("g")));
+        assert_eq!(items[0].reference.as_deref(), Some("Yes."));
+        assert_eq!(items[1].reference.as_deref(), Some("Hi."));
+        assert!(items[1].fixture.is_none());
         std::fs::write(dir.join(MANIFEST), "not json").unwrap();
         assert!(matches!(load(&dir), Err(CorpusError::Io { .. })));
         let _ = std::fs::remove_dir_all(&dir);

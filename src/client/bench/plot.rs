@@ -59,7 +59,7 @@ pub fn register_font() -> Result<(), PlotError> {
 /// The stages drawn as distributions, with each turn's value.
 pub fn stage_values(level: &Level) -> Vec<(&'static str, Vec<u64>)> {
     let turns: Vec<_> = level.calls.iter().flat_map(|c| &c.turns).collect();
-    let pick = |f: &dyn Fn(&super::TurnReport) -> Option<u64>| -> Vec<u64> {
+    let pick = |f: &dyn Fn(&crate::client::replay::TurnReport) -> Option<u64>| -> Vec<u64> {
         let mut v: Vec<u64> = turns.iter().filter_map(|t| f(t)).collect();
         v.sort_unstable();
         v
@@ -250,8 +250,12 @@ mod tests {
         let turns = v2v
             .iter()
             .map(|&ms| {
-                let mut t =
-                    crate::client::bench::tests::turn(1, TurnStatus::Completed, Some(ms), "yes");
+                let mut t = crate::client::bench::report::tests::turn(
+                    1,
+                    TurnStatus::Completed,
+                    Some(ms),
+                    "yes",
+                );
                 t.latency = Latency {
                     endpoint_ms: Some(500),
                     asr_ms: Some(ms / 2),
@@ -277,6 +281,7 @@ mod tests {
                 word_errors: None,
                 cut_off: false,
                 turns,
+                ..CallRecord::default()
             }],
         }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{DEFAULT_CHUNK_MS, DEFAULT_TAIL_TIMEOUT, ReplayOptions};
+use crate::client::{TurnModeName, TurnTaking};
 use crate::protocol::DEFAULT_OUTPUT_SAMPLE_RATE;
 
 /// Command-line arguments of `callgate replay`.
@@ -44,9 +45,18 @@ pub struct StreamArgs {
     /// AI persona (session.start `persona`).
     #[arg(long)]
     pub persona: Option<String>,
+    /// Turn detection (turnDetection.mode); server default when omitted.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub turn_detection: Option<TurnModeName>,
     /// Silence that ends a turn (turnDetection.silenceMs); server default when omitted.
     #[arg(long, value_parser = clap::value_parser!(u32).range(100..=5000))]
     pub silence_ms: Option<u32>,
+    /// smart: the least silence that ends a turn (turnDetection.minSilenceMs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=5000))]
+    pub min_silence_ms: Option<u32>,
+    /// smart: the most silence before a turn ends (turnDetection.maxSilenceMs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=10000))]
+    pub max_silence_ms: Option<u32>,
     /// Seconds to wait after the file for the response to finish before failing the turn.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TAIL_TIMEOUT.as_secs_f64())]
     pub tail_timeout: f64,
@@ -65,6 +75,12 @@ impl StreamArgs {
             output_rate: self.output_rate,
             persona: self.persona.clone(),
             silence_ms: self.silence_ms,
+            turn_taking: TurnTaking {
+                mode: self.turn_detection,
+                silence_ms: None,
+                min_silence_ms: self.min_silence_ms,
+                max_silence_ms: self.max_silence_ms,
+            },
             tail_timeout: Duration::try_from_secs_f64(self.tail_timeout)
                 .unwrap_or(DEFAULT_TAIL_TIMEOUT),
             resume: !self.no_resume,
@@ -149,6 +165,50 @@ mod tests {
         assert!(TestCli::try_parse_from(["replay", "u", "a.wav", "--silence-ms", "50"]).is_err());
         assert!(
             TestCli::try_parse_from(["replay", "u", "a.wav", "--output-rate", "96000"]).is_err()
+        );
+    }
+
+    #[test]
+    fn turn_detection_flags() {
+        use clap::Parser;
+        let o = ReplayOptions::from(
+            TestCli::try_parse_from(["replay", "u", "a.wav"])
+                .unwrap()
+                .args,
+        );
+        assert_eq!(
+            o.turn_detection(),
+            TurnTaking::default(),
+            "nothing sent unless asked"
+        );
+        let cli = TestCli::try_parse_from([
+            "replay",
+            "u",
+            "a.wav",
+            "--turn-detection",
+            "smart",
+            "--min-silence-ms",
+            "250",
+            "--max-silence-ms",
+            "2500",
+        ])
+        .unwrap();
+        let t = ReplayOptions::from(cli.args).turn_detection();
+        assert_eq!(t.mode, Some(TurnModeName::Smart));
+        assert_eq!(
+            (t.min_silence_ms, t.max_silence_ms),
+            (Some(250), Some(2500))
+        );
+        for mode in ["server_vad", "server-vad"] {
+            let cli = TestCli::try_parse_from(["replay", "u", "a.wav", "--turn-detection", mode])
+                .unwrap();
+            assert_eq!(
+                cli.args.stream.turn_detection,
+                Some(TurnModeName::ServerVad)
+            );
+        }
+        assert!(
+            TestCli::try_parse_from(["replay", "u", "a.wav", "--turn-detection", "x"]).is_err()
         );
     }
 }

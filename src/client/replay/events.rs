@@ -24,7 +24,7 @@ impl FileRun<'_> {
                 self.audio_seq(chunk.turn, chunk.seq);
                 self.audio(chunk.turn, &chunk.samples, r.at)
             }
-            Incoming::Event(ev) => self.event(ev, r.at),
+            Incoming::Event(ev) => self.event(ev, r.at, r.end_of_turn),
         }
     }
 
@@ -63,8 +63,9 @@ impl FileRun<'_> {
         t.audio.extend_from_slice(samples);
     }
 
-    /// What one server message does to the call's state.
-    fn event(&mut self, ev: ServerMessage, at: Instant) {
+    /// What one server message does to the call's state (`end_of_turn`: what the raw
+    /// frame of an `input.speech_stopped` said of why the turn ended).
+    fn event(&mut self, ev: ServerMessage, at: Instant, end_of_turn: Option<serde_json::Value>) {
         match ev {
             ServerMessage::AudioAck { seq } => {
                 self.acked = Some(self.acked.map_or(seq, |a| a.max(seq)));
@@ -72,10 +73,20 @@ impl FileRun<'_> {
             ServerMessage::InputSpeechStarted { turn_id, .. } => {
                 self.speaking = true;
                 if turn_id > 0 {
+                    self.abandon_unanswered_before(turn_id);
                     self.turn(turn_id).open = true;
                 }
             }
-            ServerMessage::InputSpeechStopped { .. } => self.speaking = false,
+            ServerMessage::InputSpeechStopped {
+                turn_id, audio_ms, ..
+            } => {
+                self.speaking = false;
+                if turn_id > 0 {
+                    let t = self.turn(turn_id);
+                    t.speech_end_ms = Some(audio_ms);
+                    t.end_of_turn = end_of_turn;
+                }
+            }
             ServerMessage::Transcript {
                 turn_id,
                 text,
@@ -86,7 +97,7 @@ impl FileRun<'_> {
                 turn_id,
                 status,
                 eta_ms,
-            } => self.response_started(turn_id, status, eta_ms),
+            } => self.response_started(turn_id, status, eta_ms, at),
             ServerMessage::ResponseTextDelta { turn_id, delta, .. } => {
                 let live = self.printer.ai_delta(turn_id, &delta);
                 let t = self.text_of(turn_id);
@@ -128,6 +139,19 @@ impl FileRun<'_> {
         }
     }
 
+    /// A new turn began: an earlier one with no `response.started` was dropped by the
+    /// server (speech that resumed while it was still being transcribed cuts it off, and
+    /// it gets neither a final transcript nor a `response.done`), so it is settled as
+    /// cancelled rather than waited for.
+    fn abandon_unanswered_before(&mut self, turn_id: u32) {
+        for t in self.turns.range_mut(..turn_id).map(|(_, t)| t) {
+            if t.open && !t.responded && t.done.is_none() {
+                t.open = false;
+                t.done = Some((DoneStatus::Cancelled, t.deltas.clone(), Latency::default()));
+            }
+        }
+    }
+
     fn transcript(&mut self, turn_id: u32, text: String, is_final: bool) {
         if !is_final {
             self.printer.partial(&text);
@@ -140,11 +164,18 @@ impl FileRun<'_> {
         t.open = true;
     }
 
-    fn response_started(&mut self, turn_id: u32, status: ResponseStatus, eta_ms: Option<u64>) {
+    fn response_started(
+        &mut self,
+        turn_id: u32,
+        status: ResponseStatus,
+        eta_ms: Option<u64>,
+        at: Instant,
+    ) {
         if turn_id > 0 {
             let t = self.turn(turn_id);
             t.open = true;
             t.responded = true;
+            t.responded_at.get_or_insert(at);
         }
         if status != ResponseStatus::Thinking {
             self.printer.line(
@@ -213,5 +244,50 @@ impl FileRun<'_> {
         t.open = false;
         t.done = Some((status, text, latency));
         // The latency line is printed by `finish`, once voice-to-voice is known.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::replay::ReplayOptions;
+    use crate::protocol::parse_server_message;
+
+    /// A server message from its JSON (so the test builds whatever fields the protocol
+    /// types grow).
+    fn msg(json: &str) -> ServerMessage {
+        parse_server_message(json).expect("a server message")
+    }
+
+    #[test]
+    fn a_turn_dropped_before_its_response_is_settled_when_the_next_begins() {
+        let mut opts = ReplayOptions::new("ws://unused", Vec::new());
+        opts.quiet = true;
+        let mut run = FileRun::new(&opts);
+        let at = Instant::now();
+        let started = |id: u32| {
+            msg(&format!(
+                r#"{{"type":"input.speech_started","turnId":{id},"audioMs":0}}"#
+            ))
+        };
+        run.event(started(1), at, None);
+        let stopped = msg(r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1500}"#);
+        let eot = serde_json::json!({"rule": "silence"});
+        run.event(stopped, at, Some(eot.clone()));
+        assert!(run.turns[&1].open && run.turns[&1].done.is_none());
+        assert_eq!(run.turns[&1].speech_end_ms, Some(1500));
+        assert_eq!(run.turns[&1].end_of_turn, Some(eot));
+        // The candidate goes on talking before turn 1 was answered: the server drops it.
+        run.event(started(2), at, None);
+        let t1 = &run.turns[&1];
+        assert!(!t1.open);
+        assert!(matches!(t1.done, Some((DoneStatus::Cancelled, _, _))));
+        assert!(run.turns[&2].open);
+        // A turn that got its response.started waits for its own response.done.
+        let thinking = r#"{"type":"response.started","turnId":2,"status":"thinking"}"#;
+        run.event(msg(thinking), at, None);
+        run.event(started(3), at, None);
+        assert!(run.turns[&2].open && run.turns[&2].done.is_none());
+        assert_eq!(run.turns[&2].responded_at, Some(at));
     }
 }

@@ -43,9 +43,9 @@ pub use pacing::{
     MAX_UNACKED_CHUNKS, chunk_count, chunk_end, chunk_index_of, frames_to_duration, unacked,
 };
 pub use report::{TurnReport, TurnStatus, format_latency, format_latency_line, format_turn_line};
-pub use run::replay_file;
+pub use run::{SpeechBounds, replay_file, replay_file_with_speech};
 
-use super::ClientError;
+use super::{ClientError, TurnTaking};
 use crate::protocol::DEFAULT_OUTPUT_SAMPLE_RATE;
 
 /// Default input chunk length.
@@ -77,6 +77,9 @@ pub struct ReplayOptions {
     pub persona: Option<String>,
     /// `turnDetection.silenceMs`; `None` leaves the server default.
     pub silence_ms: Option<u32>,
+    /// Further `turnDetection` fields (mode, smart's silence bounds), sent as given; its
+    /// `silence_ms` is not read (the field above is the one setting).
+    pub turn_taking: TurnTaking,
     /// Limit from the end of the file (and, with `fast`, from the last ack while the
     /// window is full) to the turn's `response.done`.
     pub tail_timeout: Duration,
@@ -103,6 +106,15 @@ pub struct BargeIn {
 }
 
 impl ReplayOptions {
+    /// The `turnDetection` settings these options send beyond the typed `session.start`
+    /// (every one, `silenceMs` included, for a report of what was asked).
+    pub fn turn_detection(&self) -> TurnTaking {
+        TurnTaking {
+            silence_ms: self.silence_ms,
+            ..self.turn_taking
+        }
+    }
+
     /// Options with every default: real-time pace, 20 ms chunks, 24 kHz output, 15 s tail.
     pub fn new(url: impl Into<String>, files: Vec<PathBuf>) -> Self {
         Self {
@@ -114,6 +126,7 @@ impl ReplayOptions {
             output_rate: DEFAULT_OUTPUT_SAMPLE_RATE,
             persona: None,
             silence_ms: None,
+            turn_taking: TurnTaking::default(),
             tail_timeout: DEFAULT_TAIL_TIMEOUT,
             quiet: false,
             barge_in: None,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::run::SpeechBounds;
 use crate::audio::wav::Interleaved;
 
 /// With `fast`, how many input chunks may be sent and not yet acknowledged.
@@ -57,8 +58,11 @@ pub(super) struct Clip<'a> {
 }
 
 impl<'a> Clip<'a> {
-    pub(super) fn new(audio: &'a Interleaved, chunk_ms: u32) -> Self {
-        let bounds = crate::audio::level::speech_bounds(&audio.to_mono_f32(), audio.rate);
+    /// The clip in chunks, its speech where `speech` says or, without it, where the
+    /// signal shows it.
+    pub(super) fn new(audio: &'a Interleaved, chunk_ms: u32, speech: Option<SpeechBounds>) -> Self {
+        let bounds =
+            speech.or_else(|| crate::audio::level::speech_bounds(&audio.to_mono_f32(), audio.rate));
         let frames = audio.frames() as u64;
         let chunk_of = |f: usize| chunk_index_of(f as u64, audio.rate, chunk_ms);
         Self {
@@ -117,10 +121,10 @@ pub(super) struct Pacer<'a> {
 
 impl<'a> Pacer<'a> {
     /// Starts streaming `audio` now; a clip with no chunks goes straight to the tail.
-    pub(super) fn new(audio: &'a Interleaved, chunk_ms: u32) -> Self {
+    pub(super) fn new(audio: &'a Interleaved, chunk_ms: u32, speech: Option<SpeechBounds>) -> Self {
         let now = Instant::now();
         let frames_per_chunk = (audio.rate as usize * chunk_ms as usize / 1000).max(1);
-        let clip = Clip::new(audio, chunk_ms);
+        let clip = Clip::new(audio, chunk_ms, speech);
         let phase = if clip.n_chunks == 0 {
             Phase::Tail
         } else {
@@ -199,7 +203,7 @@ impl<'a> Pacer<'a> {
 
     /// Streams another clip from now (the barge-in), like the first.
     pub(super) fn start_clip(&mut self, audio: &'a Interleaved) {
-        self.clip = Clip::new(audio, self.chunk_ms);
+        self.clip = Clip::new(audio, self.chunk_ms, None);
         self.t0 = Instant::now();
         self.next_chunk = 0;
         self.last_progress = self.t0;
@@ -268,7 +272,7 @@ mod tests {
             rate: 11025,
             channels: 2,
         };
-        let clip = Clip::new(&audio, 20);
+        let clip = Clip::new(&audio, 20, None);
         assert_eq!(clip.n_chunks, 5);
         let joined: Vec<i16> = (0..clip.n_chunks)
             .flat_map(|i| clip.chunk(i).to_vec())
@@ -285,7 +289,7 @@ mod tests {
             channels: 1,
         };
         let ms = Duration::from_millis;
-        let mut p = Pacer::new(&audio, 20);
+        let mut p = Pacer::new(&audio, 20, None);
         let start = p.t0;
         assert_eq!(p.send_at(false, true), Some(start + ms(20)));
         assert!(!p.chunk_sent());

@@ -67,6 +67,18 @@ pub struct TurnReport {
     /// How many times the call was resumed on a new connection before this report.
     #[serde(default)]
     pub resumes: u32,
+    /// `input.speech_stopped.audioMs`: where in the input the server put the end of this
+    /// turn's speech.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_end_ms: Option<u64>,
+    /// `input.speech_stopped.endOfTurn` as the server sent it (which rule ended the turn),
+    /// when it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_turn: Option<serde_json::Value>,
+    /// When `response.started` arrived, relative to the send of the chunk holding the
+    /// end of the file's speech: negative when the AI began to answer before the last word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_started_ms: Option<i64>,
 }
 
 impl TurnReport {
@@ -89,6 +101,9 @@ impl TurnReport {
             client_errors: Vec::new(),
             audio_file: None,
             resumes: 0,
+            speech_end_ms: None,
+            end_of_turn: None,
+            response_started_ms: None,
         }
     }
 
@@ -192,6 +207,7 @@ mod tests {
             voice_to_voice_ms: Some(812),
             latency: Latency {
                 endpoint_ms: Some(500),
+                end_of_turn: None,
                 asr_ms: Some(120),
                 llm_first_token_ms: None,
                 tts_first_audio_ms: Some(4),

@@ -34,6 +34,12 @@ pub(super) struct TurnState {
     pub(super) open: bool,
     /// A `response.started` came for it.
     pub(super) responded: bool,
+    /// When the first `response.started` came.
+    pub(super) responded_at: Option<Instant>,
+    /// `input.speech_stopped.audioMs`: where the server put the end of the speech.
+    pub(super) speech_end_ms: Option<u64>,
+    /// `input.speech_stopped.endOfTurn`, as sent.
+    pub(super) end_of_turn: Option<serde_json::Value>,
     /// What `response.done` said (or what the client settled for it after a resume).
     pub(super) done: Option<(DoneStatus, String, Latency)>,
     pub(super) first_audio_at: Option<Instant>,
@@ -92,6 +98,9 @@ pub(super) struct FileRun<'a> {
     pub(super) resumes: u32,
 }
 
+/// Where the speech of a file lies, in frames (start inclusive, end exclusive).
+pub type SpeechBounds = (usize, usize);
+
 /// Replays one file as one call (what [`super::replay`] does per file, and what
 /// `callgate bench` runs concurrently): returns one report per user turn. Per-call
 /// problems become reports; `Err` only when the output folder cannot be written.
@@ -99,6 +108,17 @@ pub async fn replay_file(
     opts: &ReplayOptions,
     path: &Path,
     audio: &Interleaved,
+) -> Result<Vec<TurnReport>, ClientError> {
+    replay_file_with_speech(opts, path, audio, None).await
+}
+
+/// [`replay_file`] with the speech's bounds given rather than found in the signal: for a
+/// file whose speech is mixed with noise, where the generator knows better.
+pub async fn replay_file_with_speech(
+    opts: &ReplayOptions,
+    path: &Path,
+    audio: &Interleaved,
+    speech: Option<SpeechBounds>,
 ) -> Result<Vec<TurnReport>, ClientError> {
     let mut run = FileRun::new(opts);
     run.announce(path, audio);
@@ -112,7 +132,11 @@ pub async fn replay_file(
         opts.persona.clone(),
         opts.silence_ms,
     );
-    let mut call = match CallClient::connect(&opts.url, &start).await {
+    let connected = match opts.turn_detection().session_start_text(&start) {
+        Ok(text) => CallClient::connect_text(&opts.url, &text, DEFAULT_CONNECT_TIMEOUT).await,
+        Err(e) => Err(e),
+    };
+    let mut call = match connected {
         Ok(c) => c,
         Err(e) => {
             let name = path.display();
@@ -123,7 +147,9 @@ pub async fn replay_file(
     };
     run.output_rate = call.session.output.sample_rate;
     let session_id = call.session.session_id.clone();
-    let (outcome, marks) = run.stream(&mut call, path, audio, barge.as_ref()).await;
+    let (outcome, marks) = run
+        .stream(&mut call, path, (audio, speech), barge.as_ref())
+        .await;
     run.printer.end_bar();
     let unanswered = run.unanswered(&outcome);
     let end_note = run.end_call(call, &outcome).await;
@@ -142,7 +168,7 @@ fn with_end_note(mut reports: Vec<TurnReport>, note: Option<String>) -> Vec<Turn
 }
 
 impl<'a> FileRun<'a> {
-    fn new(opts: &'a ReplayOptions) -> Self {
+    pub(super) fn new(opts: &'a ReplayOptions) -> Self {
         Self {
             opts,
             printer: Printer::new(opts.quiet),
@@ -186,10 +212,10 @@ impl<'a> FileRun<'a> {
         &mut self,
         call: &mut CallClient,
         path: &Path,
-        audio: &'c Interleaved,
+        (audio, speech): (&'c Interleaved, Option<SpeechBounds>),
         mut barge: Option<&'c Interleaved>,
     ) -> (Outcome, Marks) {
-        let mut pacer = Pacer::new(audio, self.opts.chunk_ms);
+        let mut pacer = Pacer::new(audio, self.opts.chunk_ms, speech);
         let name = path
             .file_name()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());

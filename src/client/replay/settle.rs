@@ -162,6 +162,9 @@ impl FileRun<'_> {
             client_errors,
             audio_file: audio_file.as_ref().map(|f| f.path.clone()),
             resumes: self.resumes,
+            speech_end_ms: t.speech_end_ms,
+            end_of_turn: t.end_of_turn,
+            response_started_ms: signed_ms_since(s.marks.clips.first(), t.responded_at),
         };
         (report, audio_file)
     }
@@ -180,6 +183,15 @@ pub(super) async fn write_turn_audio(files: Vec<AudioFile>) -> Result<(), Client
     })
     .await
     .map_err(|e| ClientError::file(Path::new("turn audio"), e))?
+}
+
+/// `at` relative to when the clip's end of speech was sent, in ms (negative before it).
+fn signed_ms_since(clip: Option<&ClipMarks>, at: Option<Instant>) -> Option<i64> {
+    let (eos, at) = (clip?.eos_sent?, at?);
+    Some(match at.checked_duration_since(eos) {
+        Some(after) => after.as_millis() as i64,
+        None => -(eos.duration_since(at).as_millis() as i64),
+    })
 }
 
 /// Which user turn answers each streamed clip, with its voice-to-voice in ms: for clip `k`,
@@ -224,5 +236,19 @@ mod tests {
         // end of speech), turn 2 answers it, turn 3 answers the barge-in.
         let first_audio = [(1, at(500)), (2, at(1800)), (3, at(4600)), (4, None)];
         assert_eq!(voice_to_voice(&clips, &first_audio), [(2, 800), (3, 600)]);
+    }
+
+    #[test]
+    fn response_start_is_signed_against_the_end_of_speech() {
+        let t0 = Instant::now();
+        let at = |ms| Some(t0 + Duration::from_millis(ms));
+        let clip = ClipMarks {
+            onset_sent: at(0),
+            eos_sent: at(1000),
+        };
+        assert_eq!(signed_ms_since(Some(&clip), at(1250)), Some(250));
+        assert_eq!(signed_ms_since(Some(&clip), at(400)), Some(-600));
+        assert_eq!(signed_ms_since(Some(&clip), None), None);
+        assert_eq!(signed_ms_since(None, at(400)), None);
     }
 }
