@@ -158,7 +158,7 @@ serve_settings! {
     /// scripts/fetch-models; holds up in room noise) or `energy` (loudness over an adaptive
     /// noise floor; needs nothing). docs/vad.md has the measurements.
     #[arg(env = "CALLGATE_VAD")]
-    vad: VadDetector = VadDetector::Energy;
+    vad: VadDetector = VadDetector::Silero;
     /// Acoustic end-of-turn model fused with the words under `smart` turn detection:
     /// `none` (words alone) or `smart-turn` (Smart Turn v3.2 on ONNX Runtime, models/ from
     /// scripts/fetch-models). Off by default: on our fixtures it told finished answers from

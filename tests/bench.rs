@@ -10,11 +10,23 @@ use serde_json::Value;
 
 use crate::util;
 
-/// Two short answers with a manifest, in a fresh folder.
-fn corpus(name: &str) -> PathBuf {
+/// A fresh folder holding only the gateway's settings.
+fn bench_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("callgate-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("corpus dir");
+    // The model by absolute path, so the test does not depend on its working directory.
+    std::fs::write(
+        dir.join("gateway.toml"),
+        format!("model = {:?}\n", util::tiny_model().display().to_string()),
+    )
+    .expect("config");
+    dir
+}
+
+/// Two short answers with a manifest, in a fresh folder.
+fn corpus(name: &str) -> PathBuf {
+    let dir = bench_dir(name);
     let mut manifest = serde_json::Map::new();
     for (i, &(voice, text)) in util::INTERVIEW_ANSWERS[1..3].iter().enumerate() {
         let name = format!("{i}.wav");
@@ -26,12 +38,6 @@ fn corpus(name: &str) -> PathBuf {
         Value::Object(manifest).to_string(),
     )
     .expect("manifest");
-    // The model by absolute path, so the test does not depend on its working directory.
-    std::fs::write(
-        dir.join("gateway.toml"),
-        format!("model = {:?}\n", util::tiny_model().display().to_string()),
-    )
-    .expect("config");
     dir
 }
 
@@ -125,5 +131,69 @@ fn bench_barge_in_interrupts_then_answers() {
         assert!(last["voiceToVoiceMs"].is_u64(), "{last}");
     }
     assert_eq!(level["summary"]["bargeInMs"]["count"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_case_pauses_scores_each_answer() {
+    let dir = bench_dir("case");
+    // A fixed 2 s window outlasts every thinking pause (0.7-1.5 s): no answer may be cut,
+    // on any server that has server_vad.
+    let args = [
+        "--case",
+        "pauses",
+        "--answers",
+        "2",
+        "--turn-detection",
+        "server_vad",
+        "--silence-ms",
+        "2000",
+    ];
+    let (r, stdout) = bench(&dir, &args);
+    assert!(stdout.contains("end of turn"), "the case table: {stdout}");
+    assert_eq!(
+        r["turnDetection"],
+        serde_json::json!({"mode": "server_vad", "silenceMs": 2000})
+    );
+    assert_eq!(r["burst"], false);
+    let level = &r["levels"][0];
+    let s = &level["summary"];
+    assert_eq!(s["case"], "pauses");
+    assert_eq!(s["calls"], 2, "each answer once: {s}");
+    for count in [
+        "cutOffs",
+        "truncations",
+        "earlyEnds",
+        "unanswered",
+        "failed",
+    ] {
+        assert_eq!(s[count], 0, "{count}: {s}");
+    }
+    assert!(s["corpusWer"].is_f64(), "{s}");
+    let rules: u64 = s["endRules"]
+        .as_object()
+        .expect("endRules")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(rules, 2, "one announced end per answer: {s}");
+    // The fixtures: generated under DIR/pauses, each with its thinking pause recorded.
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("pauses/manifest.json")).expect("manifest"),
+    )
+    .expect("manifest is JSON");
+    for call in level["calls"].as_array().expect("calls") {
+        let file = Path::new(call["file"].as_str().expect("file"));
+        let name = file.file_name().and_then(|n| n.to_str()).expect("name");
+        let entry = &manifest[name];
+        let pause = entry["pausesMs"][0].as_u64().expect("a pause");
+        assert!((700..=1500).contains(&pause), "{entry}");
+        assert_eq!(call["reference"], entry["text"]);
+        assert_eq!(call["speechEndMs"], entry["speechMs"][1], "{call}");
+        assert_eq!(call["answered"], true, "{call}");
+        let turns = call["turns"].as_array().expect("turns");
+        assert_eq!(turns.len(), 1, "{turns:?}");
+        assert!(turns[0]["speechEndMs"].is_u64(), "{}", turns[0]);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

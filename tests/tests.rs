@@ -13,3 +13,4 @@ mod props;
 mod server;
 mod trust;
 mod util;
+mod vad;

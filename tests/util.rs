@@ -119,9 +119,11 @@ fn espeak_wav_from(text: &str, voice: &str, rate_hz: u32, channels: u16, ssml: b
         panic!("{e}: the fixtures need espeak-ng and sox (apt-get install espeak-ng sox)");
     }
     // SSML fixtures feed the end-of-turn model, whose score moves by up to 0.4 with sox's
-    // dither (random on each run): they are converted without it, so they repeat exactly.
+    // dither: they are converted without it. -R makes the others' dither repeat itself (sox
+    // seeds it at random otherwise), so every fixture is the same samples on every run.
     let dither: &[&str] = if ssml { &["-D"] } else { &[] };
     run(Command::new("sox")
+        .arg("-R")
         .args(dither)
         .arg(&raw)
         .args(["-r", &rate_hz.to_string(), "-c", &channels.to_string()])
@@ -144,6 +146,117 @@ fn run(cmd: &mut Command) {
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// [`espeak_wav`] as 16 kHz mono samples, trimmed to the speech (espeak-ng pads its output
+/// with silence), so a fixture's speech starts and ends where it is placed.
+pub fn espeak_speech(text: &str, voice: &str) -> Vec<f32> {
+    let s = callgate::audio::wav::read_mono(&espeak_wav(text, voice, 16_000, 1))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .samples;
+    let first = s.iter().position(|x| x.abs() > 0.005).unwrap_or(0);
+    let last = s
+        .iter()
+        .rposition(|x| x.abs() > 0.005)
+        .map_or(first, |i| i + 1);
+    s[first..last].to_vec()
+}
+
+/// `seconds` of sox's `kind` noise (`pinknoise`, `brownnoise`, `whitenoise`) at 16 kHz,
+/// low-passed at `lowpass_hz` (fan-like), scaled to an RMS of 1. Repeatable (`sox -R`),
+/// generated once under [`fixture_dir`].
+pub fn room_noise(kind: &str, lowpass_hz: u32, seconds: u32) -> Vec<f32> {
+    let out = fixture_dir().join(format!("noise-{kind}-lp{lowpass_hz}-{seconds}s.wav"));
+    if !out.is_file() {
+        let unique = format!("{}-{:?}", std::process::id(), std::thread::current().id())
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let tmp = out.with_extension(format!("{unique}.tmp.wav"));
+        run(Command::new("sox")
+            .args(["-R", "-n", "-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&tmp)
+            .args(["synth", &seconds.to_string(), kind])
+            .args(["lowpass", &lowpass_hz.to_string(), "gain", "-n", "-10"]));
+        std::fs::rename(&tmp, &out).expect("rename fixture");
+    }
+    let mut noise = callgate::audio::wav::read_mono(&out)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .samples;
+    let gain = 1.0 / rms(&noise).max(1e-9);
+    noise.iter_mut().for_each(|x| *x *= gain);
+    noise
+}
+
+/// `seconds` of babble: five espeak-ng talkers at once, each reading the interview answers
+/// one after another at the same level, scaled to an RMS of 1.
+pub fn babble(seconds: usize) -> Vec<f32> {
+    const TALKERS: [&str; 5] = ["en-us+m3", "en-us+f2", "en-gb", "en-us", "en-us+f3"];
+    let len = seconds * 16_000;
+    let mut mix = vec![0.0f32; len];
+    for (k, voice) in TALKERS.iter().enumerate() {
+        let mut talker = Vec::with_capacity(len);
+        let mut i = k * 3;
+        while talker.len() < len {
+            let (_, text) = INTERVIEW_ANSWERS[i % INTERVIEW_ANSWERS.len()];
+            let speech = espeak_speech(text, voice);
+            let level = active_rms(&speech).max(1e-6);
+            talker.extend(speech.iter().map(|x| x / level));
+            talker.extend(std::iter::repeat_n(0.0, 16 * 150));
+            i += 1;
+        }
+        for (m, t) in mix.iter_mut().zip(talker) {
+            *m += t;
+        }
+    }
+    let gain = 1.0 / rms(&mix).max(1e-9);
+    mix.iter_mut().for_each(|x| *x *= gain);
+    mix
+}
+
+/// `text` spoken clause by clause (split after each comma) by `voice`, with
+/// `pause_ms(k)` ms of silence before clause `k` (from 1): people pause longer at a comma
+/// than espeak-ng's 140 ms.
+pub fn spoken_clauses(text: &str, voice: &str, pause_ms: impl Fn(usize) -> usize) -> Vec<f32> {
+    let mut speech = Vec::new();
+    for (k, clause) in text.split_inclusive(',').map(str::trim).enumerate() {
+        if k > 0 {
+            speech.extend(std::iter::repeat_n(0.0, 16 * pause_ms(k)));
+        }
+        speech.extend(espeak_speech(clause, voice));
+    }
+    speech
+}
+
+/// RMS of samples (0 for none).
+pub fn rms(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    (samples.iter().map(|x| x * x).sum::<f32>() / samples.len() as f32).sqrt()
+}
+
+/// Adds `noise` into `audio` from sample `from` for `len` samples (or to the end), at
+/// `snr_db` below the active speech level `speech_rms`
+/// ([`callgate::client::bench::cases::active_rms`], as the bench's room-noise cases do).
+pub fn add_noise(
+    audio: &mut [f32],
+    noise: &[f32],
+    from: usize,
+    len: usize,
+    speech_rms: f32,
+    snr_db: f32,
+) {
+    let end = (from + len).min(audio.len());
+    callgate::client::bench::cases::add_noise(
+        &mut audio[from..end],
+        &noise[..end - from],
+        f64::from(speech_rms),
+        f64::from(snr_db),
+    );
+}
+
+/// [`callgate::client::bench::cases::active_rms`] of 16 kHz speech.
+pub fn active_rms(speech: &[f32]) -> f32 {
+    callgate::client::bench::cases::active_rms(speech, 16_000) as f32
 }
 
 /// A WAV file's samples, interleaved, as it holds them.

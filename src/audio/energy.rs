@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 
 use super::level::rms_dbfs;
-use super::vad::FRAME_SAMPLES;
+use super::vad::{FRAME_SAMPLES, FrameScore};
 
 /// Fraction of the distance to a quieter frame the floor moves per frame: fast, because a
 /// quieter frame is proof the background is at most that loud.
@@ -35,6 +35,33 @@ const STATIONARY_FRAMES: usize = 200;
 /// Largest energy range over the history that still counts as stationary noise.
 const STATIONARY_RANGE_DB: f32 = 8.0;
 
+/// Cuts a stream into 10 ms frames and measures each one's energy in dBFS; a partial frame
+/// waits for the next call.
+#[derive(Debug, Clone, Default)]
+pub struct FrameEnergies {
+    remainder: Vec<f32>,
+}
+
+impl FrameEnergies {
+    /// Appends the energy of every frame `samples` complete.
+    pub fn push(&mut self, samples: &[f32], energies: &mut Vec<f32>) {
+        let mut input = samples;
+        if !self.remainder.is_empty() {
+            let take = (FRAME_SAMPLES - self.remainder.len()).min(input.len());
+            self.remainder.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.remainder.len() < FRAME_SAMPLES {
+                return;
+            }
+            energies.push(rms_dbfs(&self.remainder));
+            self.remainder.clear();
+        }
+        let mut chunks = input.chunks_exact(FRAME_SAMPLES);
+        energies.extend((&mut chunks).map(rms_dbfs));
+        self.remainder.extend_from_slice(chunks.remainder());
+    }
+}
+
 /// One stream's energy detector: the frame being filled and the noise floor.
 #[derive(Debug, Clone)]
 pub struct EnergyFrames {
@@ -42,8 +69,9 @@ pub struct EnergyFrames {
     threshold_db_above_floor: f32,
     /// Absolute level a frame must exceed to be active.
     min_threshold_dbfs: f32,
-    /// Samples of an incomplete frame, waiting for the next `push`.
-    remainder: Vec<f32>,
+    framer: FrameEnergies,
+    /// Scratch for the energies of one `push`.
+    energies: Vec<f32>,
     /// Background level in dBFS; `None` until the first frame.
     floor: Option<f32>,
     /// Recent frame energies, for the stationary-noise check.
@@ -56,41 +84,30 @@ impl EnergyFrames {
         Self {
             threshold_db_above_floor,
             min_threshold_dbfs,
-            remainder: Vec::with_capacity(FRAME_SAMPLES),
+            framer: FrameEnergies::default(),
+            energies: Vec::new(),
             floor: None,
             recent: VecDeque::with_capacity(STATIONARY_FRAMES),
         }
     }
 
-    /// Takes 16 kHz samples and appends, for every frame they complete, 1.0 when the frame
-    /// is active and 0.0 when not; a partial frame waits for the next call.
-    pub fn push(&mut self, samples: &[f32], frames: &mut Vec<f32>) {
-        let mut input = samples;
-        if !self.remainder.is_empty() {
-            let take = (FRAME_SAMPLES - self.remainder.len()).min(input.len());
-            self.remainder.extend_from_slice(&input[..take]);
-            input = &input[take..];
-            if self.remainder.len() < FRAME_SAMPLES {
-                return;
-            }
-            let energy = rms_dbfs(&self.remainder);
-            self.remainder.clear();
-            frames.push(self.score(energy));
+    /// Takes 16 kHz samples and appends a score for every frame they complete: speech 1.0
+    /// when the frame is active, 0.0 when not, and always loud (loudness is all this
+    /// detector hears).
+    pub fn push(&mut self, samples: &[f32], frames: &mut Vec<FrameScore>) {
+        let mut energies = std::mem::take(&mut self.energies);
+        energies.clear();
+        self.framer.push(samples, &mut energies);
+        for &energy in &energies {
+            let speech = if self.classify(energy) { 1.0 } else { 0.0 };
+            frames.push(FrameScore { speech, loud: true });
         }
-        let mut chunks = input.chunks_exact(FRAME_SAMPLES);
-        for frame in &mut chunks {
-            frames.push(self.score(rms_dbfs(frame)));
-        }
-        self.remainder.extend_from_slice(chunks.remainder());
+        self.energies = energies;
     }
 
     /// The current noise floor estimate in dBFS, for diagnostics.
     pub fn noise_floor_dbfs(&self) -> Option<f32> {
         self.floor
-    }
-
-    fn score(&mut self, energy: f32) -> f32 {
-        if self.classify(energy) { 1.0 } else { 0.0 }
     }
 
     /// Decides whether a frame is active, adapting the noise floor on the way.

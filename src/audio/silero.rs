@@ -7,12 +7,16 @@
 //! ([`SileroModel`]) keeps a small pool of sessions for all calls: a run needs exclusive use
 //! of its session, and one session per call would cost a model's worth of memory each.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ort::session::Session;
 use ort::value::TensorRef;
 
+use super::energy::FrameEnergies;
+use super::level::SILENCE_DBFS;
+use super::vad::{FRAME_SAMPLES, FrameScore};
 use crate::onnx::OnnxError;
 
 /// The model scripts/fetch-models installs (PyPI `silero-vad` 6.2.3,
@@ -28,10 +32,6 @@ pub const CONTEXT_SAMPLES: usize = 64;
 
 /// The recurrent state: `[2, batch 1, 128]`.
 const STATE_LEN: usize = 2 * 128;
-
-/// Sessions kept idle in the pool: enough for the runs that can happen at once (one per
-/// thread feeding audio); more are built on demand and kept only up to this many.
-const MAX_IDLE_SESSIONS: usize = 16;
 
 /// The loaded Silero model, shared by every stream (cheap to clone).
 #[derive(Clone)]
@@ -88,14 +88,17 @@ impl SileroModel {
         let mut session = match taken {
             Some(s) => s,
             // Every pooled session is busy: more threads feed audio at once than were
-            // foreseen. Build one (tens of ms, once) rather than wait.
+            // foreseen. Build one (about 50-100 ms, once) rather than wait.
             None => crate::onnx::session(&self.pool.path)?,
         };
         let result = run_session(&mut session, input, state);
-        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_SESSIONS {
-            idle.push(session);
-        }
+        // Kept: the pool grows to the most runs ever at once (at most one per thread that
+        // feeds audio), about 10 MB a session.
+        self.pool
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session);
         result
     }
 }
@@ -183,6 +186,112 @@ impl SileroStream {
     }
 }
 
+/// Fraction of the distance to a quieter frame the background moves per frame (fast: a
+/// quieter frame is proof the background is at most that loud).
+const BACKGROUND_FALL: f32 = 0.1;
+
+/// Fraction of the distance to a louder background frame (not loud, or not speech) the
+/// background moves per frame: a time constant of about 0.5 s.
+const BACKGROUND_RISE: f32 = 0.02;
+
+/// Most the background rises per frame on loud speech frames (5 dB/s), so talkers who start
+/// behind the speaker after a quiet spell stop counting as loud within seconds, while the
+/// speaker's own pauses keep pulling the background back down.
+const BACKGROUND_CREEP_DB: f32 = 0.05;
+
+/// Lowest background level: about a quiet microphone's own noise. Digital silence would
+/// otherwise teach a background 30 dB below any real one, and talkers who start after it
+/// would stay loud until the creep had covered the whole distance.
+const BACKGROUND_MIN_DBFS: f32 = -70.0;
+
+/// One stream's Silero frame scores for [`super::vad::Vad`]: each 10 ms frame gets the
+/// probability of the window it ends in, and is *loud* when its energy is
+/// `loud_margin_db` above the background level. Silero hears babble as speech, whatever
+/// its level; loudness is what tells the speaker from the room.
+#[derive(Debug, Clone)]
+pub struct SileroFrames {
+    stream: SileroStream,
+    framer: FrameEnergies,
+    /// Frame energies (dBFS) waiting for the window that scores them.
+    energies: VecDeque<f32>,
+    /// Scratch for the energies and probabilities of one `push`.
+    scratch: (Vec<f32>, Vec<f32>),
+    /// Windows scored so far.
+    windows: u64,
+    /// Frames scored so far.
+    frames: u64,
+    /// Background level in dBFS; `None` until the first frame.
+    background: Option<f32>,
+    /// Below this probability a frame is not speech, and may teach the background.
+    not_speech: f32,
+    /// How far above the background a loud frame is.
+    loud_margin_db: f32,
+}
+
+impl SileroFrames {
+    /// Scores for a new stream of `model`: frames under `not_speech` count as background,
+    /// frames `loud_margin_db` over the background are loud.
+    pub fn new(model: &SileroModel, not_speech: f32, loud_margin_db: f32) -> Self {
+        Self {
+            stream: model.stream(),
+            framer: FrameEnergies::default(),
+            energies: VecDeque::new(),
+            scratch: (Vec::new(), Vec::new()),
+            windows: 0,
+            frames: 0,
+            background: None,
+            not_speech,
+            loud_margin_db,
+        }
+    }
+
+    /// Takes 16 kHz samples and appends the score of every frame whose window they
+    /// complete.
+    pub fn push(&mut self, samples: &[f32], scores: &mut Vec<FrameScore>) {
+        let (mut energies, mut probabilities) = std::mem::take(&mut self.scratch);
+        energies.clear();
+        probabilities.clear();
+        self.framer.push(samples, &mut energies);
+        self.energies.extend(energies.iter().copied());
+        self.stream.push(samples, &mut probabilities);
+        for &p in &probabilities {
+            self.windows += 1;
+            let due = frames_within(self.windows);
+            while self.frames < due {
+                self.frames += 1;
+                // A window ends after every frame it scores, so their energies are here.
+                let energy = self.energies.pop_front().unwrap_or(SILENCE_DBFS);
+                let loud = self.is_loud(energy, p);
+                scores.push(FrameScore { speech: p, loud });
+            }
+        }
+        self.scratch = (energies, probabilities);
+    }
+
+    /// Whether a frame stands above the background, updating the background on the way.
+    fn is_loud(&mut self, energy: f32, probability: f32) -> bool {
+        let background = *self
+            .background
+            .get_or_insert(energy.max(BACKGROUND_MIN_DBFS));
+        let loud = energy >= background + self.loud_margin_db;
+        let step = if energy < background {
+            BACKGROUND_FALL * (energy - background)
+        } else if !loud || probability < self.not_speech {
+            BACKGROUND_RISE * (energy - background)
+        } else {
+            (BACKGROUND_RISE * (energy - background)).min(BACKGROUND_CREEP_DB)
+        };
+        self.background = Some((background + step).max(BACKGROUND_MIN_DBFS));
+        loud
+    }
+}
+
+/// Frames that end within the first `windows` windows (3 or 4 per window: 16 frames in 5
+/// windows).
+fn frames_within(windows: u64) -> u64 {
+    windows * WINDOW_SAMPLES as u64 / FRAME_SAMPLES as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +326,50 @@ mod tests {
         let whole = probabilities(&mut model.stream(), &audio, audio.len());
         let pieces = probabilities(&mut model.stream(), &audio, 37);
         assert_eq!(whole, pieces);
+    }
+
+    #[test]
+    fn windows_score_the_frames_that_end_in_them() {
+        let per_window: Vec<u64> = (1..=5)
+            .map(|w| frames_within(w) - frames_within(w - 1))
+            .collect();
+        assert_eq!(per_window, [3, 3, 3, 3, 4]);
+        assert_eq!(
+            frames_within(5) * FRAME_SAMPLES as u64,
+            5 * WINDOW_SAMPLES as u64
+        );
+    }
+
+    #[test]
+    fn every_frame_is_scored_once_its_window_is_complete() {
+        let mut frames = SileroFrames::new(&model(), 0.35, 11.0);
+        let mut scores = Vec::new();
+        frames.push(&vec![0.0; WINDOW_SAMPLES - 1], &mut scores);
+        assert!(scores.is_empty());
+        frames.push(&vec![0.0; 1 + 4 * WINDOW_SAMPLES], &mut scores);
+        assert_eq!(scores.len(), 16);
+    }
+
+    #[test]
+    fn the_background_follows_quiet_frames_and_loudness_is_measured_from_it() {
+        let mut frames = SileroFrames::new(&model(), 0.35, 11.0);
+        // Speech-like (probability 1) frames at -40 dBFS: the background settles there, so
+        // they are not loud; a frame 12 dB over them is.
+        for _ in 0..300 {
+            frames.is_loud(-40.0, 1.0);
+        }
+        assert!(!frames.is_loud(-38.0, 1.0));
+        assert!(frames.is_loud(-28.0, 1.0));
+        // Loud speech raises the background at most 5 dB a second.
+        let before = frames.background.expect("learnt");
+        for _ in 0..100 {
+            frames.is_loud(-10.0, 1.0);
+        }
+        let rise = frames.background.expect("learnt") - before;
+        assert!(rise <= 5.0 + 1e-3, "{rise}");
+        // One quiet frame pulls it down fast.
+        frames.is_loud(-60.0, 0.0);
+        assert!(frames.background.expect("learnt") < before + rise - 2.0);
     }
 
     #[test]

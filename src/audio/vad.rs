@@ -15,6 +15,11 @@
 //!   active run goes on while the score stays at or above `release_threshold` (hysteresis:
 //!   a probability dipping to 0.4 inside a word does not start the silence), and speech
 //!   resumes only at `speech_threshold`. The energy detector's 0/1 scores pass both alike.
+//! - Silero also marks each frame *loud* or not (well above its background level; energy
+//!   frames are always loud). Only loud speech starts a turn; while speaking, speech that is
+//!   not loud counts only within `quiet_hold_ms` of the last loud speech frame, so talkers
+//!   behind the speaker neither start a turn nor hold one open, while soft word endings
+//!   still belong to it.
 //! - Speech *starts* once `min_speech_ms` of active frames accumulate with no more than one
 //!   inactive frame in a row between them; the event is backdated to the first active frame.
 //!   A click (a few ms) never accumulates enough.
@@ -23,7 +28,7 @@
 //!   trailing silence is ignored, so a click does not prolong the turn.
 
 use super::energy::EnergyFrames;
-use super::silero::{SileroModel, SileroStream, WINDOW_SAMPLES};
+use super::silero::{SileroFrames, SileroModel};
 
 /// The only sample rate the detector accepts; the resampler feeds it.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -57,6 +62,16 @@ pub struct VadConfig {
     /// Score below which a frame ends an active run while speaking (Silero's own
     /// post-processing uses the speech threshold minus 0.15).
     pub release_threshold: f32,
+    /// While speaking, how long after the last loud speech frame speech that is not loud
+    /// (not above the background: a soft word ending, or talkers behind the speaker) still
+    /// counts. Only Silero tells loud from quiet speech.
+    pub quiet_hold_ms: u32,
+    /// Silero: how far above the background level a frame must be to be loud, the
+    /// speaker's own voice. Babble 15 dB under the voice peaks about 9 dB under it (99th
+    /// percentile of its 10 ms frames), and the background estimate sits a few dB under the
+    /// babble's median: 11 dB keeps almost every babble frame out and most of the voice in
+    /// (docs/vad.md). Minus infinity turns the distinction off.
+    pub loud_margin_db: f32,
 }
 
 impl Default for VadConfig {
@@ -68,6 +83,8 @@ impl Default for VadConfig {
             min_threshold_dbfs: -50.0,
             speech_threshold: 0.5,
             release_threshold: 0.35,
+            quiet_hold_ms: 400,
+            loud_margin_db: 11.0,
         }
     }
 }
@@ -122,79 +139,62 @@ enum State {
         start: u64,
         /// Frame index just past the last frame that counted as speech.
         last_active_end: u64,
+        /// Frame index of the last loud speech frame.
+        last_loud: u64,
         /// Consecutive active frames seen during trailing silence, not yet enough to count.
         resume_run: u32,
     },
 }
 
-/// One stream's frame detector.
-#[derive(Debug, Clone)]
-enum FrameScores {
-    Energy(EnergyFrames),
-    Silero {
-        stream: SileroStream,
-        /// Windows scored so far.
-        windows: u64,
-        /// Frames given a score so far.
-        frames: u64,
-        /// Scratch for the window probabilities of one `push`.
-        probabilities: Vec<f32>,
-    },
+/// What a frame detector says about one 10 ms frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameScore {
+    /// How likely the frame is speech, 0..1 (the energy detector says 0 or 1).
+    pub speech: f32,
+    /// Whether the frame stands above the background: the speaker's own voice rather than
+    /// talkers behind them (always true from the energy detector).
+    pub loud: bool,
 }
 
-impl FrameScores {
+/// One stream's frame detector.
+#[derive(Debug, Clone)]
+enum Frames {
+    Energy(EnergyFrames),
+    /// Boxed: Silero's recurrent state is 1 KB.
+    Silero(Box<SileroFrames>),
+}
+
+impl Frames {
     fn new(detector: &SpeechDetector, cfg: &VadConfig) -> Self {
         match detector {
-            SpeechDetector::Energy => FrameScores::Energy(EnergyFrames::new(
+            SpeechDetector::Energy => Frames::Energy(EnergyFrames::new(
                 cfg.threshold_db_above_floor,
                 cfg.min_threshold_dbfs,
             )),
-            SpeechDetector::Silero(model) => FrameScores::Silero {
-                stream: model.stream(),
-                windows: 0,
-                frames: 0,
-                probabilities: Vec::new(),
-            },
+            SpeechDetector::Silero(model) => Frames::Silero(Box::new(SileroFrames::new(
+                model,
+                cfg.release_threshold,
+                cfg.loud_margin_db,
+            ))),
         }
     }
 
     /// Appends the score of every frame `samples` complete.
-    fn push(&mut self, samples: &[f32], scores: &mut Vec<f32>) {
+    fn push(&mut self, samples: &[f32], scores: &mut Vec<FrameScore>) {
         match self {
-            FrameScores::Energy(energy) => energy.push(samples, scores),
-            FrameScores::Silero {
-                stream,
-                windows,
-                frames,
-                probabilities,
-            } => {
-                probabilities.clear();
-                stream.push(samples, probabilities);
-                for &p in probabilities.iter() {
-                    *windows += 1;
-                    // Every frame that ends inside this window takes its probability.
-                    let due = frames_within(*windows);
-                    scores.extend(std::iter::repeat_n(p, (due - *frames) as usize));
-                    *frames = due;
-                }
-            }
+            Frames::Energy(energy) => energy.push(samples, scores),
+            Frames::Silero(silero) => silero.push(samples, scores),
         }
     }
-}
-
-/// Frames that end within the first `windows` Silero windows (3 or 4 per window: 16 frames
-/// in 5 windows).
-fn frames_within(windows: u64) -> u64 {
-    windows * WINDOW_SAMPLES as u64 / FRAME_SAMPLES as u64
 }
 
 /// Voice activity detector for one call's input stream.
 #[derive(Debug, Clone)]
 pub struct Vad {
     cfg: VadConfig,
-    detector: FrameScores,
+    detector: Frames,
     /// Scratch for the frame scores of one `process` call.
-    scores: Vec<f32>,
+    scores: Vec<FrameScore>,
     /// Frames analysed so far: the stream clock.
     frames: u64,
     state: State,
@@ -209,7 +209,7 @@ impl Vad {
     /// A detector at stream position 0 that scores frames with `detector`.
     pub fn with_detector(cfg: VadConfig, detector: &SpeechDetector) -> Self {
         Self {
-            detector: FrameScores::new(detector, &cfg),
+            detector: Frames::new(detector, &cfg),
             cfg,
             scores: Vec::new(),
             frames: 0,
@@ -229,8 +229,8 @@ impl Vad {
         let mut scores = std::mem::take(&mut self.scores);
         scores.clear();
         self.detector.push(samples, &mut scores);
-        for &score in &scores {
-            self.on_frame(score, &mut events);
+        for &frame in &scores {
+            self.on_frame(frame, &mut events);
         }
         self.scores = scores;
         events
@@ -278,21 +278,23 @@ impl Vad {
     /// the first frame and with Silero).
     pub fn noise_floor_dbfs(&self) -> Option<f32> {
         match &self.detector {
-            FrameScores::Energy(energy) => energy.noise_floor_dbfs(),
-            FrameScores::Silero { .. } => None,
+            Frames::Energy(energy) => energy.noise_floor_dbfs(),
+            Frames::Silero(_) => None,
         }
     }
 
-    fn on_frame(&mut self, score: f32, events: &mut Vec<VadEvent>) {
+    fn on_frame(&mut self, frame: FrameScore, events: &mut Vec<VadEvent>) {
         let index = self.frames;
         self.frames += 1;
-        let active = score >= self.cfg.speech_threshold;
+        let speech = frame.speech >= self.cfg.speech_threshold;
         let min_frames = self.cfg.min_speech_ms.div_ceil(FRAME_MS as u32).max(1);
         let silence_frames = u64::from(self.cfg.silence_ms.div_ceil(FRAME_MS as u32));
+        let hold_frames = u64::from(self.cfg.quiet_hold_ms.div_ceil(FRAME_MS as u32));
 
         match &mut self.state {
             State::Quiet { onset } => {
-                if active {
+                // Only the speaker's own (loud) voice starts a turn.
+                if speech && frame.loud {
                     let o = onset.get_or_insert(Onset {
                         start: index,
                         active: 0,
@@ -307,6 +309,7 @@ impl Vad {
                         self.state = State::Speaking {
                             start: o.start,
                             last_active_end: index + 1,
+                            last_loud: index,
                             resume_run: 0,
                         };
                     }
@@ -319,13 +322,20 @@ impl Vad {
             }
             State::Speaking {
                 last_active_end,
+                last_loud,
                 resume_run,
                 ..
             } => {
+                if speech && frame.loud {
+                    *last_loud = index;
+                }
+                // Quiet speech counts only close to the speaker's loud speech: a soft word
+                // ending does, talkers behind the speaker after they stopped do not.
+                let heard = frame.loud || index - *last_loud < hold_frames;
                 let continues = *last_active_end == index;
-                if continues && score >= self.cfg.release_threshold {
+                if heard && continues && frame.speech >= self.cfg.release_threshold {
                     *last_active_end = index + 1;
-                } else if active {
+                } else if heard && speech {
                     *resume_run += 1;
                     if *resume_run >= RESUME_FRAMES {
                         *last_active_end = index + 1;
@@ -701,22 +711,10 @@ mod tests {
     /// Feeds frame scores straight to the state machine, as a detector would.
     fn scored(vad: &mut Vad, scores: &[f32]) -> Vec<VadEvent> {
         let mut events = Vec::new();
-        for &s in scores {
-            vad.on_frame(s, &mut events);
+        for &speech in scores {
+            vad.on_frame(FrameScore { speech, loud: true }, &mut events);
         }
         events
-    }
-
-    #[test]
-    fn silero_windows_score_the_frames_that_end_in_them() {
-        let per_window: Vec<u64> = (1..=5)
-            .map(|w| frames_within(w) - frames_within(w - 1))
-            .collect();
-        assert_eq!(per_window, [3, 3, 3, 3, 4]);
-        assert_eq!(
-            frames_within(5) * FRAME_SAMPLES as u64,
-            5 * WINDOW_SAMPLES as u64
-        );
     }
 
     #[test]
@@ -747,6 +745,43 @@ mod tests {
                 speech_end_ms: 2130,
                 decided_at_ms: 2630
             }]
+        );
+    }
+
+    #[test]
+    fn quiet_speech_neither_starts_a_turn_nor_holds_one_open_for_long() {
+        let quiet = FrameScore {
+            speech: 0.99,
+            loud: false,
+        };
+        let loud = FrameScore {
+            speech: 0.99,
+            loud: true,
+        };
+        let mut vad = Vad::new(VadConfig::default());
+        let mut events = Vec::new();
+        // Talkers in the background: speech, but never loud.
+        for _ in 0..200 {
+            vad.on_frame(quiet, &mut events);
+        }
+        assert!(events.is_empty(), "{events:?}");
+        // The speaker for 1 s, then the background talkers again: their speech counts for
+        // the 400 ms hold (to the end of frame 338), then the 500 ms silence ends the turn.
+        for _ in 0..100 {
+            vad.on_frame(loud, &mut events);
+        }
+        for _ in 0..100 {
+            vad.on_frame(quiet, &mut events);
+        }
+        assert_eq!(
+            events,
+            [
+                VadEvent::SpeechStarted { at_ms: 2000 },
+                VadEvent::SpeechStopped {
+                    speech_end_ms: 3390,
+                    decided_at_ms: 3890
+                }
+            ]
         );
     }
 

@@ -223,8 +223,8 @@ impl Engines {
 }
 
 /// The detector the `vad` setting names, with Silero's model loaded (off the tokio workers:
-/// it reads and optimises the file) and one session per core ready, since sessions are
-/// used by whichever worker thread feeds a call's audio.
+/// it reads and optimises the file) and one session per core ready (about 10 MB each), since
+/// a run takes a session on whichever worker thread feeds a call's audio.
 async fn load_vad(kind: crate::config::VadDetector) -> Result<SpeechDetector, EngineError> {
     match kind {
         crate::config::VadDetector::Energy => Ok(SpeechDetector::Energy),

@@ -415,13 +415,14 @@ impl Studio {
         if let Some(noise) = plan.noise {
             self.mix(&mut samples, rate, level, noise)?;
         }
-        let ms = |frames: usize| (frames as u64 * 1000).div_ceil(u64::from(rate.max(1)));
+        // Rounded down: read back as frames (rounding up), the bounds stay inside the file.
+        let ms = |frames: usize| frames as u64 * 1000 / u64::from(rate.max(1));
         let fixture = Fixture {
             text: plan.text(),
             answer: plan.answer,
             group: plan.group.map(str::to_owned),
             voice: plan.voice.to_owned(),
-            speech_ms: (start as u64 * 1000 / u64::from(rate.max(1)), ms(end)),
+            speech_ms: (ms(start), ms(end)),
             pauses_ms: plan.pauses_ms.clone(),
             noise: plan
                 .noise

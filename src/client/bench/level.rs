@@ -36,7 +36,8 @@ impl Input {
         let rate = u64::from(audio.rate);
         let speech = match &item.fixture {
             Some(f) => {
-                let frame = |ms: u64| (ms * rate / 1000) as usize;
+                // Rounded up, so the end read back in ms is the manifest's.
+                let frame = |ms: u64| (ms * rate).div_ceil(1000) as usize;
                 Some((
                     frame(f.speech_ms.0),
                     frame(f.speech_ms.1).min(audio.frames()),

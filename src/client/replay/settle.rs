@@ -53,9 +53,11 @@ impl FileRun<'_> {
                 Some(e)
             }
             Outcome::TimedOut if self.turns.values().any(|t| t.done.is_some()) => {
-                // Speech the server heard but never answered (no response.started): a turn
-                // the server dropped, not one the client waits for.
-                self.turns.retain(|_, t| t.done.is_some() || t.responded);
+                // Speech the server heard but never ended (no input.speech_stopped) is not a
+                // turn the client waits for; one it ended and never answered is (it stays,
+                // timed out). Turns it dropped were settled when the next one began.
+                self.turns
+                    .retain(|_, t| t.done.is_some() || t.responded || t.speech_end_ms.is_some());
                 None
             }
             _ => None,
@@ -250,5 +252,40 @@ mod tests {
         assert_eq!(signed_ms_since(Some(&clip), at(400)), Some(-600));
         assert_eq!(signed_ms_since(Some(&clip), None), None);
         assert_eq!(signed_ms_since(None, at(400)), None);
+    }
+
+    #[test]
+    fn a_timed_out_call_keeps_the_turns_the_server_ended() {
+        use crate::client::replay::ReplayOptions;
+        use crate::client::{Incoming, Received};
+        let mut opts = ReplayOptions::new("ws://unused", Vec::new());
+        opts.quiet = true;
+        let mut run = FileRun::new(&opts);
+        for json in [
+            r#"{"type":"input.speech_started","turnId":1,"audioMs":300}"#,
+            r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1100}"#,
+            r#"{"type":"input.speech_started","turnId":2,"audioMs":1400}"#,
+            r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3000}"#,
+            r#"{"type":"input.speech_started","turnId":3,"audioMs":3500}"#,
+        ] {
+            let msg = crate::protocol::parse_server_message(json).expect("a server message");
+            run.handle(Received {
+                at: Instant::now(),
+                msg: Incoming::Event(msg),
+                end_of_turn: None,
+            });
+        }
+        let (reports, _) = run.finish(
+            Path::new("a.wav"),
+            "s",
+            Outcome::TimedOut,
+            Marks::default(),
+            &[2, 3],
+        );
+        let seen: Vec<(u32, TurnStatus)> = reports.iter().map(|r| (r.turn_id, r.status)).collect();
+        // Turn 1 was dropped when turn 2 began; turn 2 was ended and never answered; turn 3
+        // never ended (speech the server still heard when the client gave up).
+        assert_eq!(seen, [(1, TurnStatus::Cancelled), (2, TurnStatus::Timeout)]);
+        assert_eq!(reports[1].speech_end_ms, Some(3000));
     }
 }
