@@ -263,16 +263,15 @@ mod tests {
         let mut run = FileRun::new(&opts);
         for json in [
             r#"{"type":"input.speech_started","turnId":1,"audioMs":300}"#,
-            r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1100}"#,
+            r#"{"type":"input.speech_stopped","turnId":1,"audioMs":1100,"endOfTurn":{"rule":"silence","silenceMs":500}}"#,
             r#"{"type":"input.speech_started","turnId":2,"audioMs":1400}"#,
-            r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3000}"#,
+            r#"{"type":"input.speech_stopped","turnId":2,"audioMs":3000,"endOfTurn":{"rule":"silence","silenceMs":500}}"#,
             r#"{"type":"input.speech_started","turnId":3,"audioMs":3500}"#,
         ] {
             let msg = crate::protocol::parse_server_message(json).expect("a server message");
             run.handle(Received {
                 at: Instant::now(),
                 msg: Incoming::Event(msg),
-                end_of_turn: None,
             });
         }
         let (reports, _) = run.finish(
