@@ -231,7 +231,27 @@ status: ResponseStatus,
 /**
  * Expected wait when queued.
  */
-etaMs?: number | null, } | { "type": "response.text.delta", 
+etaMs?: number | null, } | { "type": "response.paused", 
+/**
+ * The response paused.
+ */
+turnId: number, 
+/**
+ * Where the candidate's speech began in the input stream.
+ */
+audioMs: number, } | { "type": "response.resumed", 
+/**
+ * The response resumed.
+ */
+turnId: number, 
+/**
+ * How long it was paused, ms.
+ */
+pausedMs: number, 
+/**
+ * What the candidate said ("" for sound without words).
+ */
+text: string, } | { "type": "response.text.delta", 
 /**
  * The turn answered.
  */

@@ -202,7 +202,7 @@ serve_settings! {
         allowed within(1..=10_000_000, "");
     /// Most tokens the LLM may generate for one answer.
     #[arg(env = "CALLGATE_LLM_MAX_TOKENS")]
-    llm_max_tokens: u32 = 256, allowed within(1..=32_768, "");
+    llm_max_tokens: u32 = crate::llm::openai::DEFAULT_MAX_TOKENS, allowed within(1..=32_768, "");
     /// HS256 secret (at least 16 bytes) that call tokens must be signed with; without it
     /// calls need no token, so the server refuses a non-loopback --listen (prefer the
     /// environment variable).

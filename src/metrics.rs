@@ -38,6 +38,10 @@ pub struct Metrics {
     pub turns_cancelled: Counter,
     /// Responses that failed on an engine error.
     pub turns_failed: Counter,
+    /// Responses held because the candidate spoke over them.
+    pub responses_paused: Counter,
+    /// Held responses that went on after a backchannel.
+    pub responses_resumed: Counter,
     /// Protocol errors sent to clients.
     pub errors_sent: Counter,
     /// Input audio gaps filled with silence.
@@ -57,6 +61,8 @@ impl Default for Metrics {
             turns_completed: Counter::default(),
             turns_cancelled: Counter::default(),
             turns_failed: Counter::default(),
+            responses_paused: Counter::default(),
+            responses_resumed: Counter::default(),
             errors_sent: Counter::default(),
             audio_gaps: Counter::default(),
             slow_clients: Counter::default(),
@@ -93,6 +99,16 @@ impl Metrics {
                 "callgate_turns_failed",
                 "AI responses failed by an engine error",
                 &self.turns_failed,
+            ),
+            (
+                "callgate_responses_paused",
+                "AI responses held because the candidate spoke over them",
+                &self.responses_paused,
+            ),
+            (
+                "callgate_responses_resumed",
+                "Held AI responses that went on after a backchannel",
+                &self.responses_resumed,
             ),
             ("callgate_errors", "Protocol errors sent", &self.errors_sent),
             (

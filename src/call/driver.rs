@@ -250,6 +250,7 @@ impl CallLoop {
                 }
                 Some(p) = self.feedback.partials.recv() => self.session.on_partial(p).await.into(),
                 Some(c) = self.feedback.clues.recv() => self.session.on_clue(c).await.into(),
+                Some(o) = self.feedback.overlaps.recv() => self.session.on_overlap_heard(o).await.into(),
                 msg = next_message(&mut self.link) => self.on_message(msg).await,
                 _ = tick.tick() => self.on_tick().await,
             };
@@ -444,7 +445,7 @@ impl CallLoop {
             );
             self.outbox.detach();
             self.link = None;
-            self.session.on_detached();
+            self.session.on_detached().await;
             self.detached_at = Some(Instant::now());
         }
         None

@@ -142,6 +142,22 @@ pub enum CallEvent {
         /// Expected wait, ms.
         eta_ms: Option<u64>,
     },
+    /// The candidate spoke over the response: its audio is held until the words are known.
+    ResponsePaused {
+        /// The response paused.
+        turn_id: u32,
+        /// Where the overlapping speech began in the input, ms.
+        audio_ms: u64,
+    },
+    /// The overlapping speech was a backchannel: the response plays on.
+    ResponseResumed {
+        /// The response resumed.
+        turn_id: u32,
+        /// How long it was paused, ms.
+        paused_ms: u64,
+        /// What the candidate said.
+        text: String,
+    },
     /// The next piece of the response's text.
     ResponseText {
         /// The turn answered.

@@ -290,6 +290,18 @@ impl V1Codec {
                 status,
                 eta_ms,
             },
+            CallEvent::ResponsePaused { turn_id, audio_ms } => {
+                ServerMessage::ResponsePaused { turn_id, audio_ms }
+            }
+            CallEvent::ResponseResumed {
+                turn_id,
+                paused_ms,
+                text,
+            } => ServerMessage::ResponseResumed {
+                turn_id,
+                paused_ms,
+                text,
+            },
             CallEvent::ResponseText {
                 turn_id,
                 index,

@@ -3,6 +3,7 @@
 //! sounded), and the verdict that says how much silence ends the turn.
 
 pub mod acoustic;
+pub mod backchannel;
 pub mod mel;
 pub mod smart_turn;
 pub mod text;

@@ -184,7 +184,7 @@ fn is_dangling(words: &[String]) -> bool {
 }
 
 /// Lower-case words with their punctuation stripped.
-fn words(text: &str) -> Vec<String> {
+pub(crate) fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| {
             w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')

@@ -39,6 +39,19 @@ pub enum Role {
     Assistant,
 }
 
+/// The interviewer's last question in `history`: the last sentence it said.
+pub fn last_question(history: &[ChatMessage]) -> Option<String> {
+    let said = history
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::Assistant)
+        .map(|m| m.content.trim())?;
+    // Look for a sentence end before the last character (a char boundary, whatever it is).
+    let last = said.char_indices().last().map_or(0, |(i, _)| i);
+    let cut = said[..last].rfind(['.', '?', '!']).map_or(0, |i| i + 1);
+    Some(said[cut..].trim().to_owned()).filter(|q| !q.is_empty())
+}
+
 /// One message of the conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
@@ -130,4 +143,25 @@ pub enum LlmError {
     /// The response was not the expected event stream (bad JSON, oversized event, bad UTF-8).
     #[error("LLM protocol error: {0}")]
     Protocol(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_question_is_the_interviewers_last_sentence() {
+        let history = vec![
+            ChatMessage::assistant("Thanks. Tell me about a bug you fixed."),
+            ChatMessage::user("I fixed a race."),
+        ];
+        assert_eq!(
+            last_question(&history).as_deref(),
+            Some("Tell me about a bug you fixed.")
+        );
+        // A model may end on any character: no byte slicing inside it.
+        let odd = vec![ChatMessage::assistant("Great. What did you learn…")];
+        assert_eq!(last_question(&odd).as_deref(), Some("What did you learn…"));
+        assert_eq!(last_question(&[]), None);
+    }
 }

@@ -96,7 +96,7 @@ impl OpenAiChat {
             model: model.into(),
             api_key: None,
             client,
-            max_tokens: Some(256),
+            max_tokens: Some(DEFAULT_MAX_TOKENS),
             temperature: None,
             history: HistoryLimits::default(),
         })
@@ -328,6 +328,10 @@ async fn http_error(mut response: reqwest::Response) -> LlmError {
         body: truncate(body.trim(), ERROR_BODY_LIMIT),
     }
 }
+
+/// Most tokens one answer may take: three short spoken sentences need about 80, and a
+/// model that runs on is stopped at the persona's sentence limit before this anyway.
+pub const DEFAULT_MAX_TOKENS: u32 = 160;
 
 /// Most history messages sent to the model: a long call must not outgrow its context.
 pub const HISTORY_MAX_MESSAGES: usize = 24;

@@ -99,6 +99,40 @@ pub struct Persona {
     /// recogniser so they come out spelled right.
     #[serde(default)]
     pub vocabulary: Vec<String>,
+    /// The longest response, in sentences: the model's answer is stopped there, so the
+    /// interviewer asks one question at a time (the greeting may take twice as many).
+    #[serde(default = "default_max_sentences")]
+    pub max_sentences: usize,
+    /// What the interviewer says when the candidate's turn held no answer (silence, a
+    /// cough, only "okay"): one per such turn in a row, the last one repeated. Templates;
+    /// `{question}` is the last question asked. Empty: the interviewer waits in silence.
+    #[serde(default = "default_silence_prompts")]
+    pub silence_prompts: Vec<String>,
+    /// Seconds of quiet after a turn with no answer before the interviewer prompts.
+    #[serde(default = "default_silence_prompt_after_s")]
+    pub silence_prompt_after_s: u32,
+}
+
+/// [`Persona::max_sentences`] when the persona does not say.
+pub const DEFAULT_MAX_SENTENCES: usize = 3;
+/// [`Persona::silence_prompt_after_s`] when the persona does not say.
+pub const DEFAULT_SILENCE_PROMPT_AFTER_S: u32 = 4;
+/// The placeholder of [`Persona::silence_prompts`] filled with the last question.
+pub const QUESTION: &str = "question";
+
+fn default_max_sentences() -> usize {
+    DEFAULT_MAX_SENTENCES
+}
+
+fn default_silence_prompts() -> Vec<String> {
+    vec![
+        "Take your time.".into(),
+        "No rush. Let me repeat the question. {question}".into(),
+    ]
+}
+
+fn default_silence_prompt_after_s() -> u32 {
+    DEFAULT_SILENCE_PROMPT_AFTER_S
 }
 
 impl Persona {
@@ -142,6 +176,9 @@ impl Persona {
                 "must be non-empty ASCII letters, digits, `-` or `_`",
             ));
         }
+        if self.max_sentences == 0 {
+            return Err(invalid("max_sentences".into(), "must be at least 1"));
+        }
         if self.questions.is_empty() {
             return Err(invalid("questions".into(), "needs at least one question"));
         }
@@ -166,6 +203,9 @@ impl Persona {
         for (i, a) in self.acknowledgements.iter().enumerate() {
             templates.push((format!("acknowledgements[{i}]"), a));
         }
+        for (i, p) in self.silence_prompts.iter().enumerate() {
+            templates.push((format!("silence_prompts[{i}]"), p));
+        }
         for (field, template) in templates {
             if field != "system_prompt" && template.trim().is_empty() {
                 return Err(invalid(field, "must not be empty"));
@@ -175,6 +215,8 @@ impl Persona {
                 // aloud; {echo} is supplied by the scripted interviewer itself.
                 let allowed = if name == ECHO {
                     field.starts_with("acknowledgements")
+                } else if name == QUESTION && field.starts_with("silence_prompts") {
+                    true
                 } else {
                     self.defaults.contains_key(name)
                 };

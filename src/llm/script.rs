@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "Okay, working as a backend developer. Got it. {}",
+                "Okay, working as a backend developer, got it. {}",
                 persona.questions[1]
             )
         );

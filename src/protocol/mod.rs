@@ -512,6 +512,28 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         eta_ms: Option<u64>,
     },
+    /// The candidate spoke over the response: its audio has stopped and the client should
+    /// stop playing, keeping what it has buffered, until `response.resumed` (a backchannel)
+    /// or `response.done` `cancelled` (an interruption).
+    #[serde(rename = "response.paused")]
+    ResponsePaused {
+        /// The response paused.
+        turn_id: u32,
+        /// Where the candidate's speech began in the input stream.
+        audio_ms: u64,
+    },
+    /// What the candidate said over the response was a backchannel ("mm-hmm", a cough):
+    /// play on from where playback stopped; the server's audio continues from where it
+    /// stopped. The backchannel is not a user turn.
+    #[serde(rename = "response.resumed")]
+    ResponseResumed {
+        /// The response resumed.
+        turn_id: u32,
+        /// How long it was paused, ms.
+        paused_ms: u64,
+        /// What the candidate said ("" for sound without words).
+        text: String,
+    },
     /// One piece of the response text, in order.
     #[serde(rename = "response.text.delta")]
     ResponseTextDelta {
@@ -610,6 +632,8 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "input.speech_stopped",
     "transcript",
     "response.started",
+    "response.paused",
+    "response.resumed",
     "response.text.delta",
     "response.audio.chunk",
     "response.done",

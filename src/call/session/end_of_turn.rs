@@ -12,7 +12,6 @@ use crate::call::outbox::ClientGone;
 use crate::call::turn::Commit;
 use crate::eot::acoustic::WINDOW_SAMPLES;
 use crate::eot::{Evidence, SmartEnd, TurnPolicy};
-use crate::llm::ChatMessage;
 use crate::protocol::{EndOfTurn, EndRule};
 
 /// Longest whisper prompt kept, in characters: whisper keeps about 220 tokens of it, and
@@ -332,15 +331,6 @@ impl Session {
 
     /// The interviewer's last question: the last sentence it said.
     fn last_question(&self) -> Option<String> {
-        let said = self
-            .history
-            .iter()
-            .rev()
-            .find(|m| m.role == crate::llm::Role::Assistant)
-            .map(|m: &ChatMessage| m.content.trim())?;
-        let cut = said[..said.len().saturating_sub(1)]
-            .rfind(['.', '?', '!'])
-            .map_or(0, |i| i + 1);
-        Some(said[cut..].trim().to_owned()).filter(|q| !q.is_empty())
+        crate::llm::last_question(&self.history)
     }
 }

@@ -5,6 +5,7 @@
 
 mod end_of_turn;
 mod ingest;
+mod overlap;
 mod partials;
 mod pieces;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod turn_taking;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,13 +25,14 @@ use super::events::{CallEvent, CallInput, Fault, StartRequest};
 use super::limits::{AudioRateGuard, TokenBucket};
 use super::outbox::{ClientGone, Outbox};
 use super::recorder::Recorder;
-use super::turn::{Commit, TurnFinished, UserInput};
+use super::turn::{Commit, Floor, TurnFinished, UserInput};
 use super::{CallSettings, Engines, random_id};
 use crate::eot::{EndOfTurnDetector, TurnPolicy, Verdict};
 use crate::llm::{ChatMessage, Persona};
 use crate::protocol::{EndReason, TurnRecord};
 pub use end_of_turn::{Clue, PauseClue};
 use ingest::Ingest;
+pub use overlap::OverlapHeard;
 pub use partials::PartialResult;
 
 /// What the call's driver should do after an input.
@@ -61,6 +64,9 @@ struct Active {
     turn_id: u32,
     cancel: CancellationToken,
     played: watch::Sender<Option<u64>>,
+    floor: watch::Sender<Floor>,
+    /// Its first audio went out.
+    audible: Arc<AtomicBool>,
 }
 
 /// A turn started speculatively during the end-of-turn silence.
@@ -69,6 +75,8 @@ struct Speculation {
     cancel: CancellationToken,
     commit: oneshot::Sender<Commit>,
     played: watch::Sender<Option<u64>>,
+    floor: watch::Sender<Floor>,
+    audible: Arc<AtomicBool>,
 }
 
 /// The verdict on the current pause of a speculated turn: how much silence ends it.
@@ -92,6 +100,10 @@ pub struct Session {
     /// Speech began while the AI was talking and has not yet lasted long enough to count.
     pending_barge_in: bool,
     response: Option<Active>,
+    /// Speech over the response that holds it until its words are known.
+    overlap: Option<overlap::Overlap>,
+    /// The words of speech over a response come back here.
+    overlaps_tx: mpsc::Sender<OverlapHeard>,
     speculation: Option<Speculation>,
     /// The verdict on the speculated turn's pause, once its words are known.
     end_wait: Option<EndWait>,
@@ -106,6 +118,8 @@ pub struct Session {
     partials: partials::Partials,
     finished_tx: mpsc::Sender<TurnFinished>,
     turns_completed: u32,
+    /// Turns in a row that held no answer and got a silence prompt.
+    unanswered: usize,
     last_activity: Instant,
     recorder: Option<Arc<Recorder>>,
     /// Every turn task of this call, so ending the call can wait for their response.done.
@@ -131,6 +145,8 @@ pub struct SessionFeedback {
     pub partials: mpsc::Receiver<PartialResult>,
     /// Evidence about pauses (words, sound), for the end-of-turn decision.
     pub clues: mpsc::Receiver<PauseClue>,
+    /// The words of speech over a response, to resume or cancel it.
+    pub overlaps: mpsc::Receiver<OverlapHeard>,
 }
 
 impl Session {
@@ -143,6 +159,7 @@ impl Session {
     ) -> (Self, SessionFeedback) {
         let (finished_tx, finished) = mpsc::channel(16);
         let (clues_tx, clues) = mpsc::channel(16);
+        let (overlaps_tx, overlaps) = mpsc::channel(4);
         let (partials, partial_rx) = partials::Partials::new();
         let pieces = pieces::Pieces::new(call_cancel.child_token());
         let text_rate = settings.limits.text_messages_per_s.max(1.0);
@@ -156,6 +173,8 @@ impl Session {
             speaking_turn: None,
             pending_barge_in: false,
             response: None,
+            overlap: None,
+            overlaps_tx,
             speculation: None,
             end_wait: None,
             pieces,
@@ -165,6 +184,7 @@ impl Session {
             partials,
             finished_tx,
             turns_completed: 0,
+            unanswered: 0,
             last_activity: Instant::now(),
             recorder: None,
             turn_tasks: tokio_util::task::TaskTracker::new(),
@@ -179,6 +199,7 @@ impl Session {
             finished,
             partials: partial_rx,
             clues,
+            overlaps,
         };
         (session, feedback)
     }
@@ -222,7 +243,12 @@ impl Session {
     /// it; what was played stays in the history as heard) and the call waits for a resume.
     /// The input state (sequencer, VAD, the utterance so far) is kept, so resent audio
     /// continues the turn where it broke off.
-    pub fn on_detached(&mut self) {
+    pub async fn on_detached(&mut self) {
+        if self.overlap.is_some() {
+            // The speech that held the response is the candidate's turn: nobody is there
+            // to hear the response go on.
+            let _ = self.take_floor().await;
+        }
         self.cancel_response();
         self.drop_speculation();
         self.stop_partials();
@@ -307,7 +333,7 @@ impl Session {
             CallInput::Commit => self.commit_manual().await?,
             CallInput::Clear => self.clear_input(),
             CallInput::Text(text) => self.typed_turn(text).await?,
-            CallInput::Cancel { turn_id } => self.cancel_on_request(turn_id),
+            CallInput::Cancel { turn_id } => self.cancel_on_request(turn_id).await?,
             CallInput::PlaybackPosition { turn_id, played_ms } => {
                 if let Some(r) = self.response.as_ref().filter(|r| r.turn_id == turn_id) {
                     r.played.send_replace(Some(played_ms));
@@ -481,6 +507,13 @@ impl Session {
             user_text: f.user_text.clone(),
             ai_text: f.heard_text.clone(),
         });
+        if f.prompted {
+            // A prompt after a turn with no answer is not part of the interview: the
+            // model's history and the question the next answer is heard against stay.
+            self.unanswered += 1;
+            return;
+        }
+        self.unanswered = 0;
         if !f.user_text.is_empty() {
             self.history.push(ChatMessage::user(f.user_text));
         }

@@ -147,12 +147,30 @@ async fn hub(settings: CallSettings) -> Arc<CallHub> {
 
 /// A hub whose transcriber hears `words` in every decode (`None`: the audio's length).
 async fn hub_hearing(settings: CallSettings, words: Option<&'static str>) -> Arc<CallHub> {
+    hub_of(settings, words, crate::llm::PersonaSet::builtin())
+}
+
+/// As [`hub_hearing`], with `persona` in place of the built-in one with its id.
+async fn hub_with_persona(
+    persona: crate::llm::Persona,
+    words: Option<&'static str>,
+) -> Arc<CallHub> {
+    let mut personas = crate::llm::PersonaSet::builtin();
+    personas.insert(persona);
+    hub_of(settings(), words, personas)
+}
+
+fn hub_of(
+    settings: CallSettings,
+    words: Option<&'static str>,
+    personas: crate::llm::PersonaSet,
+) -> Arc<CallHub> {
     let engines = Engines {
         asr: AsrPool::new(Arc::new(InstantTranscriber { words }), 1),
         decode: DecodeOptions::default(),
         llm: Arc::new(crate::llm::ScriptedInterviewer::new()),
         tts: Arc::new(InstantVoice),
-        personas: crate::llm::PersonaSet::builtin(),
+        personas,
         metrics: Arc::default(),
         llm_timeouts: LlmTimeouts::default(),
         vad: crate::audio::vad::SpeechDetector::Energy,
@@ -449,6 +467,7 @@ async fn audio_is_acknowledged_at_the_first_chunk_then_every_200_ms() {
 
 #[tokio::test(start_paused = true)]
 async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
+    // The transcriber hears "N ms": words that take the floor.
     let hub = hub(CallSettings {
         barge_in_min: Duration::from_millis(200),
         ..settings()
@@ -459,11 +478,109 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
     let cough = [voiced(120), silence(700)].concat();
     let seen = c.speak(&cough).await;
     assert!(
-        !seen.iter().any(|(_, g)| is_done(g)),
+        !seen.iter().any(|(_, g)| is_done(g) || paused(g)),
         "a 120 ms sound stopped the greeting: {seen:?}"
     );
     let onset = Instant::now();
-    let seen = c.speak(&voiced(400)).await;
+    let seen = c.speak(&[voiced(400), silence(600)].concat()).await;
+    let paused_at = seen.iter().find(|(_, g)| paused(g)).map(|(t, _)| *t);
+    let paused_at = paused_at.unwrap_or_else(|| panic!("not paused: {seen:?}"));
+    // The chunk that completes 200 ms of speech goes out 180 ms after the first.
+    let after = paused_at - onset;
+    assert!(
+        after >= Duration::from_millis(180) && after < Duration::from_millis(350),
+        "{after:?}"
+    );
+    let frames_after = seen
+        .iter()
+        .filter(|(t, g)| *t > paused_at && matches!(g, Got::Audio { turn: 0 }))
+        .count();
+    assert!(
+        frames_after <= 1,
+        "{frames_after} frames after the pause: {seen:?}"
+    );
+    let cancelled = events(&seen).any(|e| {
+        matches!(
+            e,
+            ServerMessage::ResponseDone {
+                turn_id: 0,
+                status: DoneStatus::Cancelled,
+                ..
+            }
+        )
+    });
+    assert!(cancelled, "not interrupted: {seen:?}");
+    let turn_began =
+        events(&seen).any(|e| matches!(e, ServerMessage::InputSpeechStarted { turn_id: 1, .. }));
+    assert!(turn_began, "the interruption is not a turn: {seen:?}");
+    assert!(!events(&seen).any(|e| matches!(e, ServerMessage::ResponseResumed { .. })));
+}
+
+fn paused(g: &Got) -> bool {
+    matches!(g, Got::Event(ServerMessage::ResponsePaused { .. }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_over_the_ai_pauses_it_and_it_plays_on() {
+    let hub = hub_hearing(settings(), Some("Mm-hmm.")).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    let seen = c.speak(&[voiced(500), silence(800)].concat()).await;
+    let at = |want: fn(&ServerMessage) -> bool| {
+        seen.iter()
+            .find(|(_, g)| matches!(g, Got::Event(e) if want(e)))
+            .map(|(t, _)| *t)
+    };
+    let paused_at = at(|e| matches!(e, ServerMessage::ResponsePaused { turn_id: 0, .. }));
+    let resumed_at = at(|e| matches!(e, ServerMessage::ResponseResumed { turn_id: 0, .. }));
+    let (Some(paused_at), Some(resumed_at)) = (paused_at, resumed_at) else {
+        panic!("not paused and resumed: {seen:?}");
+    };
+    // The backchannel ended 300 ms after the pause; its words are judged after 250 ms
+    // of silence (the decode itself is instant here).
+    let held = resumed_at - paused_at;
+    assert!(held < Duration::from_millis(700), "held {held:?}");
+    let said = events(&seen).find_map(|e| match e {
+        ServerMessage::ResponseResumed {
+            text, paused_ms, ..
+        } => Some((text.clone(), *paused_ms)),
+        _ => None,
+    });
+    assert_eq!(said.map(|s| s.0).as_deref(), Some("Mm-hmm."));
+    let rest = c.until(is_done).await;
+    let all: Vec<&ServerMessage> = events(&seen)
+        .chain(rest.iter().filter_map(|g| match g {
+            Got::Event(e) => Some(e),
+            _ => None,
+        }))
+        .collect();
+    assert!(
+        !all.iter()
+            .any(|e| matches!(e, ServerMessage::InputSpeechStarted { .. })),
+        "a backchannel became a turn: {all:?}"
+    );
+    let done = all.iter().find_map(|e| match e {
+        ServerMessage::ResponseDone {
+            turn_id: 0,
+            status,
+            text,
+            heard_text,
+            ..
+        } => Some((*status, text == heard_text)),
+        _ => None,
+    });
+    assert_eq!(done, Some((DoneStatus::Completed, true)), "{all:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn long_speech_over_the_ai_takes_the_floor_whatever_it_says() {
+    let hub = hub_hearing(settings(), Some("Okay.")).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    let onset = Instant::now();
+    let seen = c.speak(&syllables(2000)).await;
     let cancelled_at = seen.iter().find_map(|(t, g)| match g {
         Got::Event(ServerMessage::ResponseDone {
             turn_id: 0,
@@ -473,12 +590,111 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
         _ => None,
     });
     let cancelled_at = cancelled_at.unwrap_or_else(|| panic!("not interrupted: {seen:?}"));
-    // The chunk that completes 200 ms of speech goes out 180 ms after the first.
     let after = cancelled_at - onset;
     assert!(
-        after >= Duration::from_millis(180) && after < Duration::from_millis(350),
+        after >= Duration::from_millis(1400) && after < Duration::from_millis(1700),
         "{after:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_turn_with_no_answer_gets_a_silence_prompt_after_the_quiet_time() {
+    let hub = hub_hearing(settings(), Some("Okay.")).await;
+    let mut c = Client::greeted_with(&hub, json!({"mode":"server_vad","silenceMs":500})).await;
+    c.speak(&silence(300)).await;
+    let persona = hub.engines.personas.get("interviewer").expect("built in");
+    let mut prompts = Vec::new();
+    for _ in 0..2 {
+        let seen = c.speak(&[voiced(500), silence(700)].concat()).await;
+        let stopped_at = seen.iter().find_map(|(t, g)| {
+            matches!(g, Got::Event(ServerMessage::InputSpeechStopped { .. })).then_some(*t)
+        });
+        let stopped_at = stopped_at.unwrap_or_else(|| panic!("the turn never ended: {seen:?}"));
+        let rest = c.until(is_done).await;
+        let started_at = Instant::now();
+        assert!(
+            started_at - stopped_at
+                >= Duration::from_secs(u64::from(persona.silence_prompt_after_s)),
+            "prompted after {:?}",
+            started_at - stopped_at
+        );
+        match rest.last() {
+            Some(Got::Event(ServerMessage::ResponseDone { status, text, .. })) => {
+                assert_eq!(*status, DoneStatus::Completed);
+                prompts.push(text.clone());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let question = &persona.questions[0];
+    assert_eq!(prompts[0], "Take your time.");
+    assert_eq!(
+        prompts[1],
+        format!("No rush. Let me repeat the question. {question}")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn speech_in_the_quiet_time_takes_the_turn_before_any_prompt() {
+    let hub = hub_hearing(settings(), Some("Okay.")).await;
+    let mut c = Client::greeted_with(&hub, json!({"mode":"server_vad","silenceMs":500})).await;
+    c.speak(&silence(300)).await;
+    c.speak(&[voiced(500), silence(1500)].concat()).await;
+    let seen = c.speak(&[voiced(800), silence(500)].concat()).await;
+    assert!(
+        !events(&seen).any(|e| matches!(e, ServerMessage::ResponseStarted { .. })),
+        "prompted over the candidate: {seen:?}"
+    );
+    assert!(
+        events(&seen).any(|e| matches!(e, ServerMessage::InputSpeechStarted { turn_id: 2, .. })),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_stops_at_the_personas_sentence_limit() {
+    let mut persona = (*crate::llm::PersonaSet::builtin()
+        .get("interviewer")
+        .expect("built in"))
+    .clone();
+    persona.max_sentences = 2;
+    let hub = hub_with_persona(
+        persona,
+        Some("I built billing services in Rust for five years."),
+    )
+    .await;
+    let mut c = Client::greeted_with(&hub, json!({"mode":"server_vad","silenceMs":500})).await;
+    c.speak(&silence(300)).await;
+    let spoken = c.speak(&[voiced(800), silence(1000)].concat()).await;
+    let mut seen: Vec<Got> = spoken.into_iter().map(|(_, g)| g).collect();
+    if !seen.iter().any(is_done) {
+        seen.extend(c.until(is_done).await);
+    }
+    let deltas: String = seen
+        .iter()
+        .filter_map(|g| match g {
+            Got::Event(ServerMessage::ResponseTextDelta { delta, .. }) => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    match seen.iter().find(|g| is_done(g)) {
+        Some(Got::Event(ServerMessage::ResponseDone {
+            status,
+            text,
+            heard_text,
+            ..
+        })) => {
+            assert_eq!(*status, DoneStatus::Completed);
+            // An acknowledgement, then the first of the question's two sentences.
+            assert!(
+                text.ends_with("What is a project you are proud of?"),
+                "{text}"
+            );
+            assert_eq!(&deltas, text);
+            assert_eq!(heard_text, text);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(start_paused = true)]

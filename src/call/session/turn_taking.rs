@@ -2,6 +2,9 @@
 //! speculative finals start during the end-of-turn silence, speech over the AI becomes a
 //! barge-in once it lasts, and typed turns interrupt like speech.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +15,7 @@ use crate::asr::pool::Priority;
 use crate::audio::vad::VadEvent;
 use crate::call::events::{CallEvent, Fault};
 use crate::call::outbox::ClientGone;
-use crate::call::turn::{Commit, TurnTask, UserInput};
+use crate::call::turn::{Commit, Floor, TurnTask, UserInput};
 use crate::llm::ChatRequest;
 use crate::protocol::{EndOfTurn, EndRule, FrameError, InputChunk};
 
@@ -97,10 +100,30 @@ impl Session {
             s.ingest.utterance.clear();
             return Ok(());
         }
+        if let Some(o) = self.overlap.as_mut() {
+            // Speech over the response is judged by its words, not by the VAD.
+            o.vad_stopped(speech_end_ms, decided_at_ms);
+            return Ok(());
+        }
         if !s.policy.server_ends_turns() {
             return Ok(());
         }
         self.on_vad_stop(speech_end_ms, decided_at_ms).await
+    }
+
+    /// Speech over the response takes the floor: the response stops, and under server
+    /// turn detection the candidate's turn begins where the speech did.
+    pub(super) async fn interrupt(&mut self, onset_ms: u64) -> Result<(), ClientGone> {
+        tracing::debug!(onset_ms, "barge-in");
+        self.cancel_response();
+        let server_ends_turns = self
+            .started
+            .as_ref()
+            .is_some_and(|s| s.policy.server_ends_turns());
+        if server_ends_turns {
+            self.begin_user_turn(onset_ms).await?;
+        }
+        Ok(())
     }
 
     async fn begin_user_turn(&mut self, at_ms: u64) -> Result<(), ClientGone> {
@@ -128,12 +151,13 @@ impl Session {
             && now.speech_ms >= self.settings.barge_in_min.as_millis() as u64
         {
             self.pending_barge_in = false;
-            tracing::debug!(speech_ms = now.speech_ms, "barge-in");
-            self.cancel_response();
-            if policy.server_ends_turns() {
-                self.begin_user_turn(now.position_ms.saturating_sub(now.speech_ms))
-                    .await?;
+            let onset_ms = now.position_ms.saturating_sub(now.speech_ms);
+            if !self.hold_response(onset_ms) {
+                self.interrupt(onset_ms).await?;
             }
+        }
+        if self.overlap.is_some() {
+            return self.follow_overlap(now).await;
         }
         if policy.server_ends_turns() {
             self.follow_turn(now).await
@@ -351,6 +375,8 @@ impl Session {
         };
         let (commit_tx, commit_rx) = oneshot::channel();
         let (played_tx, played_rx) = watch::channel(None);
+        let (floor_tx, floor_rx) = watch::channel(Floor::Open);
+        let audible = Arc::new(AtomicBool::new(false));
         let task = TurnTask {
             turn_id,
             engines: self.engines.clone(),
@@ -360,6 +386,9 @@ impl Session {
             cancel: cancel.clone(),
             commit: Some(commit_rx),
             played_ms: played_rx,
+            unanswered_before: self.unanswered,
+            floor: floor_rx,
+            audible: audible.clone(),
             finished: self.finished_tx.clone(),
         };
         self.turn_tasks.spawn(task.run(input));
@@ -368,6 +397,8 @@ impl Session {
             cancel,
             commit: commit_tx,
             played: played_tx,
+            floor: floor_tx,
+            audible,
         });
         if !speculative {
             self.commit_speculation(Commit {
@@ -386,22 +417,34 @@ impl Session {
                 turn_id: spec.turn_id,
                 cancel: spec.cancel,
                 played: spec.played,
+                floor: spec.floor,
+                audible: spec.audible,
             });
         }
     }
 
     /// `response.cancel`: stops the response in flight if it is `turn_id` (or any).
-    pub(super) fn cancel_on_request(&mut self, turn_id: Option<u32>) {
+    pub(super) async fn cancel_on_request(
+        &mut self,
+        turn_id: Option<u32>,
+    ) -> Result<(), ClientGone> {
         let matches = self
             .response
             .as_ref()
             .is_some_and(|r| turn_id.is_none_or(|t| t == r.turn_id));
-        if matches {
-            self.cancel_response();
+        if !matches {
+            return Ok(());
         }
+        if self.overlap.is_some() {
+            // The client gave up on the held response: the speech over it is a turn.
+            return self.take_floor().await;
+        }
+        self.cancel_response();
+        Ok(())
     }
 
     pub(super) fn cancel_response(&mut self) {
+        self.overlap = None;
         if let Some(r) = self.response.take() {
             tracing::debug!(turn_id = r.turn_id, "cancelling response");
             r.cancel.cancel();

@@ -61,6 +61,27 @@ impl<'a> LlmAttempt<'a> {
         timeouts: LlmTimeouts,
     ) -> Self {
         let stream = model.stream(request.clone());
+        Self::over(model, request, stream, timeouts)
+    }
+
+    /// An answer known in advance (a silence prompt), said as if the model had streamed it;
+    /// `request` is kept only for the attempt's bookkeeping.
+    pub(super) fn saying(
+        model: &'a dyn ChatModel,
+        request: ChatRequest,
+        text: String,
+        timeouts: LlmTimeouts,
+    ) -> Self {
+        let said: TokenStream = Box::pin(futures_util::stream::iter([Ok(LlmEvent::Text(text))]));
+        Self::over(model, request, said, timeouts)
+    }
+
+    fn over(
+        model: &'a dyn ChatModel,
+        request: ChatRequest,
+        stream: TokenStream,
+        timeouts: LlmTimeouts,
+    ) -> Self {
         Self {
             model,
             request,

@@ -7,6 +7,7 @@ mod attempt;
 mod speaker;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -16,10 +17,12 @@ use super::Engines;
 use super::events::{CallEvent, Fault};
 use super::outbox::Outbox;
 use crate::asr::pool::AsrOutcome;
+use crate::eot::backchannel::is_backchannel;
+use crate::llm::persona::QUESTION;
 use crate::llm::{ChatMessage, ChatRequest, SentenceSplitter};
 use crate::protocol::{DoneStatus, Latency, ResponseStatus};
 use attempt::{LlmAttempt, Next};
-use speaker::{SpeakerReport, heard_ms, heard_prefix, locate, speak};
+use speaker::{SpeakerReport, Voice, heard_ms, heard_prefix, locate, speak};
 
 /// Where the user's words come from.
 pub enum UserInput {
@@ -49,6 +52,34 @@ pub struct Commit {
     pub end_of_turn: Option<crate::protocol::EndOfTurn>,
 }
 
+/// Whether a response may speak. The session holds the floor while the candidate talks
+/// over the interviewer, and gives it back after a backchannel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Floor {
+    /// The response speaks.
+    #[default]
+    Open,
+    /// Held: the candidate began speaking at `audio_ms` of the input.
+    Held {
+        /// Where the candidate's speech began in the input, ms.
+        audio_ms: u64,
+    },
+    /// Given back after a backchannel.
+    Reopened {
+        /// How long it was held, ms.
+        paused_ms: u64,
+        /// What the candidate said.
+        text: String,
+    },
+}
+
+impl Floor {
+    /// Whether the response must stay silent.
+    pub fn is_held(&self) -> bool {
+        matches!(self, Floor::Held { .. })
+    }
+}
+
 /// What a finished turn tells the session (to update history and counters).
 #[derive(Debug)]
 pub struct TurnFinished {
@@ -62,6 +93,9 @@ pub struct TurnFinished {
     pub heard_text: String,
     /// How it ended; `None` when no response was started (speculation dropped, empty input).
     pub status: Option<DoneStatus>,
+    /// The user's turn held no answer and the response was a silence prompt ("Take your
+    /// time."): not part of the interview's history.
+    pub prompted: bool,
 }
 
 /// Everything a turn task needs.
@@ -82,6 +116,12 @@ pub struct TurnTask {
     pub commit: Option<oneshot::Receiver<Commit>>,
     /// Latest `playback.position` for this turn, in ms.
     pub played_ms: watch::Receiver<Option<u64>>,
+    /// Turns in a row before this one that held no answer (which silence prompt is next).
+    pub unanswered_before: usize,
+    /// Whether the response may speak now.
+    pub floor: watch::Receiver<Floor>,
+    /// Set once the response's first audio went out: from then the candidate hears it.
+    pub audible: Arc<AtomicBool>,
     /// Report back to the session.
     pub finished: mpsc::Sender<TurnFinished>,
 }
@@ -164,13 +204,17 @@ impl TurnTask {
 
     /// Phases 2-4 for words that are known.
     async fn respond(&mut self, heard: Heard) -> TurnFinished {
-        let is_greeting = self.request.history.is_empty() && heard.text.is_empty();
-        if heard.text.trim().is_empty() && !is_greeting {
-            // Nothing intelligible was said: close the user turn, no response.
-            if self.wait_commit().await.is_some() {
-                self.transcript("", heard.span_ms).await;
-            }
-            return TurnFinished::dropped(self.turn_id);
+        let is_greeting = self.turn_id == 0;
+        // Typed words are meant, however short; spoken ones may be a cough or a nod.
+        let spoken = heard.span_ms.is_some();
+        if !is_greeting && spoken && is_backchannel(&heard.text) {
+            // Nothing that answers (silence, a cough, only "okay"): close the user turn
+            // and give the candidate time before a prompt.
+            let Some(c) = self.wait_commit().await else {
+                return TurnFinished::dropped(self.turn_id);
+            };
+            self.transcript(heard.text.trim(), heard.span_ms).await;
+            return self.prompt_after_silence(c, heard.text).await;
         }
         let mut request = self.request.clone();
         if !heard.text.is_empty() {
@@ -181,6 +225,55 @@ impl TurnTask {
         let Some(c) = self.hold(&mut llm).await else {
             return TurnFinished::dropped(self.turn_id);
         };
+        self.speak_response(c, heard, &mut llm).await
+    }
+
+    /// A turn with no answer in it: after the persona's quiet time, the next of its silence
+    /// prompts. Speech meanwhile cancels the turn before anything is said.
+    async fn prompt_after_silence(&mut self, committed: Commit, user_text: String) -> TurnFinished {
+        let persona = self.request.persona.clone();
+        let template = persona
+            .silence_prompts
+            .get(self.unanswered_before)
+            .or(persona.silence_prompts.last());
+        let Some(template) = template else {
+            return TurnFinished::dropped(self.turn_id);
+        };
+        let quiet = std::time::Duration::from_secs(u64::from(persona.silence_prompt_after_s));
+        tokio::select! {
+            _ = self.cancel.cancelled() => return TurnFinished::dropped(self.turn_id),
+            _ = tokio::time::sleep(quiet) => {}
+        }
+        let mut context = self.request.context.clone();
+        let question = crate::llm::last_question(&self.request.history).unwrap_or_default();
+        context.insert(QUESTION.to_owned(), question);
+        let prompt = persona.fill(template, &context);
+        let engines = self.engines.clone();
+        let request = self.request.clone();
+        let mut llm =
+            LlmAttempt::saying(engines.llm.as_ref(), request, prompt, engines.llm_timeouts);
+        let c = Commit {
+            decided_at: Instant::now(),
+            ..committed
+        };
+        let heard = Heard {
+            text: String::new(),
+            span_ms: None,
+            decode_ms: None,
+        };
+        let mut finished = self.speak_response(c, heard, &mut llm).await;
+        finished.user_text = user_text.trim().to_owned();
+        finished.prompted = true;
+        finished
+    }
+
+    /// Phases 3-4 once the turn is committed: the response, start to done.
+    async fn speak_response(
+        &mut self,
+        c: Commit,
+        heard: Heard,
+        llm: &mut LlmAttempt<'_>,
+    ) -> TurnFinished {
         let mut latency = Latency {
             endpoint_ms: c.endpoint_ms,
             end_of_turn: c.end_of_turn,
@@ -200,7 +293,7 @@ impl TurnTask {
         if self.outbox.emit(started).await.is_err() {
             return TurnFinished::dropped(self.turn_id);
         }
-        let (streamed, report) = self.stream(&mut llm).await;
+        let (streamed, report) = self.stream(llm).await;
         latency.llm_first_token_ms = llm.first_token_ms(c.decided_at);
         let mut finished = self
             .settle(&c, latency, streamed, Some(report), llm.usage.take())
@@ -229,34 +322,59 @@ impl TurnTask {
     /// report once it has stopped (so nothing of this turn follows its response.done).
     async fn stream(&mut self, llm: &mut LlmAttempt<'_>) -> ((String, Outcome), SpeakerReport) {
         let (sentence_tx, sentence_rx) = mpsc::channel::<(String, usize)>(32);
-        let speaker = tokio::spawn(speak(
+        let voice = Voice {
+            turn_id: self.turn_id,
+            output_rate: self.output_rate,
+            outbox: self.outbox.clone(),
+            cancel: self.cancel.clone(),
+            floor: self.floor.clone(),
+            audible: self.audible.clone(),
+        };
+        let speaker = tokio::spawn(speak(voice, self.engines.clone(), sentence_rx));
+        let announcing = self.cancel.child_token();
+        let announcer = tokio::spawn(announce_floor(
             self.turn_id,
-            self.engines.clone(),
-            self.output_rate,
             self.outbox.clone(),
-            self.cancel.clone(),
-            sentence_rx,
+            self.floor.clone(),
+            announcing.clone(),
         ));
         let mut text = String::new();
         let mut splitter = SentenceSplitter::new();
         let mut sent_up_to = 0usize;
         let mut index = 0u32;
+        let mut sentences_left = self.max_sentences();
         let outcome = 'stream: loop {
-            let delta = match llm.next(self.turn_id, &self.outbox, &self.cancel).await {
+            let mut delta = match llm.next(self.turn_id, &self.outbox, &self.cancel).await {
                 Next::Text(d) => d,
                 Next::Done => break Outcome::Completed,
                 Next::Cancelled => break Outcome::Cancelled,
                 Next::Failed(f) => break Outcome::Failed(f),
             };
+            let delta_start = text.len();
             text.push_str(&delta);
-            let piece = CallEvent::ResponseText {
-                turn_id: self.turn_id,
-                index,
-                delta: delta.clone(),
-            };
-            self.emit(piece).await;
-            index += 1;
-            for sentence in splitter.push(&delta) {
+            let mut sentences = splitter.push(&delta);
+            if sentences.len() >= sentences_left {
+                // The longest answer is reached: it ends with this sentence, and nothing
+                // after it is shown, said or kept.
+                sentences.truncate(sentences_left);
+                let mut from = sent_up_to;
+                let end = sentences
+                    .iter()
+                    .fold(from, |_, s| locate(&text, s, &mut from));
+                text.truncate(end);
+                delta = text.get(delta_start..).unwrap_or_default().to_owned();
+            }
+            sentences_left -= sentences.len();
+            if !delta.is_empty() {
+                let piece = CallEvent::ResponseText {
+                    turn_id: self.turn_id,
+                    index,
+                    delta,
+                };
+                self.emit(piece).await;
+                index += 1;
+            }
+            for sentence in sentences {
                 let end = locate(&text, &sentence, &mut sent_up_to);
                 if sentence_tx.send((sentence, end)).await.is_err() {
                     // The speaker stopped (cancelled, client gone, audio broken): stop the
@@ -264,11 +382,16 @@ impl TurnTask {
                     break 'stream Outcome::Cancelled;
                 }
             }
+            if sentences_left == 0 {
+                break Outcome::Completed;
+            }
         };
         let outcome = match outcome {
             Outcome::Completed if text.trim().is_empty() => Outcome::Failed(Fault::Llm(
                 "the language model returned an empty answer".into(),
             )),
+            // Stopped at the sentence limit: the text after its last sentence was dropped.
+            Outcome::Completed if sentences_left == 0 => Outcome::Completed,
             Outcome::Completed => {
                 if let Some(rest) = splitter.finish() {
                     let end = locate(&text, &rest, &mut sent_up_to);
@@ -283,6 +406,9 @@ impl TurnTask {
             error: Some("speaker task ended abnormally".into()),
             ..SpeakerReport::default()
         });
+        // No pause or resume of this turn may follow its response.done.
+        announcing.cancel();
+        let _ = announcer.await;
         ((text, outcome), report)
     }
 
@@ -344,6 +470,7 @@ impl TurnTask {
             text,
             heard_text,
             status: Some(status),
+            prompted: false,
         }
     }
 
@@ -370,6 +497,13 @@ impl TurnTask {
         }
     }
 
+    /// The longest answer of this turn, in sentences: the greeting may take twice the
+    /// persona's limit (it introduces the call, then asks the first question).
+    fn max_sentences(&self) -> usize {
+        let limit = self.request.persona.max_sentences.max(1);
+        if self.turn_id == 0 { 2 * limit } else { limit }
+    }
+
     async fn wait_commit(&mut self) -> Option<Commit> {
         let rx = self.commit.take()?;
         tokio::select! {
@@ -394,6 +528,32 @@ impl TurnTask {
     }
 }
 
+/// Tells the client when the floor is held and given back, until `stop` fires.
+async fn announce_floor(
+    turn_id: u32,
+    outbox: Outbox,
+    mut floor: watch::Receiver<Floor>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            changed = floor.changed() => if changed.is_err() { return },
+        }
+        let event = match floor.borrow_and_update().clone() {
+            Floor::Open => continue,
+            Floor::Held { audio_ms } => CallEvent::ResponsePaused { turn_id, audio_ms },
+            Floor::Reopened { paused_ms, text } => CallEvent::ResponseResumed {
+                turn_id,
+                paused_ms,
+                text,
+            },
+        };
+        let _ = outbox.emit(event).await;
+    }
+}
+
 impl Heard {
     fn typed(text: String) -> Self {
         Self {
@@ -412,6 +572,7 @@ impl TurnFinished {
             text: String::new(),
             heard_text: String::new(),
             status: None,
+            prompted: false,
         }
     }
 }

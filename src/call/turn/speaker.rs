@@ -2,12 +2,14 @@
 //! and what the client can have heard of them when the turn stops.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::Floor;
 use crate::audio::resample::resample_all;
 use crate::audio::{f32_to_i16, i16_to_mono_f32};
 use crate::call::Engines;
@@ -95,20 +97,39 @@ pub(super) fn heard_ms(reported: Option<u64>, sent_ms: u64) -> Option<u64> {
     Some(reported.map_or(sent_ms, |r| r.min(sent_ms)))
 }
 
+/// Where one turn's audio goes and what may stop it.
+pub(super) struct Voice {
+    pub(super) turn_id: u32,
+    pub(super) output_rate: u32,
+    pub(super) outbox: Outbox,
+    pub(super) cancel: CancellationToken,
+    /// Held while the candidate speaks over the response.
+    pub(super) floor: watch::Receiver<Floor>,
+    /// Set when the first frame goes out.
+    pub(super) audible: Arc<AtomicBool>,
+}
+
 /// Synthesizes sentences in order and sends their audio; returns where each sentence lies.
 pub(super) async fn speak(
-    turn_id: u32,
+    voice: Voice,
     engines: Arc<Engines>,
-    output_rate: u32,
-    outbox: Outbox,
-    cancel: CancellationToken,
     mut sentences: mpsc::Receiver<(String, usize)>,
 ) -> SpeakerReport {
+    let Voice {
+        turn_id,
+        output_rate,
+        outbox,
+        cancel,
+        floor,
+        audible,
+    } = voice;
     let mut speaker = Speaker {
         turn_id,
         output_rate,
         outbox,
         cancel,
+        floor,
+        audible,
         report: SpeakerReport::default(),
         held: None,
         first: true,
@@ -156,6 +177,8 @@ struct Speaker {
     output_rate: u32,
     outbox: Outbox,
     cancel: CancellationToken,
+    floor: watch::Receiver<Floor>,
+    audible: Arc<AtomicBool>,
     report: SpeakerReport,
     /// The last frame is held back until we know whether more audio follows, so it can
     /// carry the `last` flag.
@@ -245,15 +268,7 @@ impl Speaker {
     }
 
     async fn send_frame(&mut self, frame: Vec<i16>) -> Result<(), ()> {
-        if let Some(start) = self.clock_start {
-            let lead = self.report.sent_ms.saturating_sub(PLAYBACK_LEAD_MS);
-            let due = start + Duration::from_millis(lead);
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Err(()),
-                _ = tokio::time::sleep_until(due) => {}
-            }
-        }
+        self.wait_until_due().await?;
         if self.cancel.is_cancelled() {
             return Err(());
         }
@@ -265,14 +280,54 @@ impl Speaker {
         self.report.sent_ms += self.ms(frame.len());
         if self.first {
             self.report.first_audio_at = Some(Instant::now());
+            self.audible.store(true, Ordering::Release);
             self.first = false;
+        }
+        Ok(())
+    }
+
+    /// Waits until the next frame is due: paced to real time plus the lead, and never
+    /// while the floor is held. The pacing clock stops while it is held, so the audio the
+    /// client kept buffered is still its lead when the response resumes.
+    async fn wait_until_due(&mut self) -> Result<(), ()> {
+        loop {
+            self.wait_for_floor().await?;
+            let Some(start) = self.clock_start else {
+                return Ok(());
+            };
+            let lead = self.report.sent_ms.saturating_sub(PLAYBACK_LEAD_MS);
+            let due = start + Duration::from_millis(lead);
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(()),
+                changed = self.floor.changed() => changed.map_err(|_| ())?,
+                _ = tokio::time::sleep_until(due) => return Ok(()),
+            }
+        }
+    }
+
+    /// Returns once the floor is not held (at once when it is not).
+    async fn wait_for_floor(&mut self) -> Result<(), ()> {
+        if !self.floor.borrow_and_update().is_held() {
+            return Ok(());
+        }
+        let held_at = Instant::now();
+        while self.floor.borrow_and_update().is_held() {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(()),
+                changed = self.floor.changed() => changed.map_err(|_| ())?,
+            }
+        }
+        if let Some(start) = self.clock_start.as_mut() {
+            *start += held_at.elapsed();
         }
         Ok(())
     }
 
     /// Sends the held frame as the last one, unless the turn stopped or said nothing.
     async fn finish(mut self, last_tts_error: Option<String>) -> SpeakerReport {
-        if self.cancel.is_cancelled() {
+        if self.cancel.is_cancelled() || self.wait_for_floor().await.is_err() {
             return self.report;
         }
         if self.report.spoken.is_empty()
@@ -292,6 +347,7 @@ impl Speaker {
             self.report.sent_ms += self.ms(last.len());
             if self.first {
                 self.report.first_audio_at = Some(Instant::now());
+                self.audible.store(true, Ordering::Release);
             }
         }
         self.report

@@ -126,6 +126,9 @@ impl FileRun<'_> {
                 latency,
                 ..
             } => self.done(turn_id, status, text, latency),
+            // Replay does not model a player's pause yet: the audio that follows a
+            // resume is timed as it arrives.
+            ServerMessage::ResponsePaused { .. } | ServerMessage::ResponseResumed { .. } => {}
             ServerMessage::Error(e) => self.error(e),
             ServerMessage::SessionEnded { reason, .. } => {
                 self.server_ended = true;
