@@ -3,6 +3,7 @@
 //! and the queue is bounded so a burst cannot grow memory.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,8 @@ struct Queues {
 struct Shared {
     queues: Mutex<Queues>,
     ready: Condvar,
+    /// Recent final decode time, ms (a moving average; 0 before the first).
+    final_decode_ms: AtomicU64,
 }
 
 /// A fixed set of decode threads over one [`Transcriber`].
@@ -87,6 +90,7 @@ impl AsrPool {
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
             ready: Condvar::new(),
+            final_decode_ms: AtomicU64::new(0),
         });
         let workers = workers.max(1);
         for i in 0..workers {
@@ -126,6 +130,16 @@ impl AsrPool {
             .lock()
             .map(|q| (q.finals.len(), q.partials.len()))
             .unwrap_or((0, 0))
+    }
+
+    /// About how long a final queued now waits for its transcript: the finals ahead of it
+    /// spread over the workers, and its own decode, at the recent decode time. Zero until
+    /// a final has been decoded.
+    pub fn final_wait(&self) -> Duration {
+        let per_ms = self.shared.final_decode_ms.load(Ordering::Relaxed);
+        let (finals, _) = self.queued();
+        let rounds = finals as u64 / self.workers as u64 + 1;
+        Duration::from_millis(per_ms * rounds)
     }
 
     /// Queues a decode; the receiver gets the outcome (or is dropped if a partial was shed).
@@ -238,6 +252,21 @@ fn next_job(shared: &Shared) -> Option<Taken> {
     }
 }
 
+/// Folds one final's decode time into the moving average (a quarter weight: recent load
+/// matters, one slow decode does not swing it).
+fn record_final_decode(shared: &Shared, took: Duration) {
+    let took_ms = took.as_millis() as u64;
+    let _ = shared
+        .final_decode_ms
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+            Some(if avg == 0 {
+                took_ms
+            } else {
+                (3 * avg + took_ms) / 4
+            })
+        });
+}
+
 fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {
     while let Some(Taken {
         job,
@@ -248,6 +277,9 @@ fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {
         let queued = job.submitted.elapsed();
         let started = Instant::now();
         let result = engine.transcribe(&job.audio, &job.options, &token);
+        if partial_id.is_none() && result.is_ok() {
+            record_final_decode(shared, started.elapsed());
+        }
         if let Some(id) = partial_id
             && let Ok(mut q) = shared.queues.lock()
         {
@@ -299,6 +331,26 @@ mod tests {
             order: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
         })
+    }
+
+    #[tokio::test]
+    async fn the_wait_for_a_final_grows_with_the_finals_ahead() {
+        let pool = AsrPool::new(recorder(), 1);
+        let (opts, t) = (DecodeOptions::default(), CancellationToken::new());
+        assert_eq!(pool.final_wait(), Duration::ZERO, "nothing measured yet");
+        let first = pool.submit(Priority::Final, vec![0.0; 1], opts.clone(), t.clone());
+        let _ = first.expect("submit").await;
+        let alone = pool.final_wait();
+        assert!(alone >= Duration::from_millis(25), "{alone:?}");
+        // One decoding, two waiting: a new final waits for both of them and its own.
+        let queued: Vec<_> = (0..3)
+            .map(|_| pool.submit(Priority::Final, vec![0.0; 1], opts.clone(), t.clone()))
+            .collect();
+        let behind = pool.final_wait();
+        assert!(behind >= 2 * alone, "{behind:?} vs {alone:?}");
+        for rx in queued {
+            let _ = rx.expect("submit").await;
+        }
     }
 
     #[tokio::test]

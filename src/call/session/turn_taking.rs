@@ -390,6 +390,7 @@ impl Session {
             floor: floor_rx,
             audible: audible.clone(),
             finished: self.finished_tx.clone(),
+            announced: false,
         };
         self.turn_tasks.spawn(task.run(input));
         self.speculation = Some(Speculation {

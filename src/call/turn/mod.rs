@@ -24,6 +24,9 @@ use crate::protocol::{DoneStatus, Latency, ResponseStatus};
 use attempt::{LlmAttempt, Next};
 use speaker::{SpeakerReport, Voice, heard_ms, heard_prefix, locate, speak};
 
+/// A committed turn whose transcript is further off than this is told it is queued.
+const QUEUED_NOTICE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Where the user's words come from.
 pub enum UserInput {
     /// No user words: the greeting.
@@ -124,6 +127,9 @@ pub struct TurnTask {
     pub audible: Arc<AtomicBool>,
     /// Report back to the session.
     pub finished: mpsc::Sender<TurnFinished>,
+    /// A `response.started` went out (set by the task; start with `false`): the turn then
+    /// ends with a `response.done` whatever stops it.
+    pub(in crate::call) announced: bool,
 }
 
 /// How a committed response ended.
@@ -145,10 +151,23 @@ struct Heard {
 impl TurnTask {
     /// Runs the turn to its end. Never panics on engine output.
     pub async fn run(mut self, input: UserInput) {
-        let finished = match self.hear(input).await {
+        let mut finished = match self.hear(input).await {
             Ok(heard) => self.respond(heard).await,
             Err(finished) => finished,
         };
+        if self.announced && finished.status.is_none() {
+            // Told it was queued, then stopped before it could answer.
+            self.emit(CallEvent::ResponseDone {
+                turn_id: self.turn_id,
+                status: DoneStatus::Cancelled,
+                text: String::new(),
+                heard_text: String::new(),
+                latency: Latency::default(),
+                usage: None,
+            })
+            .await;
+            finished.status = Some(DoneStatus::Cancelled);
+        }
         let _ = self.finished.send(finished).await;
     }
 
@@ -163,10 +182,7 @@ impl TurnTask {
                 end_ms,
             } => (asr, (start_ms, end_ms)),
         };
-        let outcome = tokio::select! {
-            _ = self.cancel.cancelled() => None,
-            o = asr => o.ok(),
-        };
+        let outcome = self.await_transcript(asr).await;
         let outcome = outcome.ok_or_else(|| TurnFinished::dropped(self.turn_id))?;
         match outcome.result {
             Ok(t) => Ok(Heard {
@@ -177,6 +193,61 @@ impl TurnTask {
             Err(crate::asr::AsrError::Cancelled) => Err(TurnFinished::dropped(self.turn_id)),
             Err(e) => Err(self.asr_failed(span, e.to_string()).await),
         }
+    }
+
+    /// Waits for the final transcript. A turn committed while its decode still waits for
+    /// the whisper pool tells the client so (`response.started` `queued` with `etaMs`) when
+    /// the wait will be noticeable.
+    async fn await_transcript(
+        &mut self,
+        mut asr: oneshot::Receiver<AsrOutcome>,
+    ) -> Option<AsrOutcome> {
+        let Some(mut commit) = self.commit.take() else {
+            return tokio::select! {
+                _ = self.cancel.cancelled() => None,
+                o = asr => o.ok(),
+            };
+        };
+        let first = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return None,
+            o = &mut asr => Ok(o.ok()),
+            c = &mut commit => Err(c),
+        };
+        let committed = match first {
+            Ok(outcome) => {
+                self.commit = Some(commit);
+                return outcome;
+            }
+            // The speculation was dropped.
+            Err(Err(_)) => return None,
+            Err(Ok(c)) => c,
+        };
+        // Handed on to the later phases, which wait for the commit as usual.
+        let (tx, again) = oneshot::channel();
+        let _ = tx.send(committed);
+        self.commit = Some(again);
+        self.announce_queue().await;
+        tokio::select! {
+            _ = self.cancel.cancelled() => None,
+            o = asr => o.ok(),
+        }
+    }
+
+    /// The turn is committed and its transcript is not in: says how long it will be if
+    /// that is worth saying.
+    async fn announce_queue(&mut self) {
+        let eta = self.engines.asr.final_wait();
+        if eta < QUEUED_NOTICE || self.cancel.is_cancelled() {
+            return;
+        }
+        self.announced = true;
+        self.emit(CallEvent::ResponseStarted {
+            turn_id: self.turn_id,
+            status: ResponseStatus::Queued,
+            eta_ms: Some(eta.as_millis() as u64),
+        })
+        .await;
     }
 
     /// The final decode failed: once committed, the turn fails with `ASR_ERROR`.
