@@ -215,6 +215,57 @@ async fn barge_in_cancels_the_response_and_starts_a_new_turn() {
     assert_eq!(done_of(&seen).0, DoneStatus::Completed);
 }
 
+/// A backchannel over the AI pauses its response and resumes it: no cancel, no user turn,
+/// and the response's audio goes on with no frame missing or repeated.
+#[tokio::test]
+async fn a_backchannel_over_the_ai_pauses_and_resumes_it() {
+    let mut ws = connect().await;
+    ws.start(16000, 1, 24000).await;
+    let mut seen = ws.until_audio(0).await;
+    let mut seq = 0;
+    let mut audio = speech("Okay.", 16000, 1);
+    audio.extend(vec![0i16; 16000]);
+    stream_audio(&mut ws, &mut seq, &audio, 16000, 1).await;
+    seen.extend(ws.until(is_done(0)).await);
+    let events: Vec<&ServerMessage> = seen
+        .iter()
+        .filter_map(|g| match g {
+            Got::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let paused = events
+        .iter()
+        .position(|e| matches!(e, ServerMessage::ResponsePaused { turn_id: 0, .. }));
+    let resumed = events
+        .iter()
+        .position(|e| matches!(e, ServerMessage::ResponseResumed { turn_id: 0, .. }));
+    assert!(
+        matches!((paused, resumed), (Some(p), Some(r)) if p < r),
+        "not paused then resumed: {events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ServerMessage::InputSpeechStarted { .. })),
+        "the backchannel became a turn: {events:?}"
+    );
+    let (status, text, heard, _) = done_of(&seen);
+    assert_eq!(status, DoneStatus::Completed, "{events:?}");
+    assert_eq!(heard, text);
+    let seqs: Vec<u32> = seen
+        .iter()
+        .filter_map(|g| match g {
+            Got::Audio(c) if c.turn == 0 => Some(c.seq),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "output seq not contiguous: {seqs:?}"
+    );
+}
+
 /// After `playback.position` and `response.cancel`, heardText is the played prefix.
 #[tokio::test]
 async fn heard_text_is_the_played_prefix_after_cancel() {
