@@ -221,7 +221,8 @@ impl FileRun<'_> {
         }
     }
 
-    /// `response.done`: the turn's outcome (the greeting's only prints).
+    /// `response.done`: the turn's outcome (the greeting's is printed and noted, never
+    /// reported).
     fn done(&mut self, turn_id: u32, status: DoneStatus, text: String, latency: Latency) {
         let t = self.text_of(turn_id);
         let reprint = t.buffered || t.deltas.is_empty();
@@ -237,6 +238,7 @@ impl FileRun<'_> {
             self.printer.line(&format!("AI [{who}]: {text}"), false);
         }
         if turn_id == 0 {
+            self.greeting.done = Some((status, text, latency));
             return;
         }
         let t = self.turn(turn_id);

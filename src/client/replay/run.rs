@@ -98,6 +98,12 @@ pub(super) struct FileRun<'a> {
     pub(super) resumes: u32,
 }
 
+/// Longest wait for the greeting before the file is streamed anyway.
+const GREETING_MAX: Duration = Duration::from_secs(60);
+/// What a player still has to play after the greeting's `response.done`: the server sends
+/// audio up to 400 ms ahead of real time.
+const GREETING_PLAYOUT: Duration = Duration::from_millis(400);
+
 /// Where the speech of a file lies, in frames (start inclusive, end exclusive).
 pub type SpeechBounds = (usize, usize);
 
@@ -216,6 +222,7 @@ impl<'a> FileRun<'a> {
         (audio, speech): (&'c Interleaved, Option<SpeechBounds>),
         mut barge: Option<&'c Interleaved>,
     ) -> (Outcome, Marks) {
+        self.hear_greeting(call).await;
         let mut pacer = Pacer::new(audio, self.opts.chunk_ms, speech);
         let name = path
             .file_name()
@@ -270,6 +277,30 @@ impl<'a> FileRun<'a> {
 
     /// Takes in what the receiver gave: a frame (an ack moves the window and the progress
     /// clock), a protocol slip (noted, the call goes on), or the connection's failure.
+    /// Waits until the greeting has been heard (its `response.done`, then the audio a
+    /// player still had buffered): a candidate answers the question it asks, not over it.
+    /// Gives up after [`GREETING_MAX`]; a failed connection is left to the stream loop,
+    /// which resumes it.
+    async fn hear_greeting(&mut self, call: &mut CallClient) {
+        let deadline = tokio::time::Instant::now() + GREETING_MAX;
+        let mut played_out: Option<tokio::time::Instant> = None;
+        loop {
+            let until = played_out.unwrap_or(deadline);
+            let r = tokio::select! {
+                r = call.rx.recv() => r,
+                _ = tokio::time::sleep_until(until) => return,
+            };
+            match r {
+                Ok(r) => self.handle(r),
+                Err(e) if !e.is_fatal() => self.loose_client_errors.push(e.to_string()),
+                Err(_) => return,
+            }
+            if self.greeting.done.is_some() && played_out.is_none() {
+                played_out = Some(tokio::time::Instant::now() + GREETING_PLAYOUT);
+            }
+        }
+    }
+
     fn received(
         &mut self,
         r: Result<Received, ClientError>,
