@@ -266,6 +266,31 @@ async fn a_backchannel_over_the_ai_pauses_and_resumes_it() {
     );
 }
 
+/// A hole of 1000 chunks is one `AUDIO_GAP` with its whole extent, however many chunks
+/// follow it (not one error per arriving chunk while a window slides).
+#[tokio::test]
+async fn a_hole_in_the_input_is_reported_once_with_its_extent() {
+    let mut ws = connect().await;
+    ws.start(16000, 1, 24000).await;
+    for seq in (0..10).chain(1010..1020) {
+        ws.send_binary(protocol::encode_input_frame(seq, &[0i16; 320]))
+            .await;
+    }
+    // The pong comes after everything sent before it has been handled.
+    ws.send_json(json!({"type":"ping","t":1})).await;
+    let seen = ws.until(|m| matches!(m, ServerMessage::Pong { .. })).await;
+    let gaps: Vec<(Option<u32>, Option<u32>)> = seen
+        .iter()
+        .filter_map(|g| match g {
+            Got::Event(ServerMessage::Error(e)) if e.code == protocol::ErrorCode::AudioGap => {
+                Some((e.from, e.to))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps, [(Some(10), Some(1009))]);
+}
+
 /// After `playback.position` and `response.cancel`, heardText is the played prefix.
 #[tokio::test]
 async fn heard_text_is_the_played_prefix_after_cancel() {

@@ -3,9 +3,8 @@
 //!
 //! Rules (callgate.v1): seqs start at 0 and grow by one per chunk. A duplicate is dropped
 //! silently. A chunk ahead of the next expected seq waits, for at most `window` seqs; once a
-//! chunk arrives that the window cannot hold, the missing seqs before the window are
-//! declared lost and replaced by silence, reported once per hole as a
-//! [`SequencerEvent::Gap`].
+//! chunk arrives that the window cannot hold, every missing seq before it is declared lost
+//! and replaced by silence, reported once per hole as a [`SequencerEvent::Gap`].
 //!
 //! Sequence numbers do not wrap: after `u32::MAX` every chunk is a duplicate. At one chunk
 //! per 20 ms that is over two years of one call.
@@ -109,10 +108,10 @@ impl Sequencer {
         let mut out = Vec::new();
         let window = self.window as u64;
         if seq_wide >= self.next + window {
-            // The hole before the window can no longer close: slide the window so `seq`
-            // fits, declaring lost whatever is missing below its new start.
-            let new_next = seq_wide + 1 - window;
-            self.release_until(new_next, &mut out);
+            // A jump past the window is a hole, not reordering: everything missing before
+            // `seq` is lost, and reported at once with its whole extent (sliding the window
+            // one chunk at a time would report a one-second hole as thirty gaps).
+            self.release_until(seq_wide, &mut out);
         }
         self.pending.insert(seq, samples);
         self.release_contiguous(&mut out);
@@ -302,21 +301,39 @@ mod tests {
     }
 
     #[test]
-    fn gap_beyond_window_is_filled_with_silence() {
+    fn a_chunk_beyond_the_window_ends_the_hole_before_it_at_once() {
         let mut s = Sequencer::new(4);
         s.push(0, chunk(0));
         s.push(3, chunk(3));
         s.push(4, chunk(4));
-        // Seq 5 needs next >= 2: seq 1 is lost; 2 still fits in the window and waits.
-        assert_eq!(s.push(5, chunk(5)), gap(1, 1, 4));
-        assert_eq!(s.ack(), Some(1));
-        // Seq 2 arrives in time and releases the rest.
-        assert_eq!(
-            s.push(2, chunk(2)),
-            vec![audio(2), audio(3), audio(4), audio(5)]
-        );
+        // Seq 5 is past the window: 1 and 2 are lost, 3 and 4 released, then 5 itself.
+        let mut expected = gap(1, 2, 8);
+        expected.extend([audio(3), audio(4), audio(5)]);
+        assert_eq!(s.push(5, chunk(5)), expected);
         assert_eq!(s.ack(), Some(5));
-        assert_eq!(s.lost(), 1);
+        assert_eq!(s.lost(), 2);
+        // Seq 2 arrives too late to count.
+        assert!(s.push(2, chunk(2)).is_empty());
+        assert_eq!(s.duplicates(), 1);
+    }
+
+    #[test]
+    fn a_long_hole_is_one_gap_however_many_chunks_follow_it() {
+        let mut s = Sequencer::default();
+        for seq in 0..10 {
+            s.push(seq, chunk(seq));
+        }
+        let mut gaps = Vec::new();
+        for seq in 1010..1020 {
+            for event in s.push(seq, chunk(seq)) {
+                if let SequencerEvent::Gap { from, to, .. } = event {
+                    gaps.push((from, to));
+                }
+            }
+        }
+        assert_eq!(gaps, [(10, 1009)]);
+        assert_eq!(s.ack(), Some(1019));
+        assert_eq!(s.lost(), 1000);
     }
 
     #[test]
@@ -325,38 +342,39 @@ mod tests {
         s.push(0, chunk(0));
         s.push(2, chunk(2));
         s.push(4, chunk(4));
-        // Seq 9 needs next >= 6: holes 1, 3 and 5 are lost, with 2 and 4 between them.
+        // Seq 9 is past the window: holes 1, 3 and 5-8 are lost, with 2 and 4 between.
         let mut expected = gap(1, 1, 4);
         expected.push(audio(2));
         expected.extend(gap(3, 3, 4));
         expected.push(audio(4));
-        expected.extend(gap(5, 5, 4));
+        expected.extend(gap(5, 8, 16));
+        expected.push(audio(9));
         assert_eq!(s.push(9, chunk(9)), expected);
-        assert_eq!(s.ack(), Some(5));
-        assert_eq!(s.next_seq(), 6);
-        assert_eq!(s.buffered(), 1);
+        assert_eq!(s.ack(), Some(9));
+        assert_eq!(s.next_seq(), 10);
+        assert_eq!(s.buffered(), 0);
     }
 
     #[test]
     fn lost_chunk_length_is_estimated_from_the_latest_chunk() {
         let mut s = Sequencer::new(2);
         s.push(0, vec![1; 10]);
-        // Seqs 1..=3 lost (next must reach 4 for seq 5 to fit); latest chunk has 6 samples.
+        // Seqs 1..=4 lost; the latest chunk has 6 samples.
         let out = s.push(5, vec![2; 6]);
-        assert_eq!(out[..2], gap(1, 3, 18)[..]);
-        assert_eq!(s.ack(), Some(3));
-        assert_eq!(s.lost(), 3);
+        assert_eq!(out[..2], gap(1, 4, 24)[..]);
+        assert_eq!(s.ack(), Some(5));
+        assert_eq!(s.lost(), 4);
     }
 
     #[test]
     fn late_chunk_after_gap_fill_is_a_duplicate() {
         let mut s = Sequencer::new(2);
         s.push(0, chunk(0));
-        s.push(3, chunk(3)); // seq 1 lost
-        assert_eq!(s.ack(), Some(1));
+        s.push(3, chunk(3)); // seqs 1 and 2 lost
+        assert_eq!(s.ack(), Some(3));
         assert!(s.push(1, chunk(1)).is_empty());
-        assert_eq!(s.duplicates(), 1);
-        assert_eq!(s.push(2, chunk(2)), vec![audio(2), audio(3)]);
+        assert!(s.push(2, chunk(2)).is_empty());
+        assert_eq!(s.duplicates(), 2);
     }
 
     #[test]
@@ -372,14 +390,8 @@ mod tests {
         else {
             panic!("{:?}", out[0]);
         };
-        assert_eq!(from, 1);
-        assert_eq!(to, u32::MAX - DEFAULT_WINDOW as u32);
+        assert_eq!((from, to), (1, u32::MAX - 1));
         assert_eq!(silence_samples, 16_000);
-        assert_eq!(out.len(), 2);
-        assert_eq!(s.buffered(), 1);
-        assert_eq!(s.next_seq(), u32::MAX - DEFAULT_WINDOW as u32 + 1);
-        // The last possible seq can still be completed; afterwards everything is a duplicate.
-        let out = s.flush();
         assert_eq!(out.len(), 3);
         assert_eq!(
             out[2],
@@ -388,6 +400,8 @@ mod tests {
                 samples: vec![7; 960]
             }
         );
+        assert_eq!(s.buffered(), 0);
+        // The last possible seq is delivered; afterwards everything is a duplicate.
         assert_eq!(s.ack(), Some(u32::MAX));
         assert_eq!(s.next_seq(), u32::MAX);
         assert!(s.push(u32::MAX, vec![1]).is_empty());
