@@ -407,6 +407,9 @@ impl CallLoop {
             return Step::End(Closing::Ended("maximum call duration reached"));
         }
         self.session.on_tick();
+        if self.link.is_some() && self.session.ack_paused_input().await.is_err() {
+            return Step::Detach;
+        }
         Step::Continue
     }
 

@@ -224,6 +224,7 @@ impl Session {
         };
         self.end_wait = None;
         self.clues = None;
+        self.ack_all().await?;
         self.outbox
             .emit(CallEvent::SpeechStopped {
                 turn_id,

@@ -124,6 +124,19 @@ impl Ingest {
         heard
     }
 
+    /// The seq to acknowledge now whatever the audio since the last ack: everything that
+    /// arrived, when input pauses or before the server speaks of the turn. `None` when it
+    /// was acknowledged already.
+    pub fn ack_all(&mut self) -> Option<u32> {
+        let ack = self.sequencer.ack();
+        if ack == self.last_ack {
+            return None;
+        }
+        self.last_ack = ack;
+        self.audio_since_ack_ms = 0;
+        ack
+    }
+
     /// The seq to acknowledge now, if an ack is due (at least every 200 ms of audio).
     pub fn ack_due(&mut self) -> Option<u32> {
         let ack = self.sequencer.ack();

@@ -118,6 +118,8 @@ pub struct Session {
     partials: partials::Partials,
     finished_tx: mpsc::Sender<TurnFinished>,
     turns_completed: u32,
+    /// When the last input chunk arrived, until it has been acknowledged.
+    last_chunk_at: Option<Instant>,
     /// Turns in a row that held no answer and got a silence prompt.
     unanswered: usize,
     last_activity: Instant,
@@ -184,6 +186,7 @@ impl Session {
             partials,
             finished_tx,
             turns_completed: 0,
+            last_chunk_at: None,
             unanswered: 0,
             last_activity: Instant::now(),
             recorder: None,

@@ -466,6 +466,19 @@ async fn audio_is_acknowledged_at_the_first_chunk_then_every_200_ms() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_last_chunk_is_acknowledged_within_100_ms_of_input_pausing() {
+    let hub = hub(settings()).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    // 40 chunks: the acks every 200 ms of audio cover seqs 0, 10, 20 and 30 only.
+    c.speak(&silence(800)).await;
+    let paused_at = Instant::now();
+    c.until(|g| matches!(g, Got::Event(ServerMessage::AudioAck { seq: 39 })))
+        .await;
+    let after = Instant::now() - paused_at;
+    assert!(after <= Duration::from_millis(100), "{after:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
     // The transcriber hears "N ms": words that take the floor.
     let hub = hub(CallSettings {

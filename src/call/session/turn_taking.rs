@@ -19,6 +19,10 @@ use crate::call::turn::{Commit, Floor, TurnTask, UserInput};
 use crate::llm::ChatRequest;
 use crate::protocol::{EndOfTurn, EndRule, FrameError, InputChunk};
 
+/// No chunk for this long means the input paused: what arrived is acknowledged (with the
+/// driver's 100 ms tick, within 100 ms of the pause).
+const INPUT_PAUSE: std::time::Duration = std::time::Duration::from_millis(40);
+
 /// Longest typed turn kept, in characters.
 const MAX_TYPED_CHARS: usize = 4000;
 
@@ -58,6 +62,28 @@ impl Session {
         }
         if let Some(seq) = self.started.as_mut().and_then(|s| s.ingest.ack_due()) {
             self.outbox.emit(CallEvent::AudioAck { seq }).await?;
+        }
+        self.last_chunk_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Acknowledges everything that arrived, if anything is unacknowledged: a client that
+    /// waits for its last chunk's ack (push-to-talk release, the end of a file) gets it.
+    pub(super) async fn ack_all(&mut self) -> Result<(), ClientGone> {
+        if let Some(seq) = self.started.as_mut().and_then(|s| s.ingest.ack_all()) {
+            self.outbox.emit(CallEvent::AudioAck { seq }).await?;
+        }
+        Ok(())
+    }
+
+    /// On the driver's tick: input that paused is acknowledged in full.
+    pub async fn ack_paused_input(&mut self) -> Result<(), ClientGone> {
+        if self
+            .last_chunk_at
+            .is_some_and(|t| t.elapsed() >= INPUT_PAUSE)
+        {
+            self.last_chunk_at = None;
+            self.ack_all().await?;
         }
         Ok(())
     }
@@ -225,6 +251,8 @@ impl Session {
         let Some((audio, start_ms, end_ms)) = s.ingest.commit(recorder.as_deref()) else {
             return Ok(false);
         };
+        // Everything committed is acknowledged before the turn's response starts.
+        self.ack_all().await?;
         self.cancel_response();
         let turn_id = self.next_turn_id;
         self.next_turn_id += 1;
