@@ -15,7 +15,12 @@ sessionId: string,
 /**
  * The `resumeToken` from `session.started`; proves ownership of the session.
  */
-resumeToken: string, } | { "type": "session.end" } | { "type": "audio.chunk", 
+resumeToken: string, 
+/**
+ * A call token, for a client that sent its token in `session.start` rather than
+ * on the upgrade request (the same rules apply).
+ */
+token?: string | null, } | { "type": "session.end" } | { "type": "audio.chunk", 
 /**
  * Input sequence number, shared with binary frames.
  */

@@ -125,12 +125,15 @@ fn session_start() -> impl Strategy<Value = ClientMessage> {
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         session_start(),
-        (small_text(), small_text()).prop_map(|(session_id, resume_token)| {
-            ClientMessage::SessionResume {
-                session_id,
-                resume_token,
+        (small_text(), small_text(), prop::option::of(small_text())).prop_map(
+            |(session_id, resume_token, token)| {
+                ClientMessage::SessionResume {
+                    session_id,
+                    resume_token,
+                    token,
+                }
             }
-        }),
+        ),
         Just(ClientMessage::SessionEnd),
         (any::<u32>(), prop::collection::vec(any::<i16>(), 0..8)).prop_map(|(seq, samples)| {
             ClientMessage::AudioChunk {

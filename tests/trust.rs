@@ -433,6 +433,42 @@ async fn another_users_token_never_reaches_a_call() {
     assert_eq!(resumed["type"], "session.resumed", "{resumed}");
 }
 
+/// A client that sent its token in `session.start` resumes with it in `session.resume`;
+/// the same rules hold there: no token, another user's or a bad one is refused.
+#[tokio::test]
+async fn a_token_in_session_resume_resumes_a_call_started_with_one() {
+    let addr = spawn_gateway(with_secret()).await;
+    let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+    let started = start_session(&mut ws, json!({"token": token("ada")})).await;
+    let id = started["sessionId"].as_str().expect("id").to_owned();
+    let rt = started["resumeToken"].as_str().expect("token").to_owned();
+    ws.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resume_with = |t: Option<String>| {
+        let (id, rt) = (id.clone(), rt.clone());
+        async move {
+            let mut ws = connect_with(addr, "", None, None).await.expect("upgrade");
+            let mut msg = json!({"type":"session.resume","sessionId":id,"resumeToken":rt});
+            if let Some(t) = t {
+                msg["token"] = json!(t);
+            }
+            send(&mut ws, msg).await;
+            next_event(&mut ws, CHATTER).await
+        }
+    };
+    assert_eq!(resume_with(None).await["code"], "SESSION_NOT_FOUND");
+    assert_eq!(
+        resume_with(Some(token("bob"))).await["code"],
+        "SESSION_NOT_FOUND"
+    );
+    assert_eq!(
+        resume_with(Some("x.y.z".into())).await["code"],
+        "UNAUTHORIZED"
+    );
+    let resumed = resume_with(Some(token("ada"))).await;
+    assert_eq!(resumed["type"], "session.resumed", "{resumed}");
+}
+
 #[tokio::test]
 async fn a_vanished_client_is_cleaned_up_after_the_grace_period() {
     let dir = calls_dir("vanish");

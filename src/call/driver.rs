@@ -328,7 +328,13 @@ impl CallLoop {
             CallInput::Resume {
                 session_id,
                 resume_token,
-            } => self.resume_elsewhere(&session_id, &resume_token).await,
+                token,
+            } => {
+                if let Err(fault) = self.authenticate_resume(token.as_deref()) {
+                    return self.refuse(fault).await;
+                }
+                self.resume_elsewhere(&session_id, &resume_token).await
+            }
             CallInput::Start(start) => {
                 let admitted = self.hub.admission.admit(
                     &start,
@@ -348,6 +354,24 @@ impl CallLoop {
             }
             other => self.session.on_input(other).await.into(),
         }
+    }
+
+    /// A token in `session.resume` authenticates this connection as one in `session.start`
+    /// would: only when the upgrade request carried none, and only when tokens are checked.
+    fn authenticate_resume(&mut self, token: Option<&str>) -> Result<(), Fault> {
+        let verifier = &self.hub.admission.verifier;
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        if token.is_none() || link.user.is_some() || !verifier.enabled() {
+            return Ok(());
+        }
+        let user = verifier.verify(token).map_err(|e| {
+            tracing::info!(error = %e, "session.resume with an invalid token");
+            Fault::Unauthorized(e)
+        })?;
+        link.user = Some(user);
+        Ok(())
     }
 
     /// `session.resume` on a fresh connection: hand this link to that call, or refuse.

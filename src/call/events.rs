@@ -41,6 +41,8 @@ pub enum CallInput {
         session_id: String,
         /// Its secret, from the call's start.
         resume_token: String,
+        /// A call token sent in the message (not on the upgrade request).
+        token: Option<String>,
     },
     /// Hang up.
     End,

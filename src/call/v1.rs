@@ -118,9 +118,11 @@ impl Codec for V1Codec {
             ClientMessage::SessionResume {
                 session_id,
                 resume_token,
+                token,
             } => CallInput::Resume {
                 session_id,
                 resume_token,
+                token,
             },
             ClientMessage::SessionEnd => CallInput::End,
             ClientMessage::AudioChunk { seq, audio } => {

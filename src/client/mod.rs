@@ -244,6 +244,7 @@ impl CallClient {
         let msg = ClientMessage::SessionResume {
             session_id: self.session.session_id.clone(),
             resume_token: self.session.resume_token.clone(),
+            token: None,
         };
         let open = async {
             let (mut tx, mut rx) = open(url, &[]).await?;

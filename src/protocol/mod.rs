@@ -84,6 +84,10 @@ pub enum ClientMessage {
         session_id: String,
         /// The `resumeToken` from `session.started`; proves ownership of the session.
         resume_token: String,
+        /// A call token, for a client that sent its token in `session.start` rather than
+        /// on the upgrade request (the same rules apply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Ends the call normally.
     #[serde(rename = "session.end")]
