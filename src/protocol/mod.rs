@@ -1139,6 +1139,15 @@ mod tests {
                 ClientMessage::SessionResume {
                     session_id: "s1".into(),
                     resume_token: "r1".into(),
+                    token: None,
+                },
+            ),
+            (
+                r#"{"type":"session.resume","sessionId":"s1","resumeToken":"r1","token":"t"}"#,
+                ClientMessage::SessionResume {
+                    session_id: "s1".into(),
+                    resume_token: "r1".into(),
+                    token: Some("t".into()),
                 },
             ),
             (r#"{"type":"session.end"}"#, ClientMessage::SessionEnd),
@@ -1252,6 +1261,7 @@ mod tests {
             ClientMessage::SessionResume {
                 session_id: String::new(),
                 resume_token: String::new(),
+                token: None,
             },
             ClientMessage::SessionEnd,
             ClientMessage::AudioChunk {
