@@ -115,21 +115,8 @@ pub(super) async fn speak(
     engines: Arc<Engines>,
     mut sentences: mpsc::Receiver<(String, usize)>,
 ) -> SpeakerReport {
-    let Voice {
-        turn_id,
-        output_rate,
-        outbox,
-        cancel,
-        floor,
-        audible,
-    } = voice;
     let mut speaker = Speaker {
-        turn_id,
-        output_rate,
-        outbox,
-        cancel,
-        floor,
-        audible,
+        voice,
         report: SpeakerReport::default(),
         held: None,
         first: true,
@@ -140,7 +127,7 @@ pub(super) async fn speak(
     loop {
         let next = tokio::select! {
             biased;
-            _ = speaker.cancel.cancelled() => return speaker.report,
+            _ = speaker.voice.cancel.cancelled() => return speaker.report,
             s = sentences.recv() => s,
         };
         let Some((sentence, text_end)) = next else {
@@ -173,12 +160,7 @@ enum Synthesis {
 
 /// The state of one turn's audio output.
 struct Speaker {
-    turn_id: u32,
-    output_rate: u32,
-    outbox: Outbox,
-    cancel: CancellationToken,
-    floor: watch::Receiver<Floor>,
-    audible: Arc<AtomicBool>,
+    voice: Voice,
     report: SpeakerReport,
     /// The last frame is held back until we know whether more audio follows, so it can
     /// carry the `last` flag.
@@ -198,7 +180,11 @@ impl Speaker {
         sentence: String,
     ) -> Result<Option<Vec<i16>>, Synthesis> {
         let started = Instant::now();
-        let speech = match engines.tts.synthesize(sentence, self.cancel.clone()).await {
+        let speech = match engines
+            .tts
+            .synthesize(sentence, self.voice.cancel.clone())
+            .await
+        {
             Ok(s) => s,
             Err(crate::tts::TtsError::Cancelled) => return Ok(None),
             Err(e) => {
@@ -210,7 +196,8 @@ impl Speaker {
             .tts_first_ms
             .get_or_insert(started.elapsed().as_millis() as u64);
         // Resampling a whole sentence is a block of CPU work: keep it off the async workers.
-        let (rate, samples, output_rate) = (speech.sample_rate, speech.samples, self.output_rate);
+        let (rate, samples, output_rate) =
+            (speech.sample_rate, speech.samples, self.voice.output_rate);
         let job = tokio::task::spawn_blocking(move || {
             resample_all(&i16_to_mono_f32(&samples, 1), rate, output_rate).map(|o| f32_to_i16(&o))
         })
@@ -226,7 +213,7 @@ impl Speaker {
     /// tell the client once.
     async fn skipped(&mut self, error: &str) {
         tracing::warn!(
-            turn_id = self.turn_id,
+            turn_id = self.voice.turn_id,
             error,
             "synthesis failed; skipping a sentence"
         );
@@ -239,13 +226,14 @@ impl Speaker {
             partial: true,
         };
         let _ = self
+            .voice
             .outbox
-            .emit(CallEvent::turn_fault(self.turn_id, fault))
+            .emit(CallEvent::turn_fault(self.voice.turn_id, fault))
             .await;
     }
 
     fn ms(&self, samples: usize) -> u64 {
-        samples as u64 * 1000 / self.output_rate as u64
+        samples as u64 * 1000 / self.voice.output_rate as u64
     }
 
     /// Sends a sentence's audio frame by frame, paced to real time; `Err` when the turn
@@ -258,7 +246,7 @@ impl Speaker {
             audio_start_ms,
             audio_end_ms: self.synthesized_ms,
         });
-        let frame_len = (self.output_rate * FRAME_MS / 1000).max(1) as usize;
+        let frame_len = (self.voice.output_rate * FRAME_MS / 1000).max(1) as usize;
         for frame in audio.chunks(frame_len) {
             if let Some(prev) = self.held.replace(frame.to_vec()) {
                 self.send_frame(prev).await?;
@@ -269,18 +257,19 @@ impl Speaker {
 
     async fn send_frame(&mut self, frame: Vec<i16>) -> Result<(), ()> {
         self.wait_until_due().await?;
-        if self.cancel.is_cancelled() {
+        if self.voice.cancel.is_cancelled() {
             return Err(());
         }
         self.clock_start.get_or_insert_with(Instant::now);
-        self.outbox
-            .audio(self.turn_id, self.first, false, &frame)
+        self.voice
+            .outbox
+            .audio(self.voice.turn_id, self.first, false, &frame)
             .await
             .map_err(|_| ())?;
         self.report.sent_ms += self.ms(frame.len());
         if self.first {
             self.report.first_audio_at = Some(Instant::now());
-            self.audible.store(true, Ordering::Release);
+            self.voice.audible.store(true, Ordering::Release);
             self.first = false;
         }
         Ok(())
@@ -299,8 +288,8 @@ impl Speaker {
             let due = start + Duration::from_millis(lead);
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return Err(()),
-                changed = self.floor.changed() => changed.map_err(|_| ())?,
+                _ = self.voice.cancel.cancelled() => return Err(()),
+                changed = self.voice.floor.changed() => changed.map_err(|_| ())?,
                 _ = tokio::time::sleep_until(due) => return Ok(()),
             }
         }
@@ -308,15 +297,15 @@ impl Speaker {
 
     /// Returns once the floor is not held (at once when it is not).
     async fn wait_for_floor(&mut self) -> Result<(), ()> {
-        if !self.floor.borrow_and_update().is_held() {
+        if !self.voice.floor.borrow_and_update().is_held() {
             return Ok(());
         }
         let held_at = Instant::now();
-        while self.floor.borrow_and_update().is_held() {
+        while self.voice.floor.borrow_and_update().is_held() {
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => return Err(()),
-                changed = self.floor.changed() => changed.map_err(|_| ())?,
+                _ = self.voice.cancel.cancelled() => return Err(()),
+                changed = self.voice.floor.changed() => changed.map_err(|_| ())?,
             }
         }
         if let Some(start) = self.clock_start.as_mut() {
@@ -327,7 +316,7 @@ impl Speaker {
 
     /// Sends the held frame as the last one, unless the turn stopped or said nothing.
     async fn finish(mut self, last_tts_error: Option<String>) -> SpeakerReport {
-        if self.cancel.is_cancelled() || self.wait_for_floor().await.is_err() {
+        if self.voice.cancel.is_cancelled() || self.wait_for_floor().await.is_err() {
             return self.report;
         }
         if self.report.spoken.is_empty()
@@ -339,15 +328,16 @@ impl Speaker {
         }
         let last = self.held.take().unwrap_or_default();
         if self
+            .voice
             .outbox
-            .audio(self.turn_id, self.first, true, &last)
+            .audio(self.voice.turn_id, self.first, true, &last)
             .await
             .is_ok()
         {
             self.report.sent_ms += self.ms(last.len());
             if self.first {
                 self.report.first_audio_at = Some(Instant::now());
-                self.audible.store(true, Ordering::Release);
+                self.voice.audible.store(true, Ordering::Release);
             }
         }
         self.report
