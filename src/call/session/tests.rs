@@ -150,6 +150,32 @@ async fn hub_hearing(settings: CallSettings, words: Option<&'static str>) -> Arc
     hub_of(settings, words, crate::llm::PersonaSet::builtin())
 }
 
+/// Hears `words`, after `real_delay` of wall-clock time: on the paused clock the call's
+/// timers run on meanwhile, as they do when whisper is slow on a busy machine.
+struct SlowTranscriber {
+    words: &'static str,
+    real_delay: Duration,
+}
+
+impl Transcriber for SlowTranscriber {
+    fn transcribe(
+        &self,
+        _audio: &[f32],
+        _options: &DecodeOptions,
+        _cancel: &CancellationToken,
+    ) -> Result<Transcription, AsrError> {
+        std::thread::sleep(self.real_delay);
+        Ok(Transcription {
+            text: self.words.to_owned(),
+            segments: Vec::new(),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+}
+
 /// As [`hub_hearing`], with `persona` in place of the built-in one with its id.
 async fn hub_with_persona(
     persona: crate::llm::Persona,
@@ -165,8 +191,16 @@ fn hub_of(
     words: Option<&'static str>,
     personas: crate::llm::PersonaSet,
 ) -> Arc<CallHub> {
+    hub_transcribing(settings, Arc::new(InstantTranscriber { words }), personas)
+}
+
+fn hub_transcribing(
+    settings: CallSettings,
+    transcriber: Arc<dyn Transcriber>,
+    personas: crate::llm::PersonaSet,
+) -> Arc<CallHub> {
     let engines = Engines {
-        asr: AsrPool::new(Arc::new(InstantTranscriber { words }), 1),
+        asr: AsrPool::new(transcriber, 1),
         decode: DecodeOptions::default(),
         llm: Arc::new(crate::llm::ScriptedInterviewer::new()),
         tts: Arc::new(InstantVoice),
@@ -571,6 +605,47 @@ async fn a_backchannel_over_the_ai_pauses_it_and_it_plays_on() {
         _ => None,
     });
     assert_eq!(done, Some((DoneStatus::Completed, true)), "{all:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_whose_words_come_late_still_gives_the_floor_back() {
+    // "Mm-hmm" is 500 ms; its decode ends after 1.5 s of the call's time has passed
+    // since its onset, the silence after it included.
+    let slow_decode_ms = 600;
+    let slow = SlowTranscriber {
+        words: "Mm-hmm.",
+        real_delay: Duration::from_millis(slow_decode_ms),
+    };
+    let hub = hub_transcribing(
+        settings(),
+        Arc::new(slow),
+        crate::llm::PersonaSet::builtin(),
+    );
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    let mut seen = c.speak(&[voiced(500), silence(1500)].concat()).await;
+    // The words arrive with the call's clock held still (a blocking task holds it).
+    let decode = slow_decode_ms + 200;
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(decode)))
+        .await;
+    seen.extend(
+        c.until(is_done)
+            .await
+            .into_iter()
+            .map(|g| (Instant::now(), g)),
+    );
+    let all: Vec<&ServerMessage> = events(&seen).collect();
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, ServerMessage::ResponseResumed { turn_id: 0, .. })),
+        "not resumed: {all:?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|e| matches!(e, ServerMessage::InputSpeechStarted { .. })),
+        "a backchannel became a turn: {all:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
