@@ -17,6 +17,7 @@ import { TranscriptView } from './transcript.js';
 /** @typedef {import('./protocol.js').OutputFrame} OutputFrame */
 /** @typedef {import('./connection.js').Phase} Phase */
 /** @typedef {import('./audio.js').PlayerReport} PlayerReport */
+/** @typedef {import('./audio.js').PlayerState} PlayerState */
 /** @typedef {import('../../docs/callgate').ErrorEvent} WireError */
 /** @typedef {import('../../docs/callgate').TurnRecord} TurnRecord */
 /** @typedef {{id: string, name: string, description: string}} Persona */
@@ -85,7 +86,7 @@ const connection = new Connection(ACCESS_TOKEN, {
   onPhase: showPhase,
   onNewCall: () => {
     audio.clear();
-    setAiSpeaking(false);
+    showPlayer('idle');
     setYouSpeaking(false);
     view.startOver();
     view.notice('The connection dropped and the call could not be resumed, so a new call started.', 'info');
@@ -186,10 +187,15 @@ function setYouSpeaking(on) {
   ui.youStatus.textContent = call.muted ? 'Muted' : on ? 'Speaking' : 'Mic on';
 }
 
-/** @param {boolean} on */
-function setAiSpeaking(on) {
-  ui.ai.dataset.speaking = String(on);
-  ui.aiStatus.textContent = on ? 'Speaking' : 'Listening';
+/**
+ * The interviewer as the player has it: speaking, paused while the candidate speaks over
+ * it (its answer kept, to go on or be dropped), or listening.
+ * @param {PlayerState} state
+ */
+function showPlayer(state) {
+  ui.ai.dataset.speaking = String(state === 'playing');
+  ui.ai.dataset.player = state;
+  ui.aiStatus.textContent = { playing: 'Speaking', paused: 'Paused, listening…', idle: 'Listening' }[state];
 }
 
 /**
@@ -207,10 +213,12 @@ function onCaptured(samples, level) {
 /** @param {PlayerReport} report */
 function onPlayer(report) {
   view.audioPlayed(report.turn, report.played, report.type === 'cleared' ? report.dropped : undefined);
-  setAiSpeaking(report.type === 'pos');
+  showPlayer(audio.state);
   const turn = view.turns.get(report.turn);
   if (!turn || report.type === 'cleared') return;
-  if (report.type === 'drained' || performance.now() - turn.lastPositionAt >= POSITION_EVERY_MS) {
+  // Where a pause stopped is what was heard, if the answer goes no further.
+  const now = report.type === 'drained' || report.type === 'paused';
+  if (now || performance.now() - turn.lastPositionAt >= POSITION_EVERY_MS) {
     turn.lastPositionAt = performance.now();
     connection.send({ type: 'playback.position', turnId: report.turn, playedMs: samplesToMs(turn.playedSamples) });
   }
@@ -267,6 +275,14 @@ function onEvent(m) {
       view.responseStatus(m.turnId, m.status);
       ui.aiStatus.textContent = { thinking: 'Thinking', queued: 'Waiting for a free moment', retrying: 'Trying again' }[m.status];
       break;
+    case 'response.paused':
+      // Speech over the interviewer: hold its answer until the server says whether it goes on.
+      if (!view.turns.get(m.turnId)?.cancelled) audio.pause(m.turnId);
+      break;
+    case 'response.resumed':
+      // A backchannel ("mm-hmm"): play on from the sample where the pause stopped.
+      if (!view.turns.get(m.turnId)?.cancelled) audio.resume();
+      break;
     case 'response.text.delta':
       view.responseDelta(m.turnId, m.delta);
       break;
@@ -306,7 +322,7 @@ function onResponseDone(m) {
   if (m.status === 'cancelled') {
     // Barge-in or cancel: nothing more of this turn may be heard.
     audio.clear();
-    setAiSpeaking(false);
+    showPlayer('idle');
   } else if (!audio.playing) {
     ui.aiStatus.textContent = 'Listening';
   }
@@ -337,7 +353,7 @@ ui.typeForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = ui.typed.value.trim();
   if (!text || !connection.live) return;
-  if (audio.playing) audio.clear();
+  if (audio.state !== 'idle') audio.clear();
   connection.send({ type: 'input.text', text });
   ui.typed.value = '';
 });
@@ -346,7 +362,7 @@ function pttDown() {
   if (call.mode !== 'manual' || call.talking || !connection.live) return;
   call.talking = true;
   // Speaking over the interviewer interrupts it, as on a real call.
-  if (audio.playing) connection.send({ type: 'response.cancel' });
+  if (audio.state !== 'idle') connection.send({ type: 'response.cancel' });
   connection.send({ type: 'input.clear' });
   ui.ptt.setAttribute('aria-pressed', 'true');
   applyMute();
