@@ -621,6 +621,11 @@ async fn speech_over_the_interviewer_pauses_the_page_a_backchannel_resumes_it_an
     let addr = gateway(&calls_dir).await;
     let out = output_dir("overlap");
     let page = drive(addr, &overlap_fixture(), &out, "overlap").await;
+    assert_eq!(
+        page["turnDetections"],
+        serde_json::json!([{ "mode": "smart" }]),
+        "normal patience leaves the silences to the server's defaults"
+    );
     assert_eq!(page["pausedStatus"], "Paused, listening…", "{page:#}");
 
     // The greeting's player: held with its buffer, played on from the same sample after
@@ -708,4 +713,34 @@ async fn speech_over_the_interviewer_pauses_the_page_a_backchannel_resumes_it_an
     );
     assert_eq!(response_done(&record, 1)["status"], "completed");
     assert_png(&out.join("paused.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_candidate_chooses_how_patient_the_interviewer_is_and_the_page_remembers() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-patience-calls");
+    let addr = gateway(&calls_dir).await;
+    let out = output_dir("patience");
+    let page = drive(addr, &silent_fixture(), &out, "patience").await;
+
+    assert_eq!(
+        page["patienceShown"], "patient",
+        "kept over a reload: {page:#}"
+    );
+    let sent = page["turnDetections"].as_array().expect("turnDetections");
+    assert_eq!(sent.len(), 1, "{page:#}");
+    let asked: callgate::protocol::TurnDetection =
+        serde_json::from_value(sent[0].clone()).expect("a turnDetection");
+    asked.validate().expect("within the server's limits");
+    assert_eq!(asked.mode, callgate::protocol::TurnMode::Smart);
+    let (min, max) = asked.smart_silences_ms();
+    assert!(
+        min > callgate::protocol::DEFAULT_MIN_SILENCE_MS
+            && max > callgate::protocol::DEFAULT_MAX_SILENCE_MS,
+        "patient waits longer than the defaults: {asked:?}"
+    );
+    assert!(
+        page["sessionId"].is_string(),
+        "the server took it: {page:#}"
+    );
 }

@@ -9,7 +9,7 @@
 import { CallAudio } from './audio.js';
 import { Connection } from './connection.js';
 import { offerRecordings, showSummary, transcriptLink } from './after.js';
-import { cancelledDone, samplesToMs, sessionStart } from './protocol.js';
+import { asPatience, cancelledDone, samplesToMs, sessionStart } from './protocol.js';
 import { TranscriptView } from './transcript.js';
 
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
@@ -26,6 +26,8 @@ const POSITION_EVERY_MS = 250;
 // When the server checks tokens, whoever links to this page puts one in its address
 // (`/?access_token=...`, e.g. from `callgate token`): it opens the call and the recordings.
 const ACCESS_TOKEN = new URLSearchParams(location.search).get('access_token') ?? '';
+// Where the page remembers the candidate's patience choice between visits.
+const PATIENCE_KEY = 'callgate.patience';
 
 /** @param {string} id */
 function $(id) {
@@ -41,6 +43,7 @@ const ui = {
   persona: /** @type {HTMLSelectElement} */ ($('persona')),
   personaDesc: $('persona-desc'),
   role: /** @type {HTMLInputElement} */ ($('role')),
+  patience: /** @type {HTMLSelectElement} */ ($('patience')),
   start: /** @type {HTMLButtonElement} */ ($('start')),
   call: $('call'),
   you: $('you'),
@@ -62,7 +65,7 @@ const ui = {
 
 /** The candidate's side of the call: how they talk, and what this call was. */
 const call = {
-  /** @type {TurnMode} */ mode: 'server_vad',
+  /** @type {TurnMode} */ mode: 'smart',
   muted: false,
   talking: false, // push-to-talk held
   /** Sessions of this call (more than one after a refused resume): each one's recordings
@@ -80,6 +83,7 @@ const connection = new Connection(ACCESS_TOKEN, {
       role: ui.role.value.trim(),
       inputRate: audio.inputRate,
       mode: call.mode,
+      patience: asPatience(ui.patience.value),
     }),
   onEvent,
   onAudio,
@@ -128,12 +132,36 @@ async function loadPersonas() {
   describe();
 }
 
+/** The chosen way to finish an answer; patience only matters when a pause ends it. */
+function chosenMode() {
+  const mode = /** @type {HTMLInputElement | null} */ (ui.form.querySelector('input[name=mode]:checked'));
+  return mode && mode.value === 'manual' ? 'manual' : 'smart';
+}
+
+/** The patience remembered from the last visit (storage may be blocked: then normal). */
+function loadPatience() {
+  try {
+    ui.patience.value = asPatience(localStorage.getItem(PATIENCE_KEY));
+  } catch {
+    ui.patience.value = asPatience(null);
+  }
+  ui.patience.addEventListener('change', () => {
+    try {
+      localStorage.setItem(PATIENCE_KEY, asPatience(ui.patience.value));
+    } catch {
+      // Not remembered, still used for this call.
+    }
+  });
+  const onlyWhenPausing = () => {
+    ui.patience.disabled = chosenMode() === 'manual';
+  };
+  ui.form.addEventListener('change', onlyWhenPausing);
+  onlyWhenPausing();
+}
+
 ui.form.addEventListener('submit', async (e) => {
   e.preventDefault();
-  const mode = /** @type {HTMLInputElement | null} */ (
-    ui.form.querySelector('input[name=mode]:checked')
-  );
-  call.mode = mode && mode.value === 'manual' ? 'manual' : 'server_vad';
+  call.mode = chosenMode();
   ui.start.disabled = true;
   try {
     await audio.open();
@@ -432,4 +460,5 @@ function finish() {
 /** @type {any} */ (window).callgate = { call, connection, audio, view };
 
 loadPersonas();
+loadPatience();
 showPhase('idle');

@@ -23,6 +23,8 @@
 // "overlap": the fixture speaks over the greeting twice, a backchannel ("okay") that must
 // pause the page's player and resume it, then an interruption that must pause and clear
 // it; wait for the greeting (turn 0) and the interruption's turn (1) to be done.
+// "patience": before the call, choose the patient interviewer and reload the page (the
+// choice must be remembered); the call's `session.start` is read off the socket.
 // All then press End call (unless the call is over already) and wait for the recording
 // links. The caller's timeout bounds the whole run.
 
@@ -37,15 +39,16 @@ const turn = (id) => `#transcript li.ai[data-turn="${id}"]`;
 const WIRE_TYPES = ['response.paused', 'response.resumed', 'response.done', 'playback.position'];
 
 /**
- * What every scenario sees of the page's sockets: how many were opened, pings sent, and
- * (`wire`) the pause, resume, done and position frames.
+ * What every scenario sees of the page's sockets: how many were opened, pings sent, each
+ * `session.start`'s turnDetection, and (`wire`) the pause, resume, done and position frames.
  */
 function watchSockets(page) {
-  const seen = { opened: 0, pings: 0, wire: [] };
+  const seen = { opened: 0, pings: 0, turnDetections: [], wire: [] };
   const text = (f, dir) => {
     if (typeof f.payload !== 'string' || !f.payload.startsWith('{')) return;
     const m = JSON.parse(f.payload);
     if (m.type === 'ping') seen.pings += 1;
+    if (m.type === 'session.start') seen.turnDetections.push(m.turnDetection);
     if (WIRE_TYPES.includes(m.type)) {
       seen.wire.push({ dir, type: m.type, turnId: m.turnId, playedMs: m.playedMs, status: m.status });
     }
@@ -132,6 +135,17 @@ async function overlap(page, _sockets, outDir) {
   return { pausedStatus };
 }
 
+/** Before the call: the patient interviewer, chosen, then the page reloaded. */
+async function choosePatient(page) {
+  await page.selectOption('#patience', 'patient');
+  await page.reload();
+  await page.waitForSelector('#persona option', { state: 'attached' });
+}
+
+async function patience(page) {
+  return { patienceShown: await page.inputValue('#patience') };
+}
+
 async function refusedResume(page) {
   const firstSessionId = await page.evaluate(() => document.body.dataset.sessionId);
   await page.waitForFunction((first) => document.body.dataset.sessionId !== first, firstSessionId, {
@@ -158,7 +172,10 @@ const scenarios = {
   'end-reconnecting': endWhileReconnecting,
   'refused-resume': refusedResume,
   overlap,
+  patience,
 };
+/** What a scenario does on the setup form before Start call. */
+const setups = { patience: choosePatient };
 
 const [url, fixture, outDir, scenario] = process.argv.slice(2);
 if (!url || !fixture || !outDir || !(scenario in scenarios)) {
@@ -192,6 +209,7 @@ try {
   const sockets = watchSockets(page);
   await page.goto(url);
   await page.waitForSelector('#persona option', { state: 'attached' });
+  await setups[scenario]?.(page);
   await page.fill('#role', 'Backend engineer');
   await page.click('#start');
   await page.waitForSelector('#conn[data-state=live]');
@@ -236,7 +254,8 @@ try {
   const downloads = await page.$$eval('#downloads a', (as) =>
     as.map((a) => ({ text: a.textContent, href: a.getAttribute('href') })),
   );
-  const result = JSON.stringify({ ...during, ...seen, wire: sockets.wire, downloads, log });
+  const { turnDetections, wire } = sockets;
+  const result = JSON.stringify({ ...during, ...seen, turnDetections, wire, downloads, log });
   // Beside the screenshots too, for reading after a run that passed.
   await writeFile(`${outDir}/page.json`, result);
   console.log(result);
