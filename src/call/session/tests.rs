@@ -649,6 +649,50 @@ async fn a_backchannel_whose_words_come_late_still_gives_the_floor_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_answer_over_the_ai_whose_words_come_after_its_end_keeps_its_end_of_turn() {
+    // The VAD ends "No, I haven't." (300 ms of silence) while its words are still being
+    // decoded: the turn ends when they are known, with no speculation of its own.
+    let slow_decode_ms = 400;
+    let slow = SlowTranscriber {
+        words: "No, I haven't.",
+        real_delay: Duration::from_millis(slow_decode_ms),
+    };
+    let hub = hub_transcribing(
+        settings(),
+        Arc::new(slow),
+        crate::llm::PersonaSet::builtin(),
+    );
+    let vad = json!({"mode": "server_vad", "silenceMs": 300});
+    let (mut c, _, _) = Client::start_with(&hub, vad).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    c.speak(&[voiced(600), silence(800)].concat()).await;
+    // The overlap's decode, then the turn's final, with the call's clock held still.
+    let decodes = 2 * slow_decode_ms + 300;
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(decodes)))
+        .await;
+    let seen = c
+        .until(|g| {
+            matches!(
+                g,
+                Got::Event(ServerMessage::ResponseDone { turn_id: 1, .. })
+            )
+        })
+        .await;
+    let latency = seen.iter().find_map(|g| match g {
+        Got::Event(ServerMessage::ResponseDone {
+            turn_id: 1,
+            latency,
+            ..
+        }) => Some(latency.clone()),
+        _ => None,
+    });
+    let latency = latency.expect("turn 1 answered");
+    assert!(latency.endpoint_ms.is_some(), "{latency:?}");
+    assert!(latency.end_of_turn.is_some(), "{latency:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn long_speech_over_the_ai_takes_the_floor_whatever_it_says() {
     let hub = hub_hearing(settings(), Some("Okay.")).await;
     let (mut c, _, _) = Client::start(&hub).await;
