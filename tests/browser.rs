@@ -562,15 +562,17 @@ async fn after_a_refused_resume_the_new_call_starts_clean() {
 const INTERRUPTION: &str = "Sorry, can I stop you there?";
 
 /// Both over the greeting (about 12 s of speech, from within a second of the call's
-/// start): a backchannel 2.5 s in, then, 4.5 s after it, an interruption. Whisper hears
-/// espeak-ng's "okay" as a backchannel; its "mm hmm" comes out as a run of letters.
+/// start): a backchannel 3 s in, then, 7 s after it, an interruption: late enough that a
+/// slow decode (3.2 s of pause at a load of 5) has resumed the greeting, early enough
+/// that the greeting, paused meanwhile, is still speaking. Whisper hears espeak-ng's
+/// "okay" as a backchannel; its "mm hmm" comes out as a run of letters.
 fn overlap_fixture() -> PathBuf {
     fixture(
         "overlap",
         &[
-            Part::Silence(2.5),
+            Part::Silence(3.0),
             Part::Say("Okay."),
-            Part::Silence(4.5),
+            Part::Silence(7.0),
             Part::Say(INTERRUPTION),
             Part::Silence(40.0),
         ],
