@@ -607,28 +607,38 @@ async fn a_backchannel_over_the_ai_pauses_it_and_it_plays_on() {
     assert_eq!(done, Some((DoneStatus::Completed, true)), "{all:?}");
 }
 
+/// How long, in wall-clock time, each decode of [`greeting_heard_slowly`] takes.
+const SLOW_DECODE_MS: u64 = 500;
+
+/// A call with `turns` whose transcriber hears `words` after [`SLOW_DECODE_MS`], its
+/// greeting audible, 300 ms of silence sent.
+async fn greeting_heard_slowly(words: &'static str, turns: serde_json::Value) -> Client {
+    let slow = SlowTranscriber {
+        words,
+        real_delay: Duration::from_millis(SLOW_DECODE_MS),
+    };
+    let personas = crate::llm::PersonaSet::builtin();
+    let hub = hub_transcribing(settings(), Arc::new(slow), personas);
+    let (mut c, _, _) = Client::start_with(&hub, turns).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    c
+}
+
+/// Waits out `n` slow decodes with the call's clock held still (a blocking task holds it).
+async fn let_slow_decodes_finish(n: u64) {
+    let ms = n * SLOW_DECODE_MS + 300;
+    let _ =
+        tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(ms))).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_backchannel_whose_words_come_late_still_gives_the_floor_back() {
     // "Mm-hmm" is 500 ms; its decode ends after 1.5 s of the call's time has passed
     // since its onset, the silence after it included.
-    let slow_decode_ms = 600;
-    let slow = SlowTranscriber {
-        words: "Mm-hmm.",
-        real_delay: Duration::from_millis(slow_decode_ms),
-    };
-    let hub = hub_transcribing(
-        settings(),
-        Arc::new(slow),
-        crate::llm::PersonaSet::builtin(),
-    );
-    let (mut c, _, _) = Client::start(&hub).await;
-    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
-    c.speak(&silence(300)).await;
+    let mut c = greeting_heard_slowly("Mm-hmm.", json!({})).await;
     let mut seen = c.speak(&[voiced(500), silence(1500)].concat()).await;
-    // The words arrive with the call's clock held still (a blocking task holds it).
-    let decode = slow_decode_ms + 200;
-    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(decode)))
-        .await;
+    let_slow_decodes_finish(1).await;
     seen.extend(
         c.until(is_done)
             .await
@@ -652,25 +662,11 @@ async fn a_backchannel_whose_words_come_late_still_gives_the_floor_back() {
 async fn an_answer_over_the_ai_whose_words_come_after_its_end_keeps_its_end_of_turn() {
     // The VAD ends "No, I haven't." (300 ms of silence) while its words are still being
     // decoded: the turn ends when they are known, with no speculation of its own.
-    let slow_decode_ms = 400;
-    let slow = SlowTranscriber {
-        words: "No, I haven't.",
-        real_delay: Duration::from_millis(slow_decode_ms),
-    };
-    let hub = hub_transcribing(
-        settings(),
-        Arc::new(slow),
-        crate::llm::PersonaSet::builtin(),
-    );
     let vad = json!({"mode": "server_vad", "silenceMs": 300});
-    let (mut c, _, _) = Client::start_with(&hub, vad).await;
-    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
-    c.speak(&silence(300)).await;
+    let mut c = greeting_heard_slowly("No, I haven't.", vad).await;
     c.speak(&[voiced(600), silence(800)].concat()).await;
-    // The overlap's decode, then the turn's final, with the call's clock held still.
-    let decodes = 2 * slow_decode_ms + 300;
-    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(decodes)))
-        .await;
+    // The overlap's decode, then the turn's final.
+    let_slow_decodes_finish(2).await;
     let seen = c
         .until(|g| {
             matches!(
