@@ -557,3 +557,192 @@ async fn after_a_refused_resume_the_new_call_starts_clean() {
     );
     assert_png(&out.join("call.png"));
 }
+
+/// What speech over the interviewer in [`overlap_fixture`] says to take the floor.
+const INTERRUPTION: &str = "Sorry, can I stop you there?";
+
+/// Both over the greeting (about 12 s of speech, from within a second of the call's
+/// start): a backchannel 3 s in, then, 7 s after it, an interruption: late enough that a
+/// slow decode (3.2 s of pause at a load of 5) has resumed the greeting, early enough
+/// that the greeting, paused meanwhile, is still speaking. Whisper hears espeak-ng's
+/// "okay" as a backchannel; its "mm hmm" comes out as a run of letters.
+fn overlap_fixture() -> PathBuf {
+    fixture(
+        "overlap",
+        &[
+            Part::Silence(3.0),
+            Part::Say("Okay."),
+            Part::Silence(7.0),
+            Part::Say(INTERRUPTION),
+            Part::Silence(40.0),
+        ],
+    )
+}
+
+/// The player's reports (all but `pos`) for `turn`, in order.
+fn player_log(page: &Value, turn: u64) -> Vec<&Value> {
+    page["playerLog"]
+        .as_array()
+        .map(|log| log.iter().filter(|r| r["turn"] == turn).collect())
+        .unwrap_or_default()
+}
+
+/// Samples of the page's output (24 kHz, as it asks) in ms, rounded as the page does.
+fn output_ms(report: &Value, field: &str) -> u64 {
+    let samples = report[field].as_u64().unwrap_or(0);
+    (samples * 1000 + 12_000) / 24_000
+}
+
+/// The `playedMs` of each `playback.position` the page sent for `turn` after it received
+/// the `from`-th (0-based) `response.paused` of that turn and before the next `until`.
+fn positions_while_paused(page: &Value, turn: u64, from: usize, until: &str) -> Vec<u64> {
+    let wire = page["wire"].as_array().expect("wire");
+    let of_turn = |f: &&Value, dir: &str, kind: &str| {
+        f["dir"] == dir && f["type"] == kind && f["turnId"] == turn
+    };
+    let start = wire
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| of_turn(f, "in", "response.paused"))
+        .nth(from)
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("no response.paused #{from} for turn {turn}: {page:#}"));
+    wire[start + 1..]
+        .iter()
+        .take_while(|f| !of_turn(f, "in", until))
+        .filter(|f| of_turn(f, "out", "playback.position"))
+        .filter_map(|f| f["playedMs"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_over_the_interviewer_pauses_the_page_a_backchannel_resumes_it_and_an_interruption_clears_it()
+ {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-overlap-calls");
+    let addr = gateway(&calls_dir).await;
+    let out = output_dir("overlap");
+    let page = drive(addr, &overlap_fixture(), &out, "overlap").await;
+    assert_eq!(
+        page["turnDetections"],
+        serde_json::json!([{ "mode": "smart" }]),
+        "normal patience leaves the silences to the server's defaults"
+    );
+    assert_eq!(page["pausedStatus"], "Paused, listening…", "{page:#}");
+
+    // The greeting's player: held with its buffer, played on from the same sample after
+    // "okay", held again by the interruption, then emptied.
+    let log = player_log(&page, 0);
+    let kinds: Vec<&str> = log.iter().filter_map(|r| r["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["paused", "resumed", "paused", "cleared"],
+        "{page:#}"
+    );
+    let (paused, resumed, paused_again, cleared) = (log[0], log[1], log[2], log[3]);
+    let queued = |r: &Value| r["queued"].as_u64().unwrap_or(0);
+    assert!(queued(paused) > 0, "the pause kept the buffer: {page:#}");
+    assert_eq!(
+        resumed["played"], paused["played"],
+        "nothing played while paused"
+    );
+    assert!(
+        queued(resumed) >= queued(paused),
+        "all of it kept: {page:#}"
+    );
+    assert!(
+        paused_again["played"].as_u64() > resumed["played"].as_u64(),
+        "it played on after the backchannel: {page:#}"
+    );
+    assert_eq!(cleared["played"], paused_again["played"], "{page:#}");
+    let dropped = cleared["dropped"].as_u64().unwrap_or(0);
+    assert!(
+        queued(paused_again) > 0 && dropped >= queued(paused_again),
+        "the interruption dropped what was held: {page:#}"
+    );
+    // playback.position never ran ahead of the player while it was paused, and said where
+    // it stopped.
+    for (from, until, at) in [
+        (0, "response.resumed", paused),
+        (1, "response.done", paused_again),
+    ] {
+        let sent = positions_while_paused(&page, 0, from, until);
+        let stopped = output_ms(at, "played");
+        assert!(
+            sent.iter().all(|ms| *ms <= stopped),
+            "{sent:?} past {stopped}"
+        );
+        assert!(
+            sent.contains(&stopped),
+            "{sent:?} lacks {stopped}: {page:#}"
+        );
+    }
+
+    let greeting = entry(&page, 0, "ai");
+    assert_eq!(greeting["status"], "cancelled", "{page:#}");
+    let played = greeting["playedMs"].as_u64().unwrap_or(0);
+    let cleared_ms = greeting["clearedMs"].as_u64().expect("playback cleared");
+    let received = greeting["receivedMs"].as_u64().unwrap_or(0);
+    assert!(played + cleared_ms <= received + 1, "{page:#}");
+    // "Okay" was no turn of its own; the interruption was, and it was answered.
+    let users: Vec<&Value> = page["turns"]
+        .as_array()
+        .map(|ts| ts.iter().filter(|t| t["who"] == "user").collect())
+        .unwrap_or_default();
+    assert_eq!(users.len(), 1, "one user turn: {page:#}");
+    let heard = entry(&page, 1, "user")["text"].as_str().unwrap_or_default();
+    let wer = callgate::asr::score::wer(INTERRUPTION, heard);
+    assert!(wer <= 0.5, "interruption {heard:?}: WER {wer:.2}");
+
+    let session_id = page["sessionId"].as_str().expect("session id");
+    let record = call_record(&calls_dir, session_id).await;
+    let done = response_done(&record, 0);
+    assert_eq!(done["status"], "cancelled");
+    let said = done["text"].as_str().unwrap_or_default();
+    let heard_text = done["heardText"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with(heard_text) && heard_text.len() < said.len(),
+        "{done}"
+    );
+    let resumed_event = record
+        .iter()
+        .find(|e| e["type"] == "response.resumed" && e["turnId"] == 0)
+        .expect("response.resumed in the call record");
+    let nod = resumed_event["text"].as_str().unwrap_or_default();
+    assert!(
+        callgate::eot::backchannel::is_backchannel(nod),
+        "{resumed_event}"
+    );
+    assert_eq!(response_done(&record, 1)["status"], "completed");
+    assert_png(&out.join("paused.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_candidate_chooses_how_patient_the_interviewer_is_and_the_page_remembers() {
+    let _one = ONE_BROWSER.lock().await;
+    let calls_dir = std::env::temp_dir().join("callgate-browser-patience-calls");
+    let addr = gateway(&calls_dir).await;
+    let out = output_dir("patience");
+    let page = drive(addr, &silent_fixture(), &out, "patience").await;
+
+    assert_eq!(
+        page["patienceShown"], "patient",
+        "kept over a reload: {page:#}"
+    );
+    let sent = page["turnDetections"].as_array().expect("turnDetections");
+    assert_eq!(sent.len(), 1, "{page:#}");
+    let asked: callgate::protocol::TurnDetection =
+        serde_json::from_value(sent[0].clone()).expect("a turnDetection");
+    asked.validate().expect("within the server's limits");
+    assert_eq!(asked.mode, callgate::protocol::TurnMode::Smart);
+    let (min, max) = asked.smart_silences_ms();
+    assert!(
+        min > callgate::protocol::DEFAULT_MIN_SILENCE_MS
+            && max > callgate::protocol::DEFAULT_MAX_SILENCE_MS,
+        "patient waits longer than the defaults: {asked:?}"
+    );
+    assert!(
+        page["sessionId"].is_string(),
+        "the server took it: {page:#}"
+    );
+}

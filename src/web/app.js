@@ -9,7 +9,7 @@
 import { CallAudio } from './audio.js';
 import { Connection } from './connection.js';
 import { offerRecordings, showSummary, transcriptLink } from './after.js';
-import { cancelledDone, samplesToMs, sessionStart } from './protocol.js';
+import { asPatience, cancelledDone, samplesToMs, sessionStart } from './protocol.js';
 import { TranscriptView } from './transcript.js';
 
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
@@ -17,6 +17,7 @@ import { TranscriptView } from './transcript.js';
 /** @typedef {import('./protocol.js').OutputFrame} OutputFrame */
 /** @typedef {import('./connection.js').Phase} Phase */
 /** @typedef {import('./audio.js').PlayerReport} PlayerReport */
+/** @typedef {import('./audio.js').PlayerState} PlayerState */
 /** @typedef {import('../../docs/callgate').ErrorEvent} WireError */
 /** @typedef {import('../../docs/callgate').TurnRecord} TurnRecord */
 /** @typedef {{id: string, name: string, description: string}} Persona */
@@ -25,6 +26,8 @@ const POSITION_EVERY_MS = 250;
 // When the server checks tokens, whoever links to this page puts one in its address
 // (`/?access_token=...`, e.g. from `callgate token`): it opens the call and the recordings.
 const ACCESS_TOKEN = new URLSearchParams(location.search).get('access_token') ?? '';
+// Where the page remembers the candidate's patience choice between visits.
+const PATIENCE_KEY = 'callgate.patience';
 
 /** @param {string} id */
 function $(id) {
@@ -40,6 +43,7 @@ const ui = {
   persona: /** @type {HTMLSelectElement} */ ($('persona')),
   personaDesc: $('persona-desc'),
   role: /** @type {HTMLInputElement} */ ($('role')),
+  patience: /** @type {HTMLSelectElement} */ ($('patience')),
   start: /** @type {HTMLButtonElement} */ ($('start')),
   call: $('call'),
   you: $('you'),
@@ -61,7 +65,7 @@ const ui = {
 
 /** The candidate's side of the call: how they talk, and what this call was. */
 const call = {
-  /** @type {TurnMode} */ mode: 'server_vad',
+  /** @type {TurnMode} */ mode: 'smart',
   muted: false,
   talking: false, // push-to-talk held
   /** Sessions of this call (more than one after a refused resume): each one's recordings
@@ -79,13 +83,14 @@ const connection = new Connection(ACCESS_TOKEN, {
       role: ui.role.value.trim(),
       inputRate: audio.inputRate,
       mode: call.mode,
+      patience: asPatience(ui.patience.value),
     }),
   onEvent,
   onAudio,
   onPhase: showPhase,
   onNewCall: () => {
     audio.clear();
-    setAiSpeaking(false);
+    showPlayer('idle');
     setYouSpeaking(false);
     view.startOver();
     view.notice('The connection dropped and the call could not be resumed, so a new call started.', 'info');
@@ -127,12 +132,36 @@ async function loadPersonas() {
   describe();
 }
 
+/** The chosen way to finish an answer; patience only matters when a pause ends it. */
+function chosenMode() {
+  const mode = /** @type {HTMLInputElement | null} */ (ui.form.querySelector('input[name=mode]:checked'));
+  return mode && mode.value === 'manual' ? 'manual' : 'smart';
+}
+
+/** The patience remembered from the last visit (storage may be blocked: then normal). */
+function loadPatience() {
+  try {
+    ui.patience.value = asPatience(localStorage.getItem(PATIENCE_KEY));
+  } catch {
+    ui.patience.value = asPatience(null);
+  }
+  ui.patience.addEventListener('change', () => {
+    try {
+      localStorage.setItem(PATIENCE_KEY, asPatience(ui.patience.value));
+    } catch {
+      // Not remembered, still used for this call.
+    }
+  });
+  const onlyWhenPausing = () => {
+    ui.patience.disabled = chosenMode() === 'manual';
+  };
+  ui.form.addEventListener('change', onlyWhenPausing);
+  onlyWhenPausing();
+}
+
 ui.form.addEventListener('submit', async (e) => {
   e.preventDefault();
-  const mode = /** @type {HTMLInputElement | null} */ (
-    ui.form.querySelector('input[name=mode]:checked')
-  );
-  call.mode = mode && mode.value === 'manual' ? 'manual' : 'server_vad';
+  call.mode = chosenMode();
   ui.start.disabled = true;
   try {
     await audio.open();
@@ -186,10 +215,15 @@ function setYouSpeaking(on) {
   ui.youStatus.textContent = call.muted ? 'Muted' : on ? 'Speaking' : 'Mic on';
 }
 
-/** @param {boolean} on */
-function setAiSpeaking(on) {
-  ui.ai.dataset.speaking = String(on);
-  ui.aiStatus.textContent = on ? 'Speaking' : 'Listening';
+/**
+ * The interviewer as the player has it: speaking, paused while the candidate speaks over
+ * it (its answer kept, to go on or be dropped), or listening.
+ * @param {PlayerState} state
+ */
+function showPlayer(state) {
+  ui.ai.dataset.speaking = String(state === 'playing');
+  ui.ai.dataset.player = state;
+  ui.aiStatus.textContent = { playing: 'Speaking', paused: 'Paused, listening…', idle: 'Listening' }[state];
 }
 
 /**
@@ -207,10 +241,12 @@ function onCaptured(samples, level) {
 /** @param {PlayerReport} report */
 function onPlayer(report) {
   view.audioPlayed(report.turn, report.played, report.type === 'cleared' ? report.dropped : undefined);
-  setAiSpeaking(report.type === 'pos');
+  showPlayer(audio.state);
   const turn = view.turns.get(report.turn);
   if (!turn || report.type === 'cleared') return;
-  if (report.type === 'drained' || performance.now() - turn.lastPositionAt >= POSITION_EVERY_MS) {
+  // Where a pause stopped is what was heard, if the answer goes no further.
+  const now = report.type === 'drained' || report.type === 'paused';
+  if (now || performance.now() - turn.lastPositionAt >= POSITION_EVERY_MS) {
     turn.lastPositionAt = performance.now();
     connection.send({ type: 'playback.position', turnId: report.turn, playedMs: samplesToMs(turn.playedSamples) });
   }
@@ -267,6 +303,14 @@ function onEvent(m) {
       view.responseStatus(m.turnId, m.status);
       ui.aiStatus.textContent = { thinking: 'Thinking', queued: 'Waiting for a free moment', retrying: 'Trying again' }[m.status];
       break;
+    case 'response.paused':
+      // Speech over the interviewer: hold its answer until the server says whether it goes on.
+      if (!view.turns.get(m.turnId)?.cancelled) audio.pause(m.turnId);
+      break;
+    case 'response.resumed':
+      // A backchannel ("mm-hmm"): play on from the sample where the pause stopped.
+      if (!view.turns.get(m.turnId)?.cancelled) audio.resume();
+      break;
     case 'response.text.delta':
       view.responseDelta(m.turnId, m.delta);
       break;
@@ -306,7 +350,7 @@ function onResponseDone(m) {
   if (m.status === 'cancelled') {
     // Barge-in or cancel: nothing more of this turn may be heard.
     audio.clear();
-    setAiSpeaking(false);
+    showPlayer('idle');
   } else if (!audio.playing) {
     ui.aiStatus.textContent = 'Listening';
   }
@@ -337,7 +381,7 @@ ui.typeForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = ui.typed.value.trim();
   if (!text || !connection.live) return;
-  if (audio.playing) audio.clear();
+  if (audio.state !== 'idle') audio.clear();
   connection.send({ type: 'input.text', text });
   ui.typed.value = '';
 });
@@ -346,7 +390,7 @@ function pttDown() {
   if (call.mode !== 'manual' || call.talking || !connection.live) return;
   call.talking = true;
   // Speaking over the interviewer interrupts it, as on a real call.
-  if (audio.playing) connection.send({ type: 'response.cancel' });
+  if (audio.state !== 'idle') connection.send({ type: 'response.cancel' });
   connection.send({ type: 'input.clear' });
   ui.ptt.setAttribute('aria-pressed', 'true');
   applyMute();
@@ -416,4 +460,5 @@ function finish() {
 /** @type {any} */ (window).callgate = { call, connection, audio, view };
 
 loadPersonas();
+loadPatience();
 showPhase('idle');

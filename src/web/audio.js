@@ -2,8 +2,8 @@
 // The page's sound: the microphone (getUserMedia with the browser's echo cancellation,
 // framed by the `capture` worklet at the device's rate into 20 ms chunks; the server
 // resamples) and the interviewer's voice (the `player` worklet in an AudioContext at the
-// output rate the page asks for, emptied at once when a response is cancelled).
-// worklets.js holds both processors.
+// output rate the page asks for, held with its buffer kept while the candidate speaks over
+// it, emptied at once when a response is cancelled). worklets.js holds both processors.
 
 import { OUTPUT_RATE } from './protocol.js';
 
@@ -11,9 +11,27 @@ const FRAME_MS = 20;
 
 /**
  * What the player worklet reports: how much of `turn` it has played (`pos` as it plays,
- * `drained` at its end, `cleared` when emptied, with the samples it dropped).
- * @typedef {{type: 'pos' | 'drained' | 'cleared', turn: number, played: number, dropped?: number}} PlayerReport
+ * `drained` at its end, `cleared` when emptied, with the samples it dropped, `paused` and
+ * `resumed` with the samples it holds).
+ * @typedef {{
+ *   type: 'pos' | 'drained' | 'cleared' | 'paused' | 'resumed',
+ *   turn: number,
+ *   played: number,
+ *   dropped?: number,
+ *   queued?: number,
+ * }} PlayerReport
  */
+
+/**
+ * The player as its last report left it: `paused` holds the interviewer's audio, unheard.
+ * @typedef {'idle' | 'playing' | 'paused'} PlayerState
+ */
+
+/** @type {Record<PlayerReport['type'], PlayerState>} */
+const STATE_AFTER = { pos: 'playing', resumed: 'playing', paused: 'paused', drained: 'idle', cleared: 'idle' };
+
+// The player's reports other than `pos` kept for a look afterwards (window.callgate).
+const LOG_REPORTS = 100;
 
 /**
  * @typedef {{
@@ -30,13 +48,21 @@ export class CallAudio {
     /** @type {AudioContext | null} */ this.captureCtx = null;
     /** @type {AudioContext | null} */ this.playCtx = null;
     /** @type {AudioWorkletNode | null} */ this.player = null;
-    /** The interviewer's voice is coming out of the speakers. */
-    this.playing = false;
+    /** @type {PlayerState} */ this.state = 'idle';
+    /** The player's reports but `pos`, oldest first (the last {@link LOG_REPORTS}), for
+     * tests and the curious: what it paused, resumed, cleared and drained, and where. */
+    /** @type {PlayerReport[]} */ this.log = [];
+  }
+
+  /** The interviewer's voice is coming out of the speakers. */
+  get playing() {
+    return this.state === 'playing';
   }
 
   /** Opens the microphone and both worklets; throws what getUserMedia throws. */
   async open() {
     if (this.stream) return;
+    this.log = [];
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
@@ -73,7 +99,7 @@ export class CallAudio {
     this.captureCtx = null;
     this.playCtx = null;
     this.player = null;
-    this.playing = false;
+    this.state = 'idle';
   }
 
   /** The microphone's rate, which the page declares in `session.start`. */
@@ -105,12 +131,29 @@ export class CallAudio {
   /** Drops everything queued: nothing more of it may be heard. */
   clear() {
     this.player?.port.postMessage({ type: 'clear' });
-    this.playing = false;
+    this.state = 'idle';
+  }
+
+  /**
+   * Stops playing `turnId` where it is, keeping what is queued (and queueing what comes).
+   * @param {number} turnId
+   */
+  pause(turnId) {
+    this.player?.port.postMessage({ type: 'pause', turn: turnId });
+  }
+
+  /** Plays on from the sample where {@link pause} stopped. */
+  resume() {
+    this.player?.port.postMessage({ type: 'resume' });
   }
 
   /** @param {PlayerReport} report */
   #onPlayer(report) {
-    this.playing = report.type === 'pos';
+    this.state = STATE_AFTER[report.type];
+    if (report.type !== 'pos') {
+      this.log.push(report);
+      if (this.log.length > LOG_REPORTS) this.log.shift();
+    }
     this.hooks.onPlayer(report);
   }
 }

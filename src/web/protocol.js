@@ -8,6 +8,7 @@
 /** @typedef {import('../../docs/callgate').ServerMessage} ServerMessage */
 /** @typedef {import('../../docs/callgate').SessionStart} SessionStart */
 /** @typedef {import('../../docs/callgate').TurnMode} TurnMode */
+/** @typedef {import('../../docs/callgate').TurnDetection} TurnDetection */
 /** @typedef {Extract<ServerMessage, {type: 'response.done'}>} ResponseDone */
 
 /** @type {typeof import('../../docs/callgate').PROTOCOL_NAME} */
@@ -88,17 +89,40 @@ export function parseOutputFrame(buf) {
 }
 
 /**
+ * How long the interviewer lets a pause run before it answers, as smart turn detection's
+ * silences. `normal` sends none, so the server's defaults apply (and stay defined there
+ * only); `quick` ends an unfinished-sounding answer sooner, `patient` waits longer even
+ * after one that sounds finished (within the server's 100..=5000 ms).
+ * @type {Record<'quick' | 'normal' | 'patient', Pick<TurnDetection, 'minSilenceMs' | 'maxSilenceMs'>>}
+ */
+export const PATIENCE = {
+  quick: { maxSilenceMs: 1200 },
+  normal: {},
+  patient: { minSilenceMs: 800, maxSilenceMs: 4500 },
+};
+
+/** @typedef {keyof typeof PATIENCE} Patience */
+
+/**
+ * @param {string | null} name a stored or chosen patience (anything else is normal)
+ * @returns {Patience}
+ */
+export function asPatience(name) {
+  return name === 'quick' || name === 'patient' ? name : 'normal';
+}
+
+/**
  * What the page asks for in `session.start`.
- * @param {{persona: string, role: string, inputRate: number, mode: TurnMode}} choice
+ * @param {{persona: string, role: string, inputRate: number, mode: TurnMode, patience: Patience}} choice
  * @returns {SessionStart}
  */
-export function sessionStart({ persona, role, inputRate, mode }) {
+export function sessionStart({ persona, role, inputRate, mode, patience }) {
   return {
     persona: persona || null,
     context: role ? { role } : {},
     input: { sampleRate: inputRate, channels: 1, encoding: 'pcm_s16le' },
     output: { sampleRate: OUTPUT_RATE, encoding: 'pcm_s16le', transport: 'binary' },
-    turnDetection: mode === 'manual' ? { mode: 'manual' } : { mode: 'smart' },
+    turnDetection: mode === 'manual' ? { mode: 'manual' } : { mode: 'smart', ...PATIENCE[patience] },
   };
 }
 

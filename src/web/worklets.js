@@ -7,7 +7,9 @@
 // player: a jitter buffer for the interviewer's voice. The page pushes Int16 chunks
 //   tagged with their turn; the processor plays them in order, counts what it actually
 //   played (for playback.position), and drops everything at once on `clear` (barge-in,
-//   cancelled response), so no stale audio follows an interruption.
+//   cancelled response), so no stale audio follows an interruption. `pause` (speech over
+//   the interviewer, `response.paused`) stops it where it is and keeps the queue, still
+//   taking pushes; `resume` (a backchannel, `response.resumed`) plays on from that sample.
 
 class CaptureProcessor extends AudioWorkletProcessor {
   constructor(options) {
@@ -58,18 +60,14 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.played = 0; // samples of `turn` played
     this.lastSeen = false; // `turn`'s last chunk has arrived
     this.started = false; // prebuffer filled for `turn`
+    this.paused = false; // held where it is, queue kept
     this.sinceReport = 0;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
   onMessage(msg) {
     if (msg.type === 'push') {
-      if (msg.turn !== this.turn) {
-        this.turn = msg.turn;
-        this.played = 0;
-        this.lastSeen = false;
-        this.started = false;
-      }
+      if (msg.turn !== this.turn) this.begin(msg.turn);
       const pcm = msg.samples;
       const f = new Float32Array(pcm.length);
       for (let i = 0; i < pcm.length; i++) f[i] = pcm[i] / 0x8000;
@@ -78,7 +76,14 @@ class PlayerProcessor extends AudioWorkletProcessor {
         this.queued += f.length;
       }
       if (msg.last) this.lastSeen = true;
-      if (this.lastSeen && this.queued === 0) this.finish();
+      if (this.lastSeen && this.queued === 0 && !this.paused) this.finish();
+    } else if (msg.type === 'pause' || msg.type === 'resume') {
+      // A pause for a turn none of whose audio has come yet holds that turn's audio.
+      if (msg.turn !== this.turn && msg.type === 'pause') this.begin(msg.turn);
+      this.paused = msg.type === 'pause';
+      const type = this.paused ? 'paused' : 'resumed';
+      this.port.postMessage({ type, turn: this.turn, played: this.played, queued: this.queued });
+      if (!this.paused && this.lastSeen && this.queued === 0) this.finish();
     } else if (msg.type === 'clear') {
       const dropped = this.queued;
       this.queue = [];
@@ -87,8 +92,18 @@ class PlayerProcessor extends AudioWorkletProcessor {
       this.port.postMessage({ type: 'cleared', turn: this.turn, played: this.played, dropped });
       this.started = false;
       this.lastSeen = false;
+      this.paused = false;
       this.turn = -1;
     }
+  }
+
+  /** `turn`'s audio starts: counted from 0; a pause held the turn before, so it is over. */
+  begin(turn) {
+    this.turn = turn;
+    this.played = 0;
+    this.lastSeen = false;
+    this.started = false;
+    this.paused = false;
   }
 
   finish() {
@@ -100,6 +115,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
   process(_inputs, outputs) {
     const out = outputs[0][0];
     out.fill(0);
+    // Paused: silence, and nothing consumed or counted, so `played` stays where it stopped.
+    if (this.paused) return true;
     if (!this.started) {
       const enough = this.queued >= (sampleRate * PREBUFFER_MS) / 1000;
       if (!(enough || (this.lastSeen && this.queued > 0))) return true;

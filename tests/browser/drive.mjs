@@ -20,6 +20,11 @@
 // "refused-resume": through a relay that drops the call, to a server whose resume grace is
 // shorter than the page's first reconnect wait: the resume is refused and the page starts a
 // new call; wait for that call's greeting to be done and played.
+// "overlap": the fixture speaks over the greeting twice, a backchannel ("okay") that must
+// pause the page's player and resume it, then an interruption that must pause and clear
+// it; wait for the greeting (turn 0) and the interruption's turn (1) to be done.
+// "patience": before the call, choose the patient interviewer and reload the page (the
+// choice must be remembered); the call's `session.start` is read off the socket.
 // All then press End call (unless the call is over already) and wait for the recording
 // links. The caller's timeout bounds the whole run.
 
@@ -30,14 +35,28 @@ const ANSWER = 'I have five years of experience building backend services in Rus
 const DONE_STATUS = ':is([data-status=completed],[data-status=cancelled],[data-status=failed])';
 const turn = (id) => `#transcript li.ai[data-turn="${id}"]`;
 
-/** What every scenario sees of the page's sockets: how many were opened, pings sent. */
+// The text frames kept in `wire`, in the order the page sent and received them.
+const WIRE_TYPES = ['response.paused', 'response.resumed', 'response.done', 'playback.position'];
+
+/**
+ * What every scenario sees of the page's sockets: how many were opened, pings sent, each
+ * `session.start`'s turnDetection, and (`wire`) the pause, resume, done and position frames.
+ */
 function watchSockets(page) {
-  const seen = { opened: 0, pings: 0 };
+  const seen = { opened: 0, pings: 0, turnDetections: [], wire: [] };
+  const text = (f, dir) => {
+    if (typeof f.payload !== 'string' || !f.payload.startsWith('{')) return;
+    const m = JSON.parse(f.payload);
+    if (m.type === 'ping') seen.pings += 1;
+    if (m.type === 'session.start') seen.turnDetections.push(m.turnDetection);
+    if (WIRE_TYPES.includes(m.type)) {
+      seen.wire.push({ dir, type: m.type, turnId: m.turnId, playedMs: m.playedMs, status: m.status });
+    }
+  };
   page.on('websocket', (ws) => {
     seen.opened += 1;
-    ws.on('framesent', (f) => {
-      if (typeof f.payload === 'string' && f.payload.includes('"type":"ping"')) seen.pings += 1;
-    });
+    ws.on('framesent', (f) => text(f, 'out'));
+    ws.on('framereceived', (f) => text(f, 'in'));
   });
   return seen;
 }
@@ -104,6 +123,29 @@ async function endWhileReconnecting(page, sockets) {
   };
 }
 
+async function overlap(page, _sockets, outDir) {
+  // Bounded, so a page that never settles still reports what its player did.
+  await page.waitForSelector('#ai[data-player=paused]', { timeout: 60000 });
+  const pausedStatus = await page.textContent('#ai-status');
+  await page.screenshot({ path: `${outDir}/paused.png`, fullPage: true });
+  await page
+    .waitForSelector(`${turn(0)}${DONE_STATUS}`, { timeout: 60000 })
+    .then(() => page.waitForSelector(`${turn(1)}${DONE_STATUS}`, { timeout: 60000 }))
+    .catch((e) => log.push(`turns 0 and 1 did not finish: ${e.message}`));
+  return { pausedStatus };
+}
+
+/** Before the call: the patient interviewer, chosen, then the page reloaded. */
+async function choosePatient(page) {
+  await page.selectOption('#patience', 'patient');
+  await page.reload();
+  await page.waitForSelector('#persona option', { state: 'attached' });
+}
+
+async function patience(page) {
+  return { patienceShown: await page.inputValue('#patience') };
+}
+
 async function refusedResume(page) {
   const firstSessionId = await page.evaluate(() => document.body.dataset.sessionId);
   await page.waitForFunction((first) => document.body.dataset.sessionId !== first, firstSessionId, {
@@ -129,7 +171,11 @@ const scenarios = {
   'second-call': secondCall,
   'end-reconnecting': endWhileReconnecting,
   'refused-resume': refusedResume,
+  overlap,
+  patience,
 };
+/** What a scenario does on the setup form before Start call. */
+const setups = { patience: choosePatient };
 
 const [url, fixture, outDir, scenario] = process.argv.slice(2);
 if (!url || !fixture || !outDir || !(scenario in scenarios)) {
@@ -163,11 +209,12 @@ try {
   const sockets = watchSockets(page);
   await page.goto(url);
   await page.waitForSelector('#persona option', { state: 'attached' });
+  await setups[scenario]?.(page);
   await page.fill('#role', 'Backend engineer');
   await page.click('#start');
   await page.waitForSelector('#conn[data-state=live]');
 
-  const seen = await scenarios[scenario](page, sockets);
+  const seen = await scenarios[scenario](page, sockets, outDir);
   await page.screenshot({ path: `${outDir}/call.png`, fullPage: true });
 
   const during = await page.evaluate(() => {
@@ -188,6 +235,8 @@ try {
       resumes: Number(document.body.dataset.resumes ?? 0),
       lateFramesDropped: Number(document.body.dataset.lateFramesDropped ?? 0),
       notices: [...document.querySelectorAll('#notices .notice')].map((n) => n.textContent),
+      // The player's reports but `pos` (paused, resumed, cleared, drained), in order.
+      playerLog: window.callgate.audio.log,
       turns,
     };
   });
@@ -205,7 +254,8 @@ try {
   const downloads = await page.$$eval('#downloads a', (as) =>
     as.map((a) => ({ text: a.textContent, href: a.getAttribute('href') })),
   );
-  const result = JSON.stringify({ ...during, ...seen, downloads, log });
+  const { turnDetections, wire } = sockets;
+  const result = JSON.stringify({ ...during, ...seen, turnDetections, wire, downloads, log });
   // Beside the screenshots too, for reading after a run that passed.
   await writeFile(`${outDir}/page.json`, result);
   console.log(result);

@@ -246,7 +246,9 @@ impl Session {
             .is_some_and(|spec| spec.turn_id == turn_id);
         if !speculated {
             self.drop_speculation();
-            self.submit_tail(turn_id, speech_end_ms, false).await?;
+            // Held like a speculation, so the commit below (with the endpoint and the rule)
+            // is the one the turn gets, not an empty one sent at once.
+            self.submit_tail(turn_id, speech_end_ms, true).await?;
         }
         let next = self.call_cancel.child_token();
         self.pieces.hand_over(next);

@@ -85,7 +85,10 @@ impl Session {
         let Some(o) = self.overlap.as_mut() else {
             return Ok(());
         };
-        if now.speaking && now.speech_ms >= BACKCHANNEL_MAX_MS {
+        // The VAD's speech_ms counts the silence after the words too: a backchannel whose
+        // decode is slow must not grow into a long speech while the candidate is quiet.
+        let voiced_ms = now.speech_ms.saturating_sub(now.silence_ms);
+        if now.speaking && voiced_ms >= BACKCHANNEL_MAX_MS {
             return self.take_floor().await;
         }
         let paused = !now.speaking || now.silence_ms >= OVERLAP_PAUSE_MS;

@@ -150,6 +150,32 @@ async fn hub_hearing(settings: CallSettings, words: Option<&'static str>) -> Arc
     hub_of(settings, words, crate::llm::PersonaSet::builtin())
 }
 
+/// Hears `words`, after `real_delay` of wall-clock time: on the paused clock the call's
+/// timers run on meanwhile, as they do when whisper is slow on a busy machine.
+struct SlowTranscriber {
+    words: &'static str,
+    real_delay: Duration,
+}
+
+impl Transcriber for SlowTranscriber {
+    fn transcribe(
+        &self,
+        _audio: &[f32],
+        _options: &DecodeOptions,
+        _cancel: &CancellationToken,
+    ) -> Result<Transcription, AsrError> {
+        std::thread::sleep(self.real_delay);
+        Ok(Transcription {
+            text: self.words.to_owned(),
+            segments: Vec::new(),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+}
+
 /// As [`hub_hearing`], with `persona` in place of the built-in one with its id.
 async fn hub_with_persona(
     persona: crate::llm::Persona,
@@ -165,8 +191,16 @@ fn hub_of(
     words: Option<&'static str>,
     personas: crate::llm::PersonaSet,
 ) -> Arc<CallHub> {
+    hub_transcribing(settings, Arc::new(InstantTranscriber { words }), personas)
+}
+
+fn hub_transcribing(
+    settings: CallSettings,
+    transcriber: Arc<dyn Transcriber>,
+    personas: crate::llm::PersonaSet,
+) -> Arc<CallHub> {
     let engines = Engines {
-        asr: AsrPool::new(Arc::new(InstantTranscriber { words }), 1),
+        asr: AsrPool::new(transcriber, 1),
         decode: DecodeOptions::default(),
         llm: Arc::new(crate::llm::ScriptedInterviewer::new()),
         tts: Arc::new(InstantVoice),
@@ -584,6 +618,87 @@ async fn a_backchannel_over_the_ai_pauses_it_and_it_plays_on() {
         _ => None,
     });
     assert_eq!(done, Some((DoneStatus::Completed, true)), "{all:?}");
+}
+
+/// How long, in wall-clock time, each decode of [`greeting_heard_slowly`] takes.
+const SLOW_DECODE_MS: u64 = 500;
+
+/// A call with `turns` whose transcriber hears `words` after [`SLOW_DECODE_MS`], its
+/// greeting audible, 300 ms of silence sent.
+async fn greeting_heard_slowly(words: &'static str, turns: serde_json::Value) -> Client {
+    let slow = SlowTranscriber {
+        words,
+        real_delay: Duration::from_millis(SLOW_DECODE_MS),
+    };
+    let personas = crate::llm::PersonaSet::builtin();
+    let hub = hub_transcribing(settings(), Arc::new(slow), personas);
+    let (mut c, _, _) = Client::start_with(&hub, turns).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    c
+}
+
+/// Waits out `n` slow decodes with the call's clock held still (a blocking task holds it).
+async fn let_slow_decodes_finish(n: u64) {
+    let ms = n * SLOW_DECODE_MS + 300;
+    let _ =
+        tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(ms))).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_whose_words_come_late_still_gives_the_floor_back() {
+    // "Mm-hmm" is 500 ms; its decode ends after 1.5 s of the call's time has passed
+    // since its onset, the silence after it included.
+    let mut c = greeting_heard_slowly("Mm-hmm.", json!({})).await;
+    let mut seen = c.speak(&[voiced(500), silence(1500)].concat()).await;
+    let_slow_decodes_finish(1).await;
+    seen.extend(
+        c.until(is_done)
+            .await
+            .into_iter()
+            .map(|g| (Instant::now(), g)),
+    );
+    let all: Vec<&ServerMessage> = events(&seen).collect();
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, ServerMessage::ResponseResumed { turn_id: 0, .. })),
+        "not resumed: {all:?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|e| matches!(e, ServerMessage::InputSpeechStarted { .. })),
+        "a backchannel became a turn: {all:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_over_the_ai_whose_words_come_after_its_end_keeps_its_end_of_turn() {
+    // The VAD ends "No, I haven't." (300 ms of silence) while its words are still being
+    // decoded: the turn ends when they are known, with no speculation of its own.
+    let vad = json!({"mode": "server_vad", "silenceMs": 300});
+    let mut c = greeting_heard_slowly("No, I haven't.", vad).await;
+    c.speak(&[voiced(600), silence(800)].concat()).await;
+    // The overlap's decode, then the turn's final.
+    let_slow_decodes_finish(2).await;
+    let seen = c
+        .until(|g| {
+            matches!(
+                g,
+                Got::Event(ServerMessage::ResponseDone { turn_id: 1, .. })
+            )
+        })
+        .await;
+    let latency = seen.iter().find_map(|g| match g {
+        Got::Event(ServerMessage::ResponseDone {
+            turn_id: 1,
+            latency,
+            ..
+        }) => Some(latency.clone()),
+        _ => None,
+    });
+    let latency = latency.expect("turn 1 answered");
+    assert!(latency.endpoint_ms.is_some(), "{latency:?}");
+    assert!(latency.end_of_turn.is_some(), "{latency:?}");
 }
 
 #[tokio::test(start_paused = true)]
