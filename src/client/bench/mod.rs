@@ -336,6 +336,7 @@ async fn barge_in(args: &BenchArgs) -> Result<Option<BargeIn>, BenchError> {
         samples: clip.samples,
         rate: clip.sample_rate,
         after: Duration::from_millis(args.barge_in_after_ms),
+        backchannel: false,
     }))
 }
 
