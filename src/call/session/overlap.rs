@@ -54,6 +54,13 @@ pub struct OverlapHeard {
     pub text: Option<String>,
 }
 
+/// How long the speech over the response has gone on, the silence after it left out: the
+/// VAD counts that silence as part of the speech until it ends it, and a backchannel whose
+/// words take a while to decode must not turn into 1.5 s of "speech" meanwhile.
+fn speech_so_far_ms(now: &VadNow) -> u64 {
+    now.speech_ms.saturating_sub(now.silence_ms)
+}
+
 impl Session {
     /// Speech over the response has lasted: hold the response if the candidate can hear
     /// it. `false` when there is nothing to hold (it has not spoken yet: the candidate is
@@ -85,7 +92,7 @@ impl Session {
         let Some(o) = self.overlap.as_mut() else {
             return Ok(());
         };
-        if now.speaking && now.speech_ms >= BACKCHANNEL_MAX_MS {
+        if now.speaking && speech_so_far_ms(&now) >= BACKCHANNEL_MAX_MS {
             return self.take_floor().await;
         }
         let paused = !now.speaking || now.silence_ms >= OVERLAP_PAUSE_MS;
@@ -184,5 +191,24 @@ impl Session {
             }
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_silence_after_speech_over_the_response_is_not_more_speech() {
+        let now = |speech_ms, silence_ms| VadNow {
+            speaking: true,
+            speech_ms,
+            silence_ms,
+            position_ms: 10_000,
+        };
+        // "Okay." (500 ms), then 1.2 s of silence while its words are decoded.
+        assert_eq!(speech_so_far_ms(&now(1700, 1200)), 500);
+        assert_eq!(speech_so_far_ms(&now(1600, 40)), 1560);
+        assert_eq!(speech_so_far_ms(&now(0, 0)), 0);
     }
 }
