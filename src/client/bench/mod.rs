@@ -258,13 +258,6 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         violations,
     };
     print_levels(&report, !args.case.is_empty(), bar.is_hidden());
-    if args.backchannel {
-        let _ = writeln!(
-            std::io::stdout(),
-            "{}",
-            overlap::format_overlaps(&report.levels)
-        );
-    }
     write_outputs(&args, &report).await?;
     Ok(report.violations.is_empty())
 }
@@ -404,8 +397,9 @@ async fn barge_in(args: &BenchArgs) -> Result<Option<BargeIn>, BenchError> {
     }))
 }
 
-/// The levels' summaries (when no progress bar printed them), the sweep table (or with
-/// `--case`, the case table) and the broken thresholds, on stdout.
+/// The levels' summaries (when no progress bar printed them), the sweep table (with
+/// `--case` the case table, with `--backchannel` the overlap table) and the broken
+/// thresholds, on stdout.
 fn print_levels(report: &Report, by_case: bool, bar_hidden: bool) {
     let mut out = std::io::stdout().lock();
     let levels = &report.levels;
@@ -416,6 +410,8 @@ fn print_levels(report: &Report, by_case: bool, bar_hidden: bool) {
     }
     if by_case {
         let _ = writeln!(out, "{}", format_cases(report));
+    } else if report.backchannel {
+        let _ = writeln!(out, "{}", overlap::format_overlaps(levels));
     } else if levels.len() > 1 {
         let _ = writeln!(out, "{}", format_sweep(levels));
     }
