@@ -21,6 +21,10 @@ pub(super) const BACKCHANNEL_MAX_MS: u64 = 1500;
 pub(super) const OVERLAP_PAUSE_MS: u64 = 250;
 /// Audio decoded before the speech's onset (the VAD finds an onset late).
 const OVERLAP_PREROLL_MS: u64 = 200;
+/// Most tokens decoded of speech over the response: a backchannel is a few words, and
+/// whisper's repetition loop on a hum ("Mm-m-m-m-…" to the 128-token limit) took 9-15 s on
+/// a busy 2-core machine, all of it with the response paused.
+const OVERLAP_MAX_TOKENS: u32 = 24;
 
 /// Speech over a response, holding it.
 #[derive(Debug)]
@@ -118,7 +122,10 @@ impl Session {
             .ingest
             .recent_audio((ms * ASR_SAMPLE_RATE as u64 / 1000) as usize);
         let cancel = self.call_cancel.child_token();
-        let options = self.engines.decode.clone();
+        let options = crate::asr::DecodeOptions {
+            max_tokens: OVERLAP_MAX_TOKENS,
+            ..self.engines.decode.clone()
+        };
         let decode = self
             .engines
             .asr
