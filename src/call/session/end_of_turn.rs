@@ -245,7 +245,10 @@ impl Session {
             .is_some_and(|spec| spec.turn_id == turn_id);
         if !speculated {
             self.drop_speculation();
-            self.submit_tail(turn_id, speech_end_ms, false).await?;
+            // Started uncommitted, so that the commit below, with this end's endpoint and
+            // rule, is the one it gets (a turn taken over the AI after its speech had
+            // ended has no speculation to keep).
+            self.submit_tail(turn_id, speech_end_ms, true).await?;
         }
         let next = self.call_cancel.child_token();
         self.pieces.hand_over(next);
