@@ -1,6 +1,7 @@
 //! `callgate bench --spawn` as a user runs it: the real binary, an in-process gateway on the
 //! real engines, two short fixtures. Checks the JSON report's shape and that every turn
-//! completed (or, with --barge-in, was interrupted and then answered); never timing.
+//! completed (or, with --barge-in, was interrupted and then answered; with --backchannel,
+//! was paused and resumed, never cancelled); never timing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,6 +132,57 @@ fn bench_barge_in_interrupts_then_answers() {
         assert!(last["voiceToVoiceMs"].is_u64(), "{last}");
     }
     assert_eq!(level["summary"]["bargeInMs"]["count"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_backchannel_resumes_the_reply_and_never_cancels_it() {
+    let dir = bench_dir("backchannel");
+    // Two backchannels whisper tiny.en hears as such in their voices (en-gb, en-us+f3),
+    // spoken over the reply to the same answer, two calls at a time.
+    let args = [
+        "--backchannel",
+        "--clips",
+        "okay,right",
+        "--takes",
+        "1",
+        "--concurrency",
+        "2",
+    ];
+    let (r, stdout) = bench(&dir, &args);
+    assert!(
+        stdout.contains("backchannels and interruptions"),
+        "{stdout}"
+    );
+    assert_eq!(r["backchannel"], true);
+    let levels = r["levels"].as_array().expect("levels");
+    let cases: Vec<&str> = levels
+        .iter()
+        .filter_map(|l| l["summary"]["case"].as_str())
+        .collect();
+    assert_eq!(
+        cases,
+        ["reference", "backchannel"],
+        "no interruption asked for"
+    );
+    let set = &levels[1]["summary"]["overlap"]["set"];
+    assert_eq!(set["calls"], 2, "{set}");
+    assert_eq!(set["cancelled"], 0, "a false cancel: {set}");
+    assert_eq!(set["resumed"], 2, "{set}");
+    assert_eq!(set["extraTurns"], 0, "a backchannel became a turn: {set}");
+    for call in levels[1]["calls"].as_array().expect("calls") {
+        let v = &call["overlap"];
+        assert_eq!(v["kind"], "backchannel", "{v}");
+        assert_eq!(v["heardWhole"], true, "{v}");
+        assert_eq!(v["seqGaps"], 0, "{v}");
+        assert_ne!(v["audioWhole"], false, "a frame skipped or doubled: {v}");
+        let turns = call["turns"].as_array().expect("turns");
+        assert_eq!(turns.len(), 1, "{turns:?}");
+        assert_eq!(turns[0]["status"], "completed", "{turns:?}");
+        assert_eq!(turns[0]["spokenOver"], true);
+        assert_eq!(turns[0]["pauses"][0]["outcome"], "resumed", "{turns:?}");
+        assert!(turns[0]["pauses"][0]["resumeGapMs"].is_i64(), "{turns:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -6,7 +6,9 @@
 //! Half-duplex by default: while the interviewer's audio plays (and a short tail after it,
 //! for the room's echo) the microphone sends silence, because a laptop speaker feeds back
 //! into its own mic and the server would take that for the candidate barging in.
-//! `--barge-in` sends the mic throughout, for headphones.
+//! `--barge-in` sends the mic throughout, for headphones. Speaking over the interviewer
+//! then pauses it (`response.paused`: the speaker stops and keeps what it has queued); a
+//! backchannel resumes it from there (`response.resumed`), anything else cancels it.
 //!
 //! Devices are opened before anything is sent to the server, so a machine without audio
 //! (a server, CI) gets one sentence saying so and no half-made call.
@@ -46,8 +48,9 @@ pub struct MicArgs {
     /// Output device: a (part of a) name from --list-devices [default: the system default].
     #[arg(long, value_name = "NAME")]
     pub output: Option<String>,
-    /// Keep the mic open while the interviewer speaks, so speaking interrupts it (use
-    /// headphones: a speaker's sound reaching the mic interrupts it too).
+    /// Keep the mic open while the interviewer speaks, so speaking over it pauses it: an
+    /// "mm-hmm" or "okay" lets it go on, anything else interrupts it (use headphones: a
+    /// speaker's sound reaching the mic counts as speaking too).
     #[arg(long)]
     pub barge_in: bool,
     /// AI persona (session.start `persona`).
@@ -208,6 +211,55 @@ struct Playback {
     played: u64,
     /// When the queue last ran dry, for the half-duplex echo tail.
     drained_at: Option<Instant>,
+    /// `response.paused`: the candidate spoke over the interviewer. Nothing plays, and the
+    /// queue is kept for the `response.resumed` that may follow.
+    paused: bool,
+}
+
+impl Playback {
+    /// The next sample for the speaker: silence while paused or dry.
+    fn next_sample(&mut self) -> i16 {
+        if self.paused {
+            return 0;
+        }
+        match self.queue.pop_front() {
+            Some(s) => {
+                self.played += 1;
+                s
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether the interviewer is heard now: audio queued and not paused.
+    fn is_playing(&self) -> bool {
+        !self.paused && !self.queue.is_empty()
+    }
+
+    /// Queues a frame of `turn`; a new turn's audio starts its count afresh (and is not
+    /// paused: a pause belongs to the response it was sent for).
+    fn push(&mut self, turn: u32, samples: Vec<i16>) {
+        if self.turn != turn {
+            self.turn = turn;
+            self.played = 0;
+            self.paused = false;
+        }
+        self.queue.extend(samples);
+    }
+
+    /// The server paused (or resumed, `false`) `turn`'s response.
+    fn set_paused(&mut self, turn: u32, paused: bool) {
+        if self.turn == turn {
+            self.paused = paused;
+        }
+    }
+
+    /// The response was cancelled: what is queued is never heard.
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.paused = false;
+        self.drained_at = Some(Instant::now());
+    }
 }
 
 fn device_error(direction: &'static str, device: &Device, reason: String) -> MicError {
@@ -320,13 +372,7 @@ where
             let mut p = playback.lock().unwrap_or_else(|e| e.into_inner());
             let had_audio = !p.queue.is_empty();
             for frame in data.chunks_mut(channels) {
-                let s = match p.queue.pop_front() {
-                    Some(s) => {
-                        p.played += 1;
-                        s
-                    }
-                    None => 0,
-                };
+                let s = p.next_sample();
                 frame.fill(T::from_sample(s));
             }
             if had_audio && p.queue.is_empty() {
@@ -530,25 +576,10 @@ impl LiveCall {
                     return true;
                 }
                 let mut p = self.playback.lock().unwrap_or_else(|e| e.into_inner());
-                if p.turn != chunk.turn {
-                    p.turn = chunk.turn;
-                    p.played = 0;
-                }
-                p.queue.extend(chunk.samples);
+                p.push(chunk.turn, chunk.samples);
             }
             Incoming::Event(ev) => {
-                if let ServerMessage::ResponseDone {
-                    turn_id,
-                    status: DoneStatus::Cancelled,
-                    ..
-                } = &ev
-                {
-                    // Barge-in or cancel: nothing more of this turn may be heard.
-                    self.cancelled.insert(*turn_id);
-                    let mut p = self.playback.lock().unwrap_or_else(|e| e.into_inner());
-                    p.queue.clear();
-                    p.drained_at = Some(Instant::now());
-                }
+                self.steer_playback(&ev);
                 if let ServerMessage::SessionEnded { reason, .. } = &ev {
                     eprintln!("\ncall ended ({reason:?})");
                     return false;
@@ -560,10 +591,33 @@ impl LiveCall {
     }
 }
 
+impl LiveCall {
+    /// What an event does to the speaker: a pause stops it (keeping the queue), a resume
+    /// goes on from there, a cancel drops the rest of the turn.
+    fn steer_playback(&mut self, ev: &ServerMessage) {
+        let mut p = self.playback.lock().unwrap_or_else(|e| e.into_inner());
+        match ev {
+            ServerMessage::ResponsePaused { turn_id, .. } => p.set_paused(*turn_id, true),
+            ServerMessage::ResponseResumed { turn_id, .. } => p.set_paused(*turn_id, false),
+            ServerMessage::ResponseDone {
+                turn_id,
+                status: DoneStatus::Cancelled,
+                ..
+            } => {
+                // Barge-in or cancel: nothing more of this turn may be heard.
+                self.cancelled.insert(*turn_id);
+                p.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
 /// True while the interviewer's audio plays, or just stopped (its echo may still ring).
+/// A paused interviewer is silent: the candidate, who is speaking, is heard.
 fn interviewer_audible(playback: &Mutex<Playback>) -> bool {
     let p = playback.lock().unwrap_or_else(|e| e.into_inner());
-    !p.queue.is_empty() || p.drained_at.is_some_and(|t| t.elapsed() < ECHO_TAIL)
+    p.is_playing() || p.drained_at.is_some_and(|t| t.elapsed() < ECHO_TAIL)
 }
 
 /// Ends the interviewer's streaming line, if one is open.
@@ -624,7 +678,89 @@ fn print_event(ev: &ServerMessage, ai_line_open: &mut bool) {
             end_ai_line(&mut out, ai_line_open);
             let _ = writeln!(out, "! {}", e.user_message);
         }
+        ServerMessage::ResponsePaused { .. } | ServerMessage::ResponseResumed { .. } => {
+            end_ai_line(&mut out, ai_line_open);
+            let _ = writeln!(out, "  ({})", pause_note(ev));
+        }
         _ => {}
     }
     let _ = out.flush();
+}
+
+/// What a pause or resume means to the candidate, in words.
+fn pause_note(ev: &ServerMessage) -> String {
+    match ev {
+        ServerMessage::ResponsePaused { .. } => "paused: you spoke over the interviewer".to_owned(),
+        ServerMessage::ResponseResumed {
+            paused_ms, text, ..
+        } => {
+            let heard = if text.trim().is_empty() {
+                "a sound".to_owned()
+            } else {
+                format!("{:?}", text.trim())
+            };
+            format!("resumed after {paused_ms} ms: {heard} was only a backchannel")
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(p: &mut Playback, n: usize) -> Vec<i16> {
+        (0..n).map(|_| p.next_sample()).collect()
+    }
+
+    #[test]
+    fn a_pause_keeps_the_buffer_and_a_resume_plays_on_from_there() {
+        let mut p = Playback::default();
+        p.push(1, vec![1, 2, 3, 4, 5]);
+        assert_eq!(drain(&mut p, 2), [1, 2]);
+        assert!(p.is_playing());
+        p.set_paused(0, true);
+        assert!(p.is_playing(), "a pause of another turn changes nothing");
+        p.set_paused(1, true);
+        assert!(!p.is_playing());
+        assert_eq!(drain(&mut p, 3), [0, 0, 0], "silence while paused");
+        p.push(1, vec![6]);
+        assert_eq!((p.queue.len(), p.played), (4, 2), "kept, not played");
+        p.set_paused(1, false);
+        assert_eq!(drain(&mut p, 5), [3, 4, 5, 6, 0]);
+        assert_eq!(p.played, 6);
+        // A cancel while paused drops the buffer; the next turn plays unpaused.
+        p.push(1, vec![7, 8]);
+        p.set_paused(1, true);
+        p.clear();
+        assert!(p.queue.is_empty() && !p.paused);
+        p.set_paused(1, true);
+        p.push(2, vec![9]);
+        assert_eq!(drain(&mut p, 1), [9]);
+    }
+
+    #[test]
+    fn pause_notes_say_what_happened() {
+        let paused = ServerMessage::ResponsePaused {
+            turn_id: 1,
+            audio_ms: 100,
+        };
+        assert_eq!(
+            pause_note(&paused),
+            "paused: you spoke over the interviewer"
+        );
+        let resumed = |text: &str| ServerMessage::ResponseResumed {
+            turn_id: 1,
+            paused_ms: 640,
+            text: text.into(),
+        };
+        assert_eq!(
+            pause_note(&resumed(" okay")),
+            "resumed after 640 ms: \"okay\" was only a backchannel"
+        );
+        assert_eq!(
+            pause_note(&resumed("")),
+            "resumed after 640 ms: a sound was only a backchannel"
+        );
+    }
 }

@@ -21,6 +21,10 @@ pub(super) const BACKCHANNEL_MAX_MS: u64 = 1500;
 pub(super) const OVERLAP_PAUSE_MS: u64 = 250;
 /// Audio decoded before the speech's onset (the VAD finds an onset late).
 const OVERLAP_PREROLL_MS: u64 = 200;
+/// Most tokens decoded of speech over the response: a backchannel is a few words, and
+/// whisper's repetition loop on a hum ("Mm-m-m-m-…" to the 128-token limit) took 9-15 s on
+/// a busy 2-core machine, all of it with the response paused.
+const OVERLAP_MAX_TOKENS: u32 = 24;
 
 /// Speech over a response, holding it.
 #[derive(Debug)]
@@ -54,6 +58,13 @@ pub struct OverlapHeard {
     pub text: Option<String>,
 }
 
+/// How long the speech over the response has gone on, the silence after it left out: the
+/// VAD counts that silence as part of the speech until it ends it, and a backchannel whose
+/// words take a while to decode must not turn into 1.5 s of "speech" meanwhile.
+fn speech_so_far_ms(now: &VadNow) -> u64 {
+    now.speech_ms.saturating_sub(now.silence_ms)
+}
+
 impl Session {
     /// Speech over the response has lasted: hold the response if the candidate can hear
     /// it. `false` when there is nothing to hold (it has not spoken yet: the candidate is
@@ -85,10 +96,7 @@ impl Session {
         let Some(o) = self.overlap.as_mut() else {
             return Ok(());
         };
-        // The VAD's speech_ms counts the silence after the words too: a backchannel whose
-        // decode is slow must not grow into a long speech while the candidate is quiet.
-        let voiced_ms = now.speech_ms.saturating_sub(now.silence_ms);
-        if now.speaking && voiced_ms >= BACKCHANNEL_MAX_MS {
+        if now.speaking && speech_so_far_ms(&now) >= BACKCHANNEL_MAX_MS {
             return self.take_floor().await;
         }
         let paused = !now.speaking || now.silence_ms >= OVERLAP_PAUSE_MS;
@@ -114,7 +122,10 @@ impl Session {
             .ingest
             .recent_audio((ms * ASR_SAMPLE_RATE as u64 / 1000) as usize);
         let cancel = self.call_cancel.child_token();
-        let options = self.engines.decode.clone();
+        let options = crate::asr::DecodeOptions {
+            max_tokens: OVERLAP_MAX_TOKENS,
+            ..self.engines.decode.clone()
+        };
         let decode = self
             .engines
             .asr
@@ -187,5 +198,24 @@ impl Session {
             }
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_silence_after_speech_over_the_response_is_not_more_speech() {
+        let now = |speech_ms, silence_ms| VadNow {
+            speaking: true,
+            speech_ms,
+            silence_ms,
+            position_ms: 10_000,
+        };
+        // "Okay." (500 ms), then 1.2 s of silence while its words are decoded.
+        assert_eq!(speech_so_far_ms(&now(1700, 1200)), 500);
+        assert_eq!(speech_so_far_ms(&now(1600, 40)), 1560);
+        assert_eq!(speech_so_far_ms(&now(0, 0)), 0);
     }
 }

@@ -332,7 +332,7 @@ pub fn prepare(
 }
 
 /// Renders every plan into `dir` (emptied of other WAV files) with its manifest.
-fn generate(
+pub(super) fn generate(
     dir: &Path,
     plans: &[Plan],
     progress: &dyn Fn(usize, usize),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use tokio::task::JoinSet;
 
+use super::overlap::{Overlap, OverlapKind, verdict};
 use super::report::{CallRecord, Level, call_record, summarise};
 use super::{BenchError, corpus};
 use crate::audio::wav::Interleaved;
@@ -28,6 +29,8 @@ pub struct Input {
     /// Its speech, in frames: from the manifest for a generated fixture (under noise the
     /// signal cannot say), else from the signal.
     pub speech: Option<SpeechBounds>,
+    /// `--backchannel`: the clip spoken over this call's reply.
+    pub overlap: Option<Overlap>,
 }
 
 impl Input {
@@ -49,6 +52,16 @@ impl Input {
             item,
             audio,
             speech,
+            overlap: None,
+        }
+    }
+
+    /// The text of the interruption spoken over this call's reply, which becomes a turn of
+    /// its own: the call's clip when it is one, else `--barge-in`'s.
+    fn interruption<'t>(&'t self, opts: &ReplayOptions) -> Option<&'t str> {
+        match &self.overlap {
+            Some(o) => (o.clip.kind() == OverlapKind::Interruption).then(|| o.clip.words()),
+            None => opts.barge_in.as_ref().map(|_| corpus::BARGE_IN_TEXT),
         }
     }
 
@@ -98,14 +111,16 @@ pub async fn run(
     let mut records = Vec::with_capacity(shape.calls);
     for (call, turns) in results {
         let input = &inputs[call % inputs.len()];
-        let barge_in = opts.barge_in.is_some();
-        records.push(call_record(
+        let interruption = input.interruption(opts);
+        let mut record = call_record(
             call,
             &input.item,
             turns?,
-            barge_in,
+            interruption,
             input.speech_end_ms(),
-        ));
+        );
+        record.overlap = input.overlap.as_ref().map(|o| verdict(o, &record.turns));
+        records.push(record);
     }
     records.sort_by_key(|r| r.call);
     let wall_s = started.elapsed().as_secs_f64();
@@ -147,6 +162,14 @@ fn spawn_call<T: Send + 'static>(
     tasks.spawn(async move {
         tokio::time::sleep(delay).await;
         let input = &inputs[call % inputs.len()];
+        // A call with its own clip speaks it over the reply instead of `--barge-in`'s.
+        let opts = match &input.overlap {
+            Some(o) => Arc::new(ReplayOptions {
+                barge_in: Some(o.barge.clone()),
+                ..(*opts).clone()
+            }),
+            None => opts,
+        };
         let turns =
             replay_file_with_speech(&opts, &input.item.path, &input.audio, input.speech).await;
         drop(done);

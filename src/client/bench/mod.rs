@@ -7,7 +7,9 @@
 //! output stalls and `seq` holes, errors) and, per call, the transcript's word error rate
 //! against the manifest's reference and whether the answer was cut into several turns.
 //! With `--barge-in` it also speaks an interruption over each answer and measures how fast
-//! the AI goes quiet.
+//! the AI goes quiet. `--backchannel` ([`overlap`]) speaks backchannels and interruptions
+//! over the interviewer's replies and checks that the first pause and resume the reply (no
+//! false cancel, the resume gap, the reply heard whole) and the second stop it.
 //!
 //! `--case` runs the interview fixtures of [`cases`] instead of a corpus folder, and
 //! reports per case cut-offs, truncations, early ends, WER, voice-to-voice and the rules
@@ -22,6 +24,7 @@
 pub mod cases;
 pub mod corpus;
 pub mod level;
+pub mod overlap;
 pub mod plot;
 pub mod report;
 pub mod score;
@@ -38,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::replay::{BargeIn, ReplayOptions, StreamArgs, load_wav};
 use cases::Case;
 use level::{Batch, Input, Shape};
+use overlap::OverlapClip;
 pub use report::{
     CallRecord, Level, LevelSummary, Report, call_record, check_thresholds, figures, format_cases,
     format_level, format_sweep, summarise,
@@ -52,9 +56,22 @@ Examples:
   callgate bench --url ws://127.0.0.1:8080/v1/call answers/ --max-p90-ms 1000 --max-wer 0.25
   callgate bench --spawn --case all --json out/cases.json   every interview case, one call at a time
   callgate bench --spawn --case short --burst --concurrency 8,16   simultaneous turns
+  callgate bench --spawn --backchannel --json out/backchannel.json   nods and interruptions
 
 Voice-to-voice is measured by the client: from the end of speech in the file (found from
-the signal, at the moment the chunk holding it was sent) to the first AI audio frame.")]
+the signal, at the moment the chunk holding it was sent) to the first AI audio frame.
+
+--backchannel runs three sets of calls. Each call gives an answer (generated into
+DIR/backchannel/), then speaks one clip over the interviewer's reply, --barge-in-after-ms
+into it. backchannel: \"mm-hmm\" (spoken \"mm\": espeak-ng's \"mm-hmm\" is not heard as one),
+\"okay\", \"right\", \"yeah\", 3 takes each in three voices; the reply must pause and resume:
+counted are false cancels (target 0), resumes, the resume gap from the end of the
+backchannel to response.resumed (target 600 ms), and whether the reply was heard whole
+(heardText = text, no seq hole, and the same audio as the reference set's uninterrupted
+reply: nothing skipped or doubled). interruption: \"Sorry, can I stop you there?\" and
+\"Wait, let me add something.\", 5 takes each; the reply must be cancelled, its audio stop
+within 250 ms of the onset, and the interruption be answered as its own turn. reference:
+each answer once, nothing spoken over it. --clips and --takes pick fewer.")]
 pub struct BenchArgs {
     /// Corpus folder: WAV files (any rate, mono or stereo) and an optional manifest.json
     /// mapping file names to reference texts. With --generate, the corpus is written here.
@@ -120,9 +137,19 @@ pub struct BenchArgs {
     /// onset to the AI's last audio frame.
     #[arg(long)]
     pub barge_in: bool,
-    /// How long into the AI's reply the interruption starts, ms.
+    /// How long into the AI's reply the interruption (or --backchannel's clip) starts, ms.
     #[arg(long, default_value_t = 300)]
     pub barge_in_after_ms: u64,
+    /// Speak backchannels and interruptions over the interviewer's replies (generated
+    /// answers and clips; see below) and check how each reply pauses, resumes or stops.
+    #[arg(long, conflicts_with_all = ["barge_in", "generate", "case"])]
+    pub backchannel: bool,
+    /// --backchannel: only these clips, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CLIP")]
+    pub clips: Vec<OverlapClip>,
+    /// --backchannel: takes of each clip [default: 3 per backchannel, 5 per interruption].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub takes: Option<u64>,
     /// Write the full report (every call and turn, and the summaries) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -210,6 +237,7 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         }
     }
     bar.finish_and_clear();
+    overlap::complete(&mut levels);
     let violations = check_thresholds(
         &levels.iter().map(|l| l.summary.clone()).collect::<Vec<_>>(),
         args.max_p90_ms,
@@ -222,6 +250,7 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         real_time: !args.stream.fast,
         barge_in: args.barge_in,
+        backchannel: args.backchannel,
         files: batches.iter().map(|b| b.inputs.len()).sum(),
         turn_detection: opts.turn_detection(),
         burst: args.burst,
@@ -259,8 +288,12 @@ fn plan_levels<'b>(args: &BenchArgs, batches: &'b [Batch]) -> Vec<(&'b Batch, Sh
     plan
 }
 
-/// What the levels run: the corpus folder (read or generated), or each `--case`.
+/// What the levels run: the corpus folder (read or generated), each `--case`, or the
+/// sets of `--backchannel`.
 async fn load_batches(args: &BenchArgs) -> Result<Vec<Batch>, BenchError> {
+    if args.backchannel {
+        return overlap_batches(args).await;
+    }
     if args.case.is_empty() {
         let items = prepare_corpus(args).await?;
         return Ok(vec![Batch {
@@ -274,6 +307,30 @@ async fn load_batches(args: &BenchArgs) -> Result<Vec<Batch>, BenchError> {
         batches.push(Batch {
             case: Some(case.name()),
             inputs: Arc::new(load_inputs(items).await?),
+        });
+    }
+    Ok(batches)
+}
+
+/// `--backchannel`'s sets: each call's answer with the clip spoken over its reply.
+async fn overlap_batches(args: &BenchArgs) -> Result<Vec<Batch>, BenchError> {
+    let root = args.dir.clone();
+    let plan = overlap::OverlapPlan {
+        clips: args.clips.clone(),
+        takes: args.takes.map(|n| n as usize),
+        after: Duration::from_millis(args.barge_in_after_ms),
+    };
+    let sets = blocking(move || overlap::prepare(&root, &plan)).await??;
+    let mut batches = Vec::new();
+    for set in sets {
+        let (items, overlaps): (Vec<_>, Vec<_>) = set.calls.into_iter().unzip();
+        let mut inputs = load_inputs(items).await?;
+        for (input, overlap) in inputs.iter_mut().zip(overlaps) {
+            input.overlap = overlap;
+        }
+        batches.push(Batch {
+            case: Some(set.name),
+            inputs: Arc::new(inputs),
         });
     }
     Ok(batches)
@@ -336,11 +393,13 @@ async fn barge_in(args: &BenchArgs) -> Result<Option<BargeIn>, BenchError> {
         samples: clip.samples,
         rate: clip.sample_rate,
         after: Duration::from_millis(args.barge_in_after_ms),
+        backchannel: false,
     }))
 }
 
-/// The levels' summaries (when no progress bar printed them), the sweep table (or with
-/// `--case`, the case table) and the broken thresholds, on stdout.
+/// The levels' summaries (when no progress bar printed them), the sweep table (with
+/// `--case` the case table, with `--backchannel` the overlap table) and the broken
+/// thresholds, on stdout.
 fn print_levels(report: &Report, by_case: bool, bar_hidden: bool) {
     let mut out = std::io::stdout().lock();
     let levels = &report.levels;
@@ -351,6 +410,8 @@ fn print_levels(report: &Report, by_case: bool, bar_hidden: bool) {
     }
     if by_case {
         let _ = writeln!(out, "{}", format_cases(report));
+    } else if report.backchannel {
+        let _ = writeln!(out, "{}", overlap::format_overlaps(levels));
     } else if levels.len() > 1 {
         let _ = writeln!(out, "{}", format_sweep(levels));
     }
@@ -393,6 +454,11 @@ pub fn check_args(args: &BenchArgs) -> Result<(), BenchError> {
             "--server-config, --asr-workers, --asr-threads and --speculative-ms configure \
              the in-process gateway: add --spawn, or set them on the server"
                 .into(),
+        ));
+    }
+    if (!args.clips.is_empty() || args.takes.is_some()) && !args.backchannel {
+        return Err(BenchError::Usage(
+            "--clips and --takes pick --backchannel's clips: add --backchannel".into(),
         ));
     }
     Ok(())
@@ -524,6 +590,32 @@ mod tests {
             TestCli::try_parse_from(["bench", "--spawn", "--case", "short", "--generate"]).is_err()
         );
         assert!(TestCli::try_parse_from(["bench", "--spawn", "--case", "loud"]).is_err());
+    }
+
+    #[test]
+    fn backchannel_args() {
+        use clap::Parser;
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["bench", "--spawn"];
+            argv.extend_from_slice(extra);
+            TestCli::try_parse_from(argv).map(|c| c.args)
+        };
+        let a = parse(&["--backchannel"]).unwrap();
+        assert!(a.backchannel && a.clips.is_empty() && a.takes.is_none());
+        assert!(check_args(&a).is_ok());
+        let a = parse(&["--backchannel", "--clips", "mm-hmm,wait", "--takes", "2"]).unwrap();
+        assert_eq!(a.clips, [OverlapClip::MmHmm, OverlapClip::Wait]);
+        assert_eq!(a.takes, Some(2));
+        // Clips belong to --backchannel, which brings its own answers and interruptions.
+        let a = parse(&["--clips", "okay"]).unwrap();
+        assert!(matches!(check_args(&a), Err(BenchError::Usage(_))));
+        for other in [&["--barge-in"][..], &["--generate"], &["--case", "short"]] {
+            let mut argv = vec!["--backchannel"];
+            argv.extend_from_slice(other);
+            assert!(parse(&argv).is_err(), "{other:?}");
+        }
+        assert!(parse(&["--backchannel", "--clips", "nod"]).is_err());
+        assert!(parse(&["--backchannel", "--takes", "0"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::overlap::{OverlapSummary, OverlapVerdict};
 use super::stats::{Summary, mean};
 use super::{corpus, score};
 use crate::asr::score::{WordErrors, word_errors};
@@ -49,6 +50,9 @@ pub struct CallRecord {
     pub answered: bool,
     /// Every user turn, as replay reports it.
     pub turns: Vec<TurnReport>,
+    /// `--backchannel`: what the clip spoken over the reply did to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<OverlapVerdict>,
 }
 
 /// The summary of one concurrency level.
@@ -112,6 +116,9 @@ pub struct LevelSummary {
     pub errors: usize,
     /// Wall-clock time of the level.
     pub wall_s: f64,
+    /// `--backchannel`: the verdicts of the clips spoken over the replies, summed up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<OverlapSummary>,
 }
 
 /// One level's result.
@@ -140,6 +147,9 @@ pub struct Report {
     pub real_time: bool,
     /// `--barge-in` was on.
     pub barge_in: bool,
+    /// `--backchannel` was on: the levels are the reference, backchannel and interruption
+    /// sets.
+    pub backchannel: bool,
     /// Files in the corpus (in every case run, with `--case`).
     pub files: usize,
     /// The `turnDetection` settings sent beyond the defaults; empty: the server's own.
@@ -152,14 +162,15 @@ pub struct Report {
     pub violations: Vec<String>,
 }
 
-/// Scores a call: its joined transcript against the reference (plus the interruption's
-/// text when one was spoken), whether the answer was cut off, truncated or ended early
-/// (`speech_end_ms`: where its speech ends in the file), and whether it was answered.
+/// Scores a call: its joined transcript against the reference (plus `interruption`, the
+/// text of an interruption spoken over the reply, which is a turn of its own), whether the
+/// answer was cut off, truncated or ended early (`speech_end_ms`: where its speech ends in
+/// the file), and whether it was answered.
 pub fn call_record(
     call: usize,
     item: &corpus::Item,
     turns: Vec<TurnReport>,
-    barge_in: bool,
+    interruption: Option<&str>,
     speech_end_ms: Option<u64>,
 ) -> CallRecord {
     let transcript = turns
@@ -168,18 +179,15 @@ pub fn call_record(
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let reference = item.reference.as_ref().map(|r| {
-        if barge_in {
-            format!("{r} {}", corpus::BARGE_IN_TEXT)
-        } else {
-            r.clone()
-        }
+    let reference = item.reference.as_ref().map(|r| match interruption {
+        Some(i) => format!("{r} {i}"),
+        None => r.clone(),
     });
     let errors = reference.as_ref().map(|r| word_errors(r, &transcript));
     let missing = reference
         .as_ref()
         .map_or(0, |r| score::missing_tail_words(r, &transcript));
-    let spoken = if barge_in { 2 } else { 1 };
+    let spoken = 1 + usize::from(interruption.is_some());
     CallRecord {
         call,
         file: item.path.clone(),
@@ -194,6 +202,7 @@ pub fn call_record(
         early_end: speech_end_ms.is_some_and(|end| score::ended_early(&turns, end)),
         answered: turns.iter().any(|t| t.voice_to_voice_ms.is_some()),
         turns,
+        overlap: None,
     }
 }
 
@@ -252,6 +261,7 @@ pub fn summarise(calls: &[CallRecord]) -> LevelSummary {
         errors: server_errors.count() - input_gaps
             + turns.iter().map(|t| t.client_errors.len()).sum::<usize>(),
         wall_s: 0.0,
+        overlap: None,
     }
 }
 
@@ -505,7 +515,7 @@ pub(crate) mod tests {
             turn(1, TurnStatus::Cancelled, None, "I like"),
             turn(2, TurnStatus::Completed, Some(600), "Rust a lot."),
         ];
-        let r = call_record(3, &item(Some("I like Rust a lot.")), turns, false, None);
+        let r = call_record(3, &item(Some("I like Rust a lot.")), turns, None, None);
         assert_eq!(r.transcript, "I like Rust a lot.");
         assert_eq!(r.wer, Some(0.0));
         assert!(r.cut_off);
@@ -514,7 +524,8 @@ pub(crate) mod tests {
             turn(1, TurnStatus::Cancelled, Some(500), "I like Rust."),
             turn(2, TurnStatus::Completed, Some(600), corpus::BARGE_IN_TEXT),
         ];
-        let r = call_record(0, &item(Some("I like Rust")), turns, true, None);
+        let barge = Some(corpus::BARGE_IN_TEXT);
+        let r = call_record(0, &item(Some("I like Rust")), turns, barge, None);
         assert!(!r.cut_off);
         assert_eq!(r.wer, Some(0.0));
         // No reference, no WER.
@@ -522,7 +533,7 @@ pub(crate) mod tests {
             0,
             &item(None),
             vec![turn(1, TurnStatus::Completed, None, "x")],
-            false,
+            None,
             None,
         );
         assert_eq!(r.wer, None);
@@ -534,19 +545,19 @@ pub(crate) mod tests {
         gap.errors.push(ErrorEvent::audio_gap(3, 4));
         gap.output_seq_gaps = 1;
         let calls = vec![
-            call_record(0, &item(Some("a b c d")), vec![gap], false, None),
+            call_record(0, &item(Some("a b c d")), vec![gap], None, None),
             call_record(
                 1,
                 &item(Some("a b")),
                 vec![turn(1, TurnStatus::Completed, Some(500), "a x")],
-                false,
+                None,
                 None,
             ),
             call_record(
                 2,
                 &item(None),
                 vec![turn(1, TurnStatus::Timeout, None, "")],
-                false,
+                None,
                 None,
             ),
         ];
@@ -622,7 +633,7 @@ pub(crate) mod tests {
                         Some(crate::protocol::EndRule::Silence),
                     ),
                 ],
-                false,
+                None,
                 Some(4500),
             ),
             // One turn, ended before the last words, which were lost.
@@ -639,7 +650,7 @@ pub(crate) mod tests {
                     3800,
                     Some(crate::protocol::EndRule::Complete),
                 )],
-                false,
+                None,
                 Some(4500),
             ),
             // Never answered (an old server: no endOfTurn).
@@ -651,7 +662,7 @@ pub(crate) mod tests {
                     1300,
                     None,
                 )],
-                false,
+                None,
                 Some(1300),
             ),
         ]
@@ -691,6 +702,7 @@ pub(crate) mod tests {
             cpus: 2,
             real_time: true,
             barge_in: false,
+            backchannel: false,
             files: 3,
             turn_detection: TurnTaking::default(),
             burst: false,

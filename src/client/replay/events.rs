@@ -1,10 +1,9 @@
 //! What each server frame does to a replayed call's state: acks, speech and transcript
-//! events, the AI's text and audio (timed for stalls and `seq` holes), `response.done`,
-//! errors, and the server ending the call.
+//! events, the AI's text and audio (timed for stalls and `seq` holes), the response's
+//! pauses and resumes, `response.done`, errors, and the server ending the call.
 
 use std::time::Instant;
 
-use super::pacing::frames_to_duration;
 use super::report::ms_or_dash;
 use super::run::{FileRun, TurnState};
 use crate::client::{Incoming, Received};
@@ -55,10 +54,9 @@ impl FileRun<'_> {
             return;
         }
         let first = *t.first_audio_at.get_or_insert(at);
-        // Playback from the first frame would reach this frame at `due`; arriving later is
-        // a stall the listener hears.
-        let due = first + frames_to_duration(t.audio.len() as u64, rate);
-        t.stall = t.stall.max(at.saturating_duration_since(due));
+        // Playback from the first frame (stopped while paused) would reach this frame at
+        // its due time; arriving later is a stall the listener hears.
+        t.player.frame(first, t.audio.len() as u64, rate, at);
         t.last_audio_at = Some(at);
         t.audio.extend_from_slice(samples);
     }
@@ -123,12 +121,31 @@ impl FileRun<'_> {
                 turn_id,
                 status,
                 text,
+                heard_text,
                 latency,
                 ..
-            } => self.done(turn_id, status, text, latency),
-            // Replay does not model a player's pause yet: the audio that follows a
-            // resume is timed as it arrives.
-            ServerMessage::ResponsePaused { .. } | ServerMessage::ResponseResumed { .. } => {}
+            } => {
+                self.text_of(turn_id).player.stopped(at);
+                self.done(turn_id, status, (text, heard_text), latency)
+            }
+            ServerMessage::ResponsePaused { turn_id, audio_ms } => {
+                self.text_of(turn_id).player.pause(audio_ms, at);
+                self.printer.line(
+                    &format!("turn {turn_id}: paused (speech over it from {audio_ms} ms)"),
+                    false,
+                );
+            }
+            ServerMessage::ResponseResumed {
+                turn_id,
+                paused_ms,
+                text,
+            } => {
+                self.printer.line(
+                    &format!("turn {turn_id}: resumed after {paused_ms} ms (heard {text:?})"),
+                    false,
+                );
+                self.text_of(turn_id).player.resume(paused_ms, text, at);
+            }
             ServerMessage::Error(e) => self.error(e),
             ServerMessage::SessionEnded { reason, .. } => {
                 self.server_ended = true;
@@ -221,9 +238,15 @@ impl FileRun<'_> {
         }
     }
 
-    /// `response.done`: the turn's outcome (the greeting's is printed and noted, never
-    /// reported).
-    fn done(&mut self, turn_id: u32, status: DoneStatus, text: String, latency: Latency) {
+    /// `response.done`: the turn's outcome, its text and the part heard (the greeting's
+    /// only prints).
+    fn done(
+        &mut self,
+        turn_id: u32,
+        status: DoneStatus,
+        (text, heard_text): (String, String),
+        latency: Latency,
+    ) {
         let t = self.text_of(turn_id);
         let reprint = t.buffered || t.deltas.is_empty();
         if self.printer.is_open_ai(turn_id) {
@@ -249,6 +272,7 @@ impl FileRun<'_> {
         }
         t.open = false;
         t.done = Some((status, text, latency));
+        t.heard_text = Some(heard_text);
         // The latency line is printed by `finish`, once voice-to-voice is known.
     }
 }
@@ -263,6 +287,68 @@ mod tests {
     /// types grow).
     fn msg(json: &str) -> ServerMessage {
         parse_server_message(json).expect("a server message")
+    }
+
+    #[test]
+    fn a_paused_response_is_not_a_stall_and_its_pauses_are_kept() {
+        use crate::client::replay::PauseOutcome;
+        use crate::protocol::OutputChunk;
+        let mut opts = ReplayOptions::new("ws://unused", Vec::new());
+        opts.quiet = true;
+        let mut run = FileRun::new(&opts);
+        run.output_rate = 1000;
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let mut seq = 0;
+        let mut frame = |run: &mut FileRun, ms: u64| {
+            let chunk = OutputChunk {
+                seq,
+                turn: 1,
+                first: seq == 0,
+                last: false,
+                samples: vec![0; 100],
+            };
+            seq += 1;
+            run.handle(Received {
+                at: at(ms),
+                msg: Incoming::Audio(chunk),
+            });
+        };
+        run.event(
+            msg(r#"{"type":"input.speech_started","turnId":1,"audioMs":0}"#),
+            at(0),
+        );
+        // 100 ms frames sent 400 ms ahead, then held for 1.5 s by a backchannel.
+        for ms in [0, 0, 0, 0, 100] {
+            frame(&mut run, ms);
+        }
+        run.event(
+            msg(r#"{"type":"response.paused","turnId":1,"audioMs":2300}"#),
+            at(200),
+        );
+        run.event(
+            msg(r#"{"type":"response.resumed","turnId":1,"pausedMs":1480,"text":"okay"}"#),
+            at(1700),
+        );
+        for ms in [1700, 1800, 1900] {
+            frame(&mut run, ms);
+        }
+        let done = r#"{"type":"response.done","turnId":1,"status":"completed","text":"Go on.","heardText":"Go on.","latency":{}}"#;
+        run.event(msg(done), at(2000));
+        let t = &run.turns[&1];
+        assert_eq!(
+            t.player.stall,
+            std::time::Duration::ZERO,
+            "the pause is no stall"
+        );
+        assert_eq!(t.seq_gaps, 0);
+        assert_eq!(t.heard_text.as_deref(), Some("Go on."));
+        let p = &t.player.pauses[0];
+        assert_eq!((p.audio_ms, p.outcome), (2300, PauseOutcome::Resumed));
+        assert_eq!(
+            (p.server_paused_ms, p.text.as_deref()),
+            (Some(1480), Some("okay"))
+        );
     }
 
     #[test]

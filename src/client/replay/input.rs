@@ -122,6 +122,7 @@ mod tests {
             samples: tone(1600, 16000, 0.5),
             rate: 16000,
             after: std::time::Duration::ZERO,
+            backchannel: false,
         };
         let clip = barge_audio(&b, &file).unwrap();
         assert_eq!((clip.rate, clip.channels), (8000, 2));

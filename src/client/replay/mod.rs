@@ -17,17 +17,24 @@
 //! includes the one-chunk buffering a real client has. With `fast`, chunks leave as fast as
 //! the ack window allows and the figure mostly measures the server's catch-up, not the
 //! call's latency.
-
+//!
+//! Each turn's audio is timed against a modelled player that starts with the turn's first
+//! frame and, like a real client, stops at `response.paused` (keeping its buffer) and goes
+//! on at `response.resumed`: the output stall counts only against playback that was
+//! running. Each turn reports its pauses: how each ended, how long it held, what the server
+//! heard, and the resume gap from the end of the speech over the response to its resume.
 //!
 //! The parts: [`args`] (the command line), `input` (the WAV as sent), `pacing` (when each
 //! chunk leaves), `run` (one file as one call: the stream loop and resuming), `events`
-//! (what each server frame does to the call's state), `settle` (state to reports),
+//! (what each server frame does to the call's state), `player` (the modelled player: its
+//! clock stops while the response is paused), `settle` (state to reports),
 //! [`report`] (the reports and their lines) and `printer` (live output).
 
 pub mod args;
 mod events;
 mod input;
 mod pacing;
+mod player;
 mod printer;
 pub mod report;
 mod run;
@@ -42,7 +49,10 @@ pub use input::load_wav;
 pub use pacing::{
     MAX_UNACKED_CHUNKS, chunk_count, chunk_end, chunk_index_of, frames_to_duration, unacked,
 };
-pub use report::{TurnReport, TurnStatus, format_latency, format_latency_line, format_turn_line};
+pub use report::{
+    PauseOutcome, PauseReport, TurnReport, TurnStatus, format_latency, format_latency_line,
+    format_turn_line,
+};
 pub use run::{SpeechBounds, replay_file, replay_file_with_speech};
 
 use super::{ClientError, TurnTaking};
@@ -92,17 +102,20 @@ pub struct ReplayOptions {
     pub resume: bool,
 }
 
-/// An interruption spoken over the AI's answer (`callgate bench --barge-in`): once the
-/// answer's first AI audio frame has arrived and `after` has passed, the clip is streamed
-/// at real-time pace, like a candidate cutting in.
+/// A clip spoken over the AI's answer (`callgate bench --barge-in`, `--backchannel`): once
+/// the answer's first AI audio frame has arrived and `after` has passed, the clip is
+/// streamed at real-time pace, like a candidate cutting in or nodding along.
 #[derive(Debug, Clone)]
 pub struct BargeIn {
-    /// Mono samples of the interruption.
+    /// Mono samples of the clip.
     pub samples: Vec<f32>,
     /// Their rate; each call converts them to its own input format.
     pub rate: u32,
-    /// How long after the answer's first AI audio frame the interruption starts.
+    /// How long after the answer's first AI audio frame the clip starts.
     pub after: Duration,
+    /// The clip is a backchannel ("mm-hmm", "okay"): the answer should pause and resume,
+    /// not stop. Otherwise it is an interruption, which should cancel the answer.
+    pub backchannel: bool,
 }
 
 impl ReplayOptions {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::player::PauseOutcome;
 use crate::protocol::{DoneStatus, ErrorEvent, Latency};
 
 /// How a user turn ended, from the client's point of view.
@@ -58,6 +59,16 @@ pub struct TurnReport {
     /// sent) to the last AI frame of this turn, the one interrupted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub barge_in_ms: Option<u64>,
+    /// The turn whose answer the barge-in clip (an interruption or a backchannel) was
+    /// spoken over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spoken_over: bool,
+    /// `response.done.heardText`: what the server counts as heard of `aiText`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_text: Option<String>,
+    /// Each `response.paused` of the turn's response, and how it ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<PauseReport>,
     /// `error` events of the turn; errors without a `turnId` go to the file's last turn.
     pub errors: Vec<ErrorEvent>,
     /// Problems seen by the client (connection, protocol violations by the server).
@@ -81,6 +92,33 @@ pub struct TurnReport {
     pub response_started_ms: Option<i64>,
 }
 
+/// One pause of a turn's response (speech over the interviewer), as the client saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseReport {
+    /// `response.paused.audioMs`: where the server put the onset of the speech over the
+    /// response, in the input.
+    pub audio_ms: u64,
+    /// How it ended: resumed (a backchannel), cancelled (an interruption), or open.
+    pub outcome: PauseOutcome,
+    /// `response.paused` to the `response.resumed` or `response.done` that ended it,
+    /// client clock: how long the player was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_ms: Option<u64>,
+    /// `response.resumed.pausedMs`: how long the server held the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_ms: Option<u64>,
+    /// `response.resumed.text`: what the server heard said over the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The resume gap: from the end of the speech that caused the pause (the send of the
+    /// chunk holding the end of speech of the clip being streamed when the pause came) to
+    /// the `response.resumed` (or `response.done`) that ended it. Negative when it ended
+    /// before that speech did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_gap_ms: Option<i64>,
+}
+
 impl TurnReport {
     /// A report of `turn_id` with nothing measured, heard or said yet.
     pub(crate) fn blank(path: &Path, session_id: &str, turn_id: u32, status: TurnStatus) -> Self {
@@ -97,6 +135,9 @@ impl TurnReport {
             output_stall_ms: 0,
             output_seq_gaps: 0,
             barge_in_ms: None,
+            spoken_over: false,
+            heard_text: None,
+            pauses: Vec::new(),
             errors: Vec::new(),
             client_errors: Vec::new(),
             audio_file: None,
@@ -110,6 +151,34 @@ impl TurnReport {
     /// Whether the turn completed (what the CLI exit code is based on).
     pub fn is_completed(&self) -> bool {
         self.status == TurnStatus::Completed
+    }
+
+    /// The pauses that ended in `outcome`.
+    pub fn pauses_that(&self, outcome: PauseOutcome) -> usize {
+        self.pauses.iter().filter(|p| p.outcome == outcome).count()
+    }
+
+    /// `paused N (resumed R)` when the response was paused, for the one-line renderings.
+    fn pause_words(&self) -> Option<String> {
+        if self.pauses.is_empty() {
+            return None;
+        }
+        let gaps: Vec<String> = self
+            .pauses
+            .iter()
+            .filter_map(|p| p.resume_gap_ms)
+            .map(|g| g.to_string())
+            .collect();
+        let gap = if gaps.is_empty() {
+            String::new()
+        } else {
+            format!(", resume gap {} ms", gaps.join("/"))
+        };
+        Some(format!(
+            "paused {} (resumed {}{gap})",
+            self.pauses.len(),
+            self.pauses_that(PauseOutcome::Resumed)
+        ))
     }
 }
 
@@ -131,16 +200,20 @@ pub fn format_latency(l: &Latency) -> String {
     )
 }
 
-/// The per-turn latency line printed when a turn ends.
+/// The per-turn latency line printed when a turn ends (and its pauses, when it had any).
 pub fn format_latency_line(r: &TurnReport) -> String {
-    format!(
+    let mut line = format!(
         "turn {} {}: voice-to-voice {} ms | server: {} | AI audio {:.2} s",
         r.turn_id,
         status_word(r.status),
         ms_or_dash(r.voice_to_voice_ms),
         format_latency(&r.latency),
         r.audio_ms_received as f64 / 1000.0
-    )
+    );
+    if let Some(p) = r.pause_words() {
+        line.push_str(&format!(" | {p}"));
+    }
+    line
 }
 
 /// One summary line per turn (the CLI's stdout without `--json`): file, turn, status,
@@ -156,6 +229,9 @@ pub fn format_turn_line(r: &TurnReport) -> String {
         r.final_transcript,
         r.ai_text
     );
+    if let Some(p) = r.pause_words() {
+        line.push_str(&format!("\t{p}"));
+    }
     for e in &r.errors {
         line.push_str(&format!("\terror {}: {}", e.code, e.message));
     }
@@ -237,6 +313,43 @@ mod tests {
         let line = format_turn_line(&r);
         assert!(line.starts_with("a/answer.wav\tturn 1\ttimeout\tv2v - ms\tserver first audio - ms\tyou: \"I like Rust.\"\tAI: \"Why?\""), "{line}");
         assert!(line.ends_with("\tclient error: no response.done"), "{line}");
+    }
+
+    #[test]
+    fn pauses_are_named_on_both_lines() {
+        let mut r = report();
+        assert!(!format_turn_line(&r).contains("paused"));
+        r.pauses = vec![
+            PauseReport {
+                audio_ms: 4000,
+                outcome: PauseOutcome::Resumed,
+                held_ms: Some(700),
+                paused_ms: Some(690),
+                text: Some("okay".into()),
+                resume_gap_ms: Some(420),
+            },
+            PauseReport {
+                audio_ms: 9000,
+                outcome: PauseOutcome::Cancelled,
+                held_ms: Some(500),
+                paused_ms: None,
+                text: None,
+                resume_gap_ms: None,
+            },
+        ];
+        assert!(
+            format_latency_line(&r)
+                .ends_with("| AI audio 1.25 s | paused 2 (resumed 1, resume gap 420 ms)"),
+            "{}",
+            format_latency_line(&r)
+        );
+        assert!(format_turn_line(&r).ends_with("\tpaused 2 (resumed 1, resume gap 420 ms)"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["pauses"][0]["outcome"], "resumed");
+        assert_eq!(v["pauses"][0]["resumeGapMs"], 420);
+        assert_eq!(v["pauses"][1]["outcome"], "cancelled");
+        let back: TurnReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

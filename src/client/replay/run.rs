@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::input::barge_audio;
 use super::pacing::{MAX_UNACKED_CHUNKS, Pacer, Phase, unacked};
+use super::player::Player;
 use super::printer::Printer;
 use super::report::{TurnReport, TurnStatus, failed_report};
 use super::{END_TIMEOUT, RESUME_WINDOW, ReplayOptions};
@@ -42,10 +43,12 @@ pub(super) struct TurnState {
     pub(super) end_of_turn: Option<crate::protocol::EndOfTurn>,
     /// What `response.done` said (or what the client settled for it after a resume).
     pub(super) done: Option<(DoneStatus, String, Latency)>,
+    /// `response.done.heardText`.
+    pub(super) heard_text: Option<String>,
     pub(super) first_audio_at: Option<Instant>,
     pub(super) last_audio_at: Option<Instant>,
-    /// How far an arriving frame was behind real-time playback from the first frame.
-    pub(super) stall: Duration,
+    /// The modelled player: stalls against running playback, and the pauses.
+    pub(super) player: Player,
     pub(super) seq_gaps: u32,
     pub(super) audio: Vec<i16>,
     pub(super) errors: Vec<ErrorEvent>,

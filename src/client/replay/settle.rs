@@ -1,11 +1,13 @@
 //! How a replayed call's state becomes its reports: each user turn's status, which turn
-//! answers which clip (voice-to-voice), the barge-in figure, and the turn audio to write.
+//! answers which clip (voice-to-voice), the barge-in figure (or a backchannel's verdict),
+//! the pauses with their resume gaps, and the turn audio to write.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::player::Pause;
 use super::report::{
-    TurnReport, TurnStatus, failed_report, format_latency_line, map_done, status_word,
+    PauseReport, TurnReport, TurnStatus, failed_report, format_latency_line, map_done, status_word,
 };
 use super::run::{ClipMarks, FileRun, Marks, Outcome, TurnState};
 use crate::client::ClientError;
@@ -119,19 +121,17 @@ impl FileRun<'_> {
             None => (TurnStatus::Timeout, t.deltas, Latency::default()),
         };
         let mut client_errors = t.client_errors;
-        let mut barge_in_ms = None;
-        if s.marks.barged_turn == Some(id) {
-            let onset = s.marks.clips.get(1).and_then(|c| c.onset_sent);
-            match (status, onset, t.last_audio_at) {
-                (TurnStatus::Cancelled, Some(onset), Some(last)) => {
-                    barge_in_ms = Some(last.saturating_duration_since(onset).as_millis() as u64)
-                }
-                _ => client_errors.push(format!(
-                    "the barge-in did not interrupt turn {id} (it ended {})",
-                    status_word(status)
-                )),
+        let spoken_over = s.marks.barged_turn == Some(id);
+        let verdict =
+            spoken_over.then(|| self.barge_in_verdict(s.marks, id, (status, t.last_audio_at)));
+        let barge_in_ms = match verdict {
+            Some(Ok(ms)) => ms,
+            Some(Err(e)) => {
+                client_errors.push(e);
+                None
             }
-        }
+            None => None,
+        };
         if status == TurnStatus::Timeout {
             client_errors.push(format!(
                 "no response.done within {:?} of the end of the file",
@@ -157,9 +157,12 @@ impl FileRun<'_> {
             voice_to_voice_ms: s.answers.iter().find(|(t, _)| *t == id).map(|&(_, ms)| ms),
             latency,
             audio_ms_received,
-            output_stall_ms: t.stall.as_millis() as u64,
+            output_stall_ms: t.player.stall.as_millis() as u64,
             output_seq_gaps: t.seq_gaps,
             barge_in_ms,
+            spoken_over,
+            heard_text: t.heard_text,
+            pauses: pause_reports(&s.marks.clips, &t.player.pauses),
             errors: t.errors,
             client_errors,
             audio_file: audio_file.as_ref().map(|f| f.path.clone()),
@@ -170,6 +173,58 @@ impl FileRun<'_> {
         };
         (report, audio_file)
     }
+
+    /// What the clip spoken over turn `id` did, given how the turn ended and its last AI
+    /// frame: an interruption must cancel it (`Ok(Some(onset to last frame))`), a
+    /// backchannel must not (`Ok(None)`); `Err` says what went wrong instead.
+    fn barge_in_verdict(
+        &self,
+        marks: &Marks,
+        id: u32,
+        (status, last_audio_at): (TurnStatus, Option<Instant>),
+    ) -> Result<Option<u64>, String> {
+        let backchannel = self.opts.barge_in.as_ref().is_some_and(|b| b.backchannel);
+        if backchannel {
+            return match status {
+                TurnStatus::Cancelled => Err(format!("the backchannel cancelled turn {id}")),
+                _ => Ok(None),
+            };
+        }
+        let onset = marks.clips.get(1).and_then(|c| c.onset_sent);
+        match (status, onset, last_audio_at) {
+            (TurnStatus::Cancelled, Some(onset), Some(last)) => Ok(Some(
+                last.saturating_duration_since(onset).as_millis() as u64,
+            )),
+            _ => Err(format!(
+                "the barge-in did not interrupt turn {id} (it ended {})",
+                status_word(status)
+            )),
+        }
+    }
+}
+
+/// The turn's pauses as reported, each resume gap measured from the end of speech of the
+/// clip that was streaming when the pause came (the last whose onset went out before it).
+fn pause_reports(clips: &[ClipMarks], pauses: &[Pause]) -> Vec<PauseReport> {
+    pauses
+        .iter()
+        .map(|p| {
+            let clip = clips
+                .iter()
+                .rev()
+                .find(|c| c.onset_sent.is_some_and(|o| o <= p.at));
+            PauseReport {
+                audio_ms: p.audio_ms,
+                outcome: p.outcome,
+                held_ms: p
+                    .ended_at
+                    .map(|e| e.saturating_duration_since(p.at).as_millis() as u64),
+                paused_ms: p.server_paused_ms,
+                text: p.text.clone(),
+                resume_gap_ms: signed_ms_since(clip, p.ended_at),
+            }
+        })
+        .collect()
 }
 
 /// Writes the turns' audio off the async workers.
@@ -238,6 +293,45 @@ mod tests {
         // end of speech), turn 2 answers it, turn 3 answers the barge-in.
         let first_audio = [(1, at(500)), (2, at(1800)), (3, at(4600)), (4, None)];
         assert_eq!(voice_to_voice(&clips, &first_audio), [(2, 800), (3, 600)]);
+    }
+
+    #[test]
+    fn a_resume_gap_counts_from_the_end_of_the_clip_that_paused_the_response() {
+        use crate::client::replay::PauseOutcome;
+        let t0 = Instant::now();
+        let at = |ms| Some(t0 + Duration::from_millis(ms));
+        let clips = [
+            ClipMarks {
+                onset_sent: at(0),
+                eos_sent: at(2000),
+            },
+            ClipMarks {
+                onset_sent: at(5000),
+                eos_sent: at(5600),
+            },
+        ];
+        let pause = |from: u64, to: Option<u64>, outcome| Pause {
+            at: t0 + Duration::from_millis(from),
+            audio_ms: from,
+            ended_at: to.and_then(at),
+            outcome,
+            server_paused_ms: to.map(|t| t - from),
+            text: None,
+        };
+        let reports = pause_reports(
+            &clips,
+            &[
+                pause(5250, Some(6050), PauseOutcome::Resumed),
+                pause(7000, None, PauseOutcome::Open),
+                pause(1000, Some(1500), PauseOutcome::Cancelled),
+            ],
+        );
+        assert_eq!(reports[0].resume_gap_ms, Some(450));
+        assert_eq!(reports[0].held_ms, Some(800));
+        assert_eq!(reports[0].paused_ms, Some(800));
+        assert_eq!((reports[1].resume_gap_ms, reports[1].held_ms), (None, None));
+        // Ended while the first clip was still being spoken.
+        assert_eq!(reports[2].resume_gap_ms, Some(-500));
     }
 
     #[test]
