@@ -18,6 +18,8 @@ const BACKCHANNELS: &[&[&str]] = &[
     &["okay"],
     &["ok"],
     &["right"],
+    // whisper's usual spelling of a lone "right"
+    &["write"],
     &["yeah"],
     &["yes"],
     &["yep"],
@@ -47,12 +49,20 @@ const MAX_WORDS: usize = 6;
 /// or a sound without words (a cough, a laugh: whisper writes "[coughs]", "(laughs)" or
 /// nothing), as opposed to an interruption that takes the floor.
 pub fn is_backchannel(transcript: &str) -> bool {
-    let spoken = words(&without_annotations(transcript));
+    let mut spoken = words(&without_annotations(transcript));
+    // Whisper loops on a short clip ("Right. Right. Right. …" to the token cap): one word
+    // said once. A candidate who really repeats a word a dozen times runs past
+    // BACKCHANNEL_MAX_MS and takes the floor by its length.
+    spoken.dedup();
     if spoken.len() > MAX_WORDS {
         return false;
     }
     let mut rest: &[String] = &spoken;
     while !rest.is_empty() {
+        if is_hum(&rest[0]) {
+            rest = &rest[1..];
+            continue;
+        }
         let matched = BACKCHANNELS
             .iter()
             .filter(|p| p.len() <= rest.len() && p.iter().zip(rest).all(|(a, b)| a == b))
@@ -64,6 +74,12 @@ pub fn is_backchannel(transcript: &str) -> bool {
         }
     }
     true
+}
+
+/// A hum however whisper spells it: "mmm", "hmmm", "mhmm", "mm-m-m" (only m, h and
+/// hyphens, with an m), which no list of spellings covers.
+fn is_hum(word: &str) -> bool {
+    word.contains('m') && word.chars().all(|c| matches!(c, 'm' | 'h' | '-'))
 }
 
 /// `text` without whisper's sound annotations: `[BLANK_AUDIO]`, `(coughs)`, `*laughs*`.
@@ -107,7 +123,15 @@ mod tests {
             "All right.",
             "Okay, got it.",
             "Right, right, right.",
+            "Write.",
             "That makes sense.",
+            "MMM.",
+            "Hmmm?",
+            "Mm-m-m-m.",
+            "Mmm, okay.",
+            // whisper's loop on a short window, cut at the token cap
+            "Right. Right. Right. Right. Right. Right. Right. Right. Right. Right. Right",
+            "okay okay okay okay okay okay okay",
         ] {
             assert!(is_backchannel(t), "{t}");
         }
@@ -138,7 +162,10 @@ mod tests {
             "Actually",
             "Yeah, so the thing is",
             "Can you repeat that?",
-            "okay okay okay okay okay okay okay",
+            "Yeah yeah yeah, no, yeah, so I think",
+            "Uh-uh.",
+            "Him.",
+            "Hm, no.",
         ] {
             assert!(!is_backchannel(t), "{t}");
         }
