@@ -57,6 +57,16 @@ pub(super) struct VadNow {
     pub position_ms: u64,
 }
 
+impl VadNow {
+    /// How long the speech has gone on, the silence after it left out: the VAD counts that
+    /// silence as speech until it ends the speech, so a 120 ms cough followed by silence
+    /// would otherwise reach a barge-in, and a backchannel whose words take a while to
+    /// decode would turn into 1.5 s of "speech".
+    pub fn voiced_ms(&self) -> u64 {
+        self.speech_ms.saturating_sub(self.silence_ms)
+    }
+}
+
 impl Session {
     /// Evidence about the speculated turn's pause came back: judge the pause once the
     /// words are known and the sound is in (or not worth waiting for).
@@ -335,5 +345,24 @@ impl Session {
     /// The interviewer's last question: the last sentence it said.
     fn last_question(&self) -> Option<String> {
         crate::llm::last_question(&self.history)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_silence_after_speech_is_not_more_speech() {
+        let now = |speech_ms, silence_ms| VadNow {
+            speaking: true,
+            speech_ms,
+            silence_ms,
+            position_ms: 10_000,
+        };
+        // "Okay." (500 ms), then 1.2 s of silence while its words are decoded.
+        assert_eq!(now(1700, 1200).voiced_ms(), 500);
+        assert_eq!(now(1600, 40).voiced_ms(), 1560);
+        assert_eq!(now(0, 0).voiced_ms(), 0);
     }
 }

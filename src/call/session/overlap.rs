@@ -18,13 +18,24 @@ use crate::eot::backchannel::is_backchannel;
 /// backchannels are short, and an interruption should not wait for its words.
 pub(super) const BACKCHANNEL_MAX_MS: u64 = 1500;
 /// Silence after overlapping speech at which its words are decoded.
-pub(super) const OVERLAP_PAUSE_MS: u64 = 250;
+pub(super) const OVERLAP_PAUSE_MS: u64 = 200;
+/// Silence after a sound too short for a barge-in at which the hushed response plays on:
+/// the hush, the VAD's onset delay and the sound together stay inside the client's
+/// buffered lead (the speaker's PLAYBACK_LEAD_MS, 400 ms) for a sound up to ~200 ms.
+const HUSH_RELEASE_MS: u64 = 100;
 /// Audio decoded before the speech's onset (the VAD finds an onset late).
 const OVERLAP_PREROLL_MS: u64 = 200;
-/// Most tokens decoded of speech over the response: a backchannel is a few words, and
-/// whisper's repetition loop on a hum ("Mm-m-m-m-…" to the 128-token limit) took 9-15 s on
-/// a busy 2-core machine, all of it with the response paused.
-const OVERLAP_MAX_TOKENS: u32 = 24;
+/// Most tokens decoded of speech over the response: its first words tell a backchannel
+/// from an interruption, and every token of a repetition loop ("Mm-m-m-m-…", "Right.
+/// Right. …", common on the short window below) is time the response stays paused (a
+/// 128-token loop took 9-15 s on a busy 2-core machine).
+const OVERLAP_MAX_TOKENS: u32 = 10;
+/// The encoder window for speech over the response, s. The speech is at most
+/// BACKCHANNEL_MAX_MS plus its pre-roll and pause; a 5 s window decodes "okay" in ~170 ms
+/// instead of the default 10 s window's ~350 ms (tiny.en, 2 threads, quiet machine). On
+/// some voices it loops ("Right. Right. …" to the token cap), which `is_backchannel`
+/// reads as the word said once; 3 s loops on most.
+const OVERLAP_WINDOW_S: f32 = 5.0;
 
 /// Speech over a response, holding it.
 #[derive(Debug)]
@@ -58,14 +69,47 @@ pub struct OverlapHeard {
     pub text: Option<String>,
 }
 
-/// How long the speech over the response has gone on, the silence after it left out: the
-/// VAD counts that silence as part of the speech until it ends it, and a backchannel whose
-/// words take a while to decode must not turn into 1.5 s of "speech" meanwhile.
-fn speech_so_far_ms(now: &VadNow) -> u64 {
-    now.speech_ms.saturating_sub(now.silence_ms)
-}
-
 impl Session {
+    /// The VAD heard speech begin over an audible response: no frame goes out until it is
+    /// known to be a click or a barge-in, so an interruption's audio stops at its onset.
+    pub(super) fn hush_response(&mut self) {
+        if let Some(r) = self.response.as_ref()
+            && r.audible.load(Ordering::Acquire)
+        {
+            r.floor.send_if_modified(|floor| {
+                let open = !floor.is_held();
+                if open {
+                    *floor = Floor::Hushed;
+                }
+                open
+            });
+        }
+    }
+
+    /// While a sound over the response is too short for a barge-in: hushed while it
+    /// sounds, open again once it has been quiet for HUSH_RELEASE_MS (the VAD may take
+    /// seconds to end the speech, and the client's lead would run out long before).
+    pub(super) fn follow_hush(&mut self, now: VadNow) {
+        if now.silence_ms >= HUSH_RELEASE_MS {
+            self.unhush_response();
+        } else if now.speaking && now.silence_ms == 0 {
+            self.hush_response();
+        }
+    }
+
+    /// The sound that hushed the response was too short for a barge-in: it plays on.
+    pub(super) fn unhush_response(&mut self) {
+        if let Some(r) = self.response.as_ref() {
+            r.floor.send_if_modified(|floor| {
+                let hushed = *floor == Floor::Hushed;
+                if hushed {
+                    *floor = Floor::Open;
+                }
+                hushed
+            });
+        }
+    }
+
     /// Speech over the response has lasted: hold the response if the candidate can hear
     /// it. `false` when there is nothing to hold (it has not spoken yet: the candidate is
     /// going on with their answer).
@@ -96,7 +140,7 @@ impl Session {
         let Some(o) = self.overlap.as_mut() else {
             return Ok(());
         };
-        if now.speaking && speech_so_far_ms(&now) >= BACKCHANNEL_MAX_MS {
+        if now.speaking && now.voiced_ms() >= BACKCHANNEL_MAX_MS {
             return self.take_floor().await;
         }
         let paused = !now.speaking || now.silence_ms >= OVERLAP_PAUSE_MS;
@@ -124,6 +168,7 @@ impl Session {
         let cancel = self.call_cancel.child_token();
         let options = crate::asr::DecodeOptions {
             max_tokens: OVERLAP_MAX_TOKENS,
+            audio_context: crate::asr::AudioContext::TrimmedWithFloor(OVERLAP_WINDOW_S),
             ..self.engines.decode.clone()
         };
         let decode = self
@@ -153,9 +198,10 @@ impl Session {
         // A decode that failed says nothing: the interviewer goes on, as for a cough.
         let text = heard.text.unwrap_or_default();
         let backchannel = !o.spoke_again && is_backchannel(&text);
-        tracing::debug!(
+        tracing::info!(
             turn_id = o.turn_id,
             text,
+            spoke_again = o.spoke_again,
             backchannel,
             "speech over the response"
         );
@@ -198,24 +244,5 @@ impl Session {
             }
             None => Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_silence_after_speech_over_the_response_is_not_more_speech() {
-        let now = |speech_ms, silence_ms| VadNow {
-            speaking: true,
-            speech_ms,
-            silence_ms,
-            position_ms: 10_000,
-        };
-        // "Okay." (500 ms), then 1.2 s of silence while its words are decoded.
-        assert_eq!(speech_so_far_ms(&now(1700, 1200)), 500);
-        assert_eq!(speech_so_far_ms(&now(1600, 40)), 1560);
-        assert_eq!(speech_so_far_ms(&now(0, 0)), 0);
     }
 }

@@ -563,6 +563,43 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
     assert!(!events(&seen).any(|e| matches!(e, ServerMessage::ResponseResumed { .. })));
 }
 
+#[tokio::test(start_paused = true)]
+async fn no_frame_goes_out_over_speech_and_a_short_sound_lets_the_ai_catch_up() {
+    let hub = hub(CallSettings {
+        barge_in_min: Duration::from_millis(200),
+        ..settings()
+    })
+    .await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    let frames = |seen: &[(Instant, Got)], from: Instant, to: Instant| {
+        seen.iter()
+            .filter(|(t, g)| *t > from && *t <= to && matches!(g, Got::Audio { turn: 0 }))
+            .count()
+    };
+    c.speak(&silence(300)).await;
+    // The VAD hears a sound within its first 60 ms; from then until it is over, no frame.
+    let onset = Instant::now();
+    let seen = c.speak(&[voiced(120), silence(200)].concat()).await;
+    let hushed = frames(
+        &seen,
+        onset + Duration::from_millis(60),
+        onset + Duration::from_millis(140),
+    );
+    assert_eq!(hushed, 0, "frames while the sound went on: {seen:?}");
+    // A 120 ms sound is no barge-in: the greeting plays on and refills its lead.
+    let seen = c.speak(&silence(600)).await;
+    let caught_up = frames(&seen, onset, Instant::now());
+    assert!(
+        caught_up >= 6,
+        "{caught_up} frames after the sound: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(_, g)| is_done(g) || paused(g)),
+        "{seen:?}"
+    );
+}
+
 fn paused(g: &Got) -> bool {
     matches!(g, Got::Event(ServerMessage::ResponsePaused { .. }))
 }

@@ -104,8 +104,10 @@ impl Session {
         };
         s.ingest.speech_started(at_ms);
         if self.response.is_some() {
-            // Maybe a cough: only count it once it lasts (see after_audio).
+            // Maybe a cough: only count it once it lasts (see after_audio), but send no
+            // more of the response meanwhile.
             self.pending_barge_in = true;
+            self.hush_response();
         } else if s.policy.server_ends_turns() {
             self.begin_user_turn(at_ms).await?;
         }
@@ -124,6 +126,7 @@ impl Session {
             // Too short to be an interruption: ignore it, the AI goes on.
             self.pending_barge_in = false;
             s.ingest.utterance.clear();
+            self.unhush_response();
             return Ok(());
         }
         if let Some(o) = self.overlap.as_mut() {
@@ -172,9 +175,12 @@ impl Session {
         let Some(policy) = self.started.as_ref().map(|s| s.policy) else {
             return Ok(());
         };
+        if self.pending_barge_in {
+            self.follow_hush(now);
+        }
         if self.pending_barge_in
             && now.speaking
-            && now.speech_ms >= self.settings.barge_in_min.as_millis() as u64
+            && now.voiced_ms() >= self.settings.barge_in_min.as_millis() as u64
         {
             self.pending_barge_in = false;
             let onset_ms = now.position_ms.saturating_sub(now.speech_ms);

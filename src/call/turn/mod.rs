@@ -62,6 +62,10 @@ pub enum Floor {
     /// The response speaks.
     #[default]
     Open,
+    /// Hushed: the VAD heard the candidate start; no frame goes out until the sound is
+    /// either short (a click: open again, the client's buffered lead covered the gap) or
+    /// lasts as long as a barge-in (held). The client is told nothing.
+    Hushed,
     /// Held: the candidate began speaking at `audio_ms` of the input.
     Held {
         /// Where the candidate's speech began in the input, ms.
@@ -79,6 +83,11 @@ pub enum Floor {
 impl Floor {
     /// Whether the response must stay silent.
     pub fn is_held(&self) -> bool {
+        matches!(self, Floor::Hushed | Floor::Held { .. })
+    }
+
+    /// Whether the client was told to pause its player (`response.paused`).
+    pub fn is_paused(&self) -> bool {
         matches!(self, Floor::Held { .. })
     }
 }
@@ -613,7 +622,7 @@ async fn announce_floor(
             changed = floor.changed() => if changed.is_err() { return },
         }
         let event = match floor.borrow_and_update().clone() {
-            Floor::Open => continue,
+            Floor::Open | Floor::Hushed => continue,
             Floor::Held { audio_ms } => CallEvent::ResponsePaused { turn_id, audio_ms },
             Floor::Reopened { paused_ms, text } => CallEvent::ResponseResumed {
                 turn_id,

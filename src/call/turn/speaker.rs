@@ -295,21 +295,37 @@ impl Speaker {
         }
     }
 
-    /// Returns once the floor is not held (at once when it is not).
+    /// Returns once the floor is not held (at once when it is not). The pacing clock stops
+    /// only for the time the client's player was paused: while the floor was merely hushed
+    /// the client played on from its lead, which the frames after it refill.
     async fn wait_for_floor(&mut self) -> Result<(), ()> {
         if !self.voice.floor.borrow_and_update().is_held() {
             return Ok(());
         }
         let held_at = Instant::now();
-        while self.voice.floor.borrow_and_update().is_held() {
+        let mut paused_at = None;
+        loop {
+            let (held, paused, reopened) = {
+                let floor = self.voice.floor.borrow_and_update();
+                let reopened = matches!(*floor, Floor::Reopened { .. });
+                (floor.is_held(), floor.is_paused(), reopened)
+            };
+            if paused || reopened {
+                // A resume seen without its pause (the watch keeps only the latest value)
+                // was paused since the hush began.
+                paused_at.get_or_insert(if paused { Instant::now() } else { held_at });
+            }
+            if !held {
+                break;
+            }
             tokio::select! {
                 biased;
                 _ = self.voice.cancel.cancelled() => return Err(()),
                 changed = self.voice.floor.changed() => changed.map_err(|_| ())?,
             }
         }
-        if let Some(start) = self.clock_start.as_mut() {
-            *start += held_at.elapsed();
+        if let (Some(start), Some(paused_at)) = (self.clock_start.as_mut(), paused_at) {
+            *start += paused_at.elapsed();
         }
         Ok(())
     }
