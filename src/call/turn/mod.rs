@@ -108,6 +108,9 @@ pub struct TurnFinished {
     /// The user's turn held no answer and the response was a silence prompt ("Take your
     /// time."): not part of the interview's history.
     pub prompted: bool,
+    /// The `response.done` to send once the session has this: a client that ends the call
+    /// at `response.done` then finds the turn counted in `session.ended`.
+    done: Option<CallEvent>,
 }
 
 /// Everything a turn task needs.
@@ -166,18 +169,23 @@ impl TurnTask {
         };
         if self.announced && finished.status.is_none() {
             // Told it was queued, then stopped before it could answer.
-            self.emit(CallEvent::ResponseDone {
+            finished.done = Some(CallEvent::ResponseDone {
                 turn_id: self.turn_id,
                 status: DoneStatus::Cancelled,
                 text: String::new(),
                 heard_text: String::new(),
                 latency: Latency::default(),
                 usage: None,
-            })
-            .await;
+            });
             finished.status = Some(DoneStatus::Cancelled);
         }
+        let done = finished.done.take();
+        // The session reads its feedback before the client's next message, so sending this
+        // first orders the turn's record before anything the client does at its end.
         let _ = self.finished.send(finished).await;
+        if let Some(done) = done {
+            self.emit(done).await;
+        }
     }
 
     /// Phase 1: the user's words. `Err` ends the turn early (dropped, or ASR failed).
@@ -535,15 +543,14 @@ impl TurnTask {
             }
         };
         self.count(status, &latency);
-        self.emit(CallEvent::ResponseDone {
+        let done = CallEvent::ResponseDone {
             turn_id: self.turn_id,
             status,
             text: text.clone(),
             heard_text: heard_text.clone(),
             latency,
             usage,
-        })
-        .await;
+        };
         TurnFinished {
             turn_id: self.turn_id,
             user_text: String::new(),
@@ -551,6 +558,7 @@ impl TurnTask {
             heard_text,
             status: Some(status),
             prompted: false,
+            done: Some(done),
         }
     }
 
@@ -653,6 +661,7 @@ impl TurnFinished {
             heard_text: String::new(),
             status: None,
             prompted: false,
+            done: None,
         }
     }
 }
