@@ -286,3 +286,56 @@ async fn llama_cpp_killed_mid_stream_fails_the_turn_not_the_call() {
     call.until(|e| matches!(e, ServerMessage::Pong { .. }))
         .await;
 }
+
+/// Interview answers, each spoken by espeak-ng in turn.
+const SPOKEN_ANSWERS: &[&str] = &[
+    "I have five years of experience building backend services in Rust and Python.",
+    "The hardest bug I fixed was a race condition in our payment service.",
+    "We moved the monolith to microservices over about eighteen months.",
+    "I led a team of four engineers and I reviewed most of their code.",
+    "I would like to work on distributed systems and on developer tools.",
+];
+
+/// The sentences of `text` as the gateway counts them.
+fn sentences(text: &str) -> usize {
+    let mut splitter = callgate::llm::sentences::SentenceSplitter::new();
+    let mut n = splitter.push(text).len();
+    n += usize::from(splitter.finish().is_some());
+    n
+}
+
+/// Issue 14's real-LLM check: five spoken answers answered by a real model, each reply
+/// completed and no longer than the persona's sentence limit (3), whatever the model would
+/// have gone on to say (`bench` measures how long they take).
+#[tokio::test]
+async fn five_spoken_answers_through_llama_cpp_each_complete_within_the_sentence_limit() {
+    let (_llm, url) = start_llm().await;
+    let mut call = Call::start(url).await;
+    assert_eq!(call.until_done(0).await, DoneStatus::Completed);
+    let mut seq = 0u32;
+    for (i, answer) in SPOKEN_ANSWERS.iter().enumerate() {
+        let turn = i as u32 + 1;
+        let voice = ["en-us", "en-gb"][i % 2];
+        let fixture = crate::util::espeak_wav(answer, voice, 16000, 1);
+        let clip = callgate::audio::wav::read_mono_at(&fixture, 16000).expect("wav");
+        let mut audio = callgate::audio::f32_to_i16(&clip.samples);
+        audio.extend(vec![0i16; 48000]);
+        for chunk in audio.chunks(320) {
+            call.ws
+                .send_binary(protocol::encode_input_frame(seq, chunk))
+                .await;
+            seq += 1;
+            // In real time, as a microphone would: the reply must not be spoken over.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let status = call.until_done(turn).await;
+        let Some(ServerMessage::ResponseDone { text, .. }) = call.events.last() else {
+            unreachable!("until_done stopped on response.done");
+        };
+        assert_eq!(status, DoneStatus::Completed, "turn {turn}: {text:?}");
+        assert!(!text.trim().is_empty(), "turn {turn}: an empty reply");
+        let n = sentences(text);
+        assert!(n <= 3, "turn {turn}: {n} sentences: {text:?}");
+    }
+    call.ws.send_text(r#"{"type":"session.end"}"#).await;
+}
