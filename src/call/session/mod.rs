@@ -444,7 +444,9 @@ impl Session {
             .settings
             .record_audio
             .then_some((start.input_rate, start.output_rate));
-        let opened = tokio::task::spawn_blocking(move || Recorder::start(&dir, rates)).await;
+        let dropped = self.engines.metrics.recording_writes_dropped.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Recorder::start(&dir, rates, dropped)).await;
         match opened {
             Ok(Ok(r)) => {
                 let r = Arc::new(r);
