@@ -48,6 +48,8 @@ pub struct Metrics {
     pub audio_gaps: Counter,
     /// Calls ended because the client stopped reading.
     pub slow_clients: Counter,
+    /// Recording writes dropped because the disk fell behind (the call went on).
+    pub recording_writes_dropped: Counter,
     /// Turn latency per stage (`callgate_turn_latency_seconds{stage=...}`).
     latency: Family<StageLabel, Histogram, fn() -> Histogram>,
     registry: Registry,
@@ -66,6 +68,7 @@ impl Default for Metrics {
             errors_sent: Counter::default(),
             audio_gaps: Counter::default(),
             slow_clients: Counter::default(),
+            recording_writes_dropped: Counter::default(),
             latency: Family::new_with_constructor(latency_histogram),
             registry: Registry::default(),
         };
@@ -120,6 +123,11 @@ impl Metrics {
                 "callgate_slow_clients",
                 "Calls ended because the client stopped reading",
                 &self.slow_clients,
+            ),
+            (
+                "callgate_recording_writes_dropped",
+                "Call recording writes dropped because the disk fell behind",
+                &self.recording_writes_dropped,
             ),
         ];
         for (name, help, counter) in counters {

@@ -11,6 +11,7 @@ mod llm;
 mod mic;
 mod props;
 mod server;
+mod tasks;
 mod trust;
 mod util;
 mod vad;

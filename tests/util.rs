@@ -353,9 +353,20 @@ pub async fn spawn_gateway(settings: callgate::config::ServeSettings) -> std::ne
 
 /// As [`spawn_gateway`], letting `adjust` swap an engine first (fault injection).
 pub async fn spawn_gateway_with(
-    mut settings: callgate::config::ServeSettings,
+    settings: callgate::config::ServeSettings,
     adjust: impl FnOnce(&mut callgate::call::Engines),
 ) -> std::net::SocketAddr {
+    let serving = spawn_gateway_until(settings, adjust, std::future::pending()).await;
+    serving.0
+}
+
+/// As [`spawn_gateway_with`], draining (1 s) once `shutdown` resolves; also returns the
+/// server's task, which ends when the drain has.
+pub async fn spawn_gateway_until(
+    mut settings: callgate::config::ServeSettings,
+    adjust: impl FnOnce(&mut callgate::call::Engines),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     settings.model.get_or_insert_with(tiny_model);
     settings
         .calls_dir
@@ -375,13 +386,13 @@ pub async fn spawn_gateway_with(
         callgate::call::CallSettings::from_config(&cfg),
         callgate::server::Access::from_config(&cfg),
     );
-    tokio::spawn(callgate::server::run(
+    let serving = tokio::spawn(callgate::server::run(
         listener,
         server,
-        std::future::pending(),
+        shutdown,
         std::time::Duration::from_secs(1),
     ));
-    addr
+    (addr, serving)
 }
 
 /// Gateway settings for the `openai` backend at `url`.

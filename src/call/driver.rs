@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::admission::Admission;
 use super::events::{CallEvent, CallInput, Fault};
@@ -80,7 +81,9 @@ type Frames = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
 pub struct Link {
     stream: Frames,
     writer_tx: mpsc::Sender<Message>,
-    writer: JoinHandle<()>,
+    /// Aborted when the link is dropped: a writer stuck on a peer that stopped reading
+    /// must not outlive its connection.
+    writer: AbortOnDropHandle<()>,
     /// The user its upgrade request authenticated, if any.
     pub(super) user: Option<String>,
 }
@@ -93,7 +96,7 @@ impl Link {
     {
         let (sink, stream) = socket.split();
         let (writer_tx, writer_rx) = mpsc::channel::<Message>(WRITER_QUEUE);
-        let writer = tokio::spawn(write_socket(sink, writer_rx));
+        let writer = AbortOnDropHandle::new(tokio::spawn(write_socket(sink, writer_rx)));
         Self {
             stream: Box::pin(stream),
             writer_tx,
@@ -102,14 +105,21 @@ impl Link {
         }
     }
 
-    /// Sends `msg` then the close frame, and waits (briefly) for the writer to flush.
+    /// Sends `msg` then the close frame, and waits (briefly) for the writer to flush; a
+    /// writer still stuck after that is aborted.
     async fn close_with(self, msg: Option<Message>, close: Message) {
-        if let Some(msg) = msg {
-            let _ = self.writer_tx.send(msg).await;
-        }
-        let _ = self.writer_tx.send(close).await;
-        drop(self.writer_tx);
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer).await;
+        let Self {
+            writer_tx, writer, ..
+        } = self;
+        let flush = async move {
+            for msg in msg.into_iter().chain([close]) {
+                let _ = writer_tx.send(msg).await;
+            }
+            drop(writer_tx);
+            let _ = writer.await;
+        };
+        // Dropping the unfinished flush drops (aborts) the writer.
+        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
     }
 }
 
@@ -187,6 +197,8 @@ struct CallLoop {
     finish_by: Option<Instant>,
     /// Not a child of the server's shutdown: on shutdown a call finishes its response first.
     call_cancel: CancellationToken,
+    /// Replaced connections being closed (a resume elsewhere).
+    closing_links: JoinSet<()>,
 }
 
 impl CallLoop {
@@ -221,6 +233,7 @@ impl CallLoop {
             detached_at: None,
             finish_by: None,
             call_cancel,
+            closing_links: JoinSet::new(),
         }
     }
 
@@ -284,7 +297,9 @@ impl CallLoop {
     async fn on_resume(&mut self, new: Link) -> Step {
         if let Some(old) = self.link.take() {
             let close = self.codec.close(&Closing::ResumedElsewhere);
-            tokio::spawn(old.close_with(None, close));
+            // Reaped as the call goes on; aborted with the call.
+            while self.closing_links.try_join_next().is_some() {}
+            self.closing_links.spawn(old.close_with(None, close));
         }
         self.outbox.attach(new.writer_tx.clone());
         self.link = Some(new);
@@ -500,5 +515,71 @@ async fn next_message(link: &mut Option<Link>) -> Option<Result<Message, WsError
     match link.as_mut() {
         Some(l) => l.stream.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Link teardown on tokio's paused clock.
+
+    use super::*;
+    use std::task::{Context, Poll};
+
+    /// A peer that never reads and never writes: every send waits forever.
+    struct Stuck;
+
+    impl Stream for Stuck {
+        type Item = Result<Message, WsError>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Pending
+        }
+    }
+
+    impl Sink<Message> for Stuck {
+        type Error = WsError;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Pending
+        }
+        fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), WsError> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Pending
+        }
+    }
+
+    fn alive() -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_a_link_to_a_stuck_peer_leaves_no_writer_running() {
+        let baseline = alive();
+        let link = Link::spawn(Stuck, None);
+        // More than the writer queue holds: the close frame itself has to wait.
+        for _ in 0..WRITER_QUEUE + 8 {
+            let _ = link.writer_tx.try_send(Message::Text("x".into()));
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), baseline + 1, "the writer runs");
+        link.close_with(None, Message::Close(None)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), baseline, "the stuck writer was stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_a_link_stops_its_writer() {
+        let baseline = alive();
+        let link = Link::spawn(Stuck, None);
+        let _ = link.writer_tx.try_send(Message::Text("x".into()));
+        tokio::task::yield_now().await;
+        drop(link);
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), baseline);
     }
 }

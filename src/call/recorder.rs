@@ -1,76 +1,200 @@
 //! Per-call persistence: `events.jsonl` (every server event and final transcript, flushed as
-//! it happens) and, when recording, `input.wav` / `output.wav`. File I/O runs on its own
-//! thread so a slow disk never stalls the call.
+//! it happens) and, when recording, `input.wav` / `output.wav`. All calls share one writer
+//! thread with a bounded queue, so a slow disk never stalls a call and a thousand calls
+//! never mean a thousand threads.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, LazyLock};
 
-enum Item {
-    Event(String),
-    Input(Vec<i16>),
-    Output(Vec<i16>),
+use prometheus_client::metrics::counter::Counter;
+
+/// Writes waiting for the disk, all calls together: about 20 s of 20 ms chunks for 48
+/// calls. Beyond that a write is dropped (counted, logged once per call), never waited for.
+const QUEUE_WRITES: usize = 48 * 1024;
+
+type Wav = hound::WavWriter<BufWriter<File>>;
+
+/// One call's open files, owned by the writer thread once the call is registered.
+struct CallFiles {
+    events: BufWriter<File>,
+    wavs: Option<(Wav, Wav)>,
 }
 
-/// Handle to a call's recorder thread. Dropping it flushes and closes the files.
+impl CallFiles {
+    fn finish(self) {
+        if let Some((i, o)) = self.wavs {
+            let _ = i.finalize();
+            let _ = o.finalize();
+        }
+    }
+}
+
+/// What the writer thread is asked to do. Opens, closes and syncs are never refused (one
+/// or two per call); the writes in between count against [`QUEUE_WRITES`].
+enum Job {
+    Open(u64, Box<CallFiles>),
+    Event(u64, String),
+    Input(u64, Vec<i16>),
+    Output(u64, Vec<i16>),
+    Close(u64),
+    Sync(SyncSender<()>),
+}
+
+/// The writer thread and its queue.
+struct Writer {
+    jobs: Sender<Job>,
+    /// Writes queued and not yet done.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    next_call: AtomicU64,
+}
+
+/// The writer every call's [`Recorder`] uses; started by the first call that records.
+static SHARED: LazyLock<Arc<Writer>> = LazyLock::new(|| Writer::spawn(QUEUE_WRITES));
+
+impl Writer {
+    fn spawn(capacity: usize) -> Arc<Self> {
+        let (jobs, rx) = channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let done = queued.clone();
+        // If the thread cannot start, every later send fails and recordings are dropped.
+        let started = std::thread::Builder::new()
+            .name("call-recorder".into())
+            .spawn(move || write_jobs(rx, &done));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the call recorder thread");
+        }
+        Arc::new(Self {
+            jobs,
+            queued,
+            capacity,
+            next_call: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues a write unless `capacity` writes are already waiting; false when refused.
+    fn try_write(&self, job: Job) -> bool {
+        let admitted = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted && self.jobs.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        admitted
+    }
+
+    /// Waits until everything queued before it is on disk (tests, and the drain's end).
+    fn sync(&self) {
+        let (tx, rx) = sync_channel(1);
+        if self.jobs.send(Job::Sync(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+/// The writer thread: runs jobs in order until every sender is gone.
+fn write_jobs(rx: Receiver<Job>, queued: &AtomicUsize) {
+    let mut calls: HashMap<u64, CallFiles> = HashMap::new();
+    for job in rx {
+        let result = match job {
+            Job::Open(id, files) => {
+                calls.insert(id, *files);
+                Ok(())
+            }
+            Job::Close(id) => {
+                calls.remove(&id).map(CallFiles::finish);
+                Ok(())
+            }
+            Job::Sync(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
+            Job::Event(id, line) => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                calls.get_mut(&id).map_or(Ok(()), |f| {
+                    let e = &mut f.events;
+                    e.write_all(line.as_bytes())
+                        .and_then(|_| e.write_all(b"\n"))
+                        .and_then(|_| e.flush())
+                })
+            }
+            Job::Input(id, samples) => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                write_wav(calls.get_mut(&id), &samples, true)
+            }
+            Job::Output(id, samples) => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                write_wav(calls.get_mut(&id), &samples, false)
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "call recording write failed");
+        }
+    }
+    calls.into_values().for_each(CallFiles::finish);
+}
+
+fn write_wav(files: Option<&mut CallFiles>, samples: &[i16], input: bool) -> std::io::Result<()> {
+    let Some((i, o)) = files.and_then(|f| f.wavs.as_mut()) else {
+        return Ok(());
+    };
+    let wav = if input { i } else { o };
+    samples
+        .iter()
+        .try_for_each(|&x| wav.write_sample(x))
+        .map_err(std::io::Error::other)
+}
+
+/// Handle to a call's recording. Dropping it flushes and closes the files (on the writer
+/// thread).
 pub struct Recorder {
-    tx: SyncSender<Item>,
+    writer: Arc<Writer>,
+    id: u64,
     dir: PathBuf,
+    /// Writes refused because the queue was full (`callgate_recording_writes_dropped`).
+    dropped: Counter,
+    warned: AtomicBool,
 }
 
 impl Recorder {
-    /// Creates `dir` and starts writing; `wav_rates` = (input, output) rates when audio is
-    /// recorded.
-    pub fn start(dir: &Path, wav_rates: Option<(u32, u32)>) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let events = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("events.jsonl"))?;
-        let wav = |name: &str, rate: u32| {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            hound::WavWriter::create(dir.join(name), spec).map_err(std::io::Error::other)
-        };
-        let mut wavs = match wav_rates {
-            Some((i, o)) => Some((wav("input.wav", i)?, wav("output.wav", o)?)),
-            None => None,
-        };
-        // Bounded: at most a few seconds of audio in flight; beyond that the recording drops
-        // data (logged) rather than growing memory.
-        let (tx, rx) = sync_channel::<Item>(1024);
-        std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || {
-                let mut events = std::io::BufWriter::new(events);
-                for item in rx {
-                    let result = match (item, wavs.as_mut()) {
-                        (Item::Event(line), _) => events
-                            .write_all(line.as_bytes())
-                            .and_then(|_| events.write_all(b"\n"))
-                            .and_then(|_| events.flush()),
-                        (Item::Input(s), Some((w, _))) | (Item::Output(s), Some((_, w))) => s
-                            .iter()
-                            .try_for_each(|&x| w.write_sample(x))
-                            .map_err(std::io::Error::other),
-                        _ => Ok(()),
-                    };
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "call recording write failed");
-                    }
-                }
-                if let Some((i, o)) = wavs {
-                    let _ = i.finalize();
-                    let _ = o.finalize();
-                }
-            })?;
+    /// Creates `dir` and opens its files (blocking file I/O: call it off the tokio
+    /// workers); `wav_rates` = (input, output) rates when audio is recorded. Writes go to
+    /// the shared writer thread; refused ones count in `dropped`.
+    pub fn start(
+        dir: &Path,
+        wav_rates: Option<(u32, u32)>,
+        dropped: Counter,
+    ) -> std::io::Result<Self> {
+        Self::start_on(SHARED.clone(), dir, wav_rates, dropped)
+    }
+
+    fn start_on(
+        writer: Arc<Writer>,
+        dir: &Path,
+        wav_rates: Option<(u32, u32)>,
+        dropped: Counter,
+    ) -> std::io::Result<Self> {
+        let files = open_files(dir, wav_rates)?;
+        let id = writer.next_call.fetch_add(1, Ordering::Relaxed);
+        writer
+            .jobs
+            .send(Job::Open(id, Box::new(files)))
+            .map_err(|_| std::io::Error::other("the call recorder thread is gone"))?;
         Ok(Self {
-            tx,
+            writer,
+            id,
             dir: dir.to_path_buf(),
+            dropped,
+            warned: AtomicBool::new(false),
         })
     }
 
@@ -79,24 +203,138 @@ impl Recorder {
         &self.dir
     }
 
-    fn send(&self, item: Item) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(item) {
-            tracing::warn!(dir = %self.dir.display(), "recorder is behind; dropping data");
+    fn send(&self, job: Job) {
+        if self.writer.try_write(job) {
+            return;
+        }
+        self.dropped.inc();
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(dir = %self.dir.display(), "recorder is behind; dropping data (counted in callgate_recording_writes_dropped_total)");
         }
     }
 
     /// Appends one JSON line to events.jsonl.
     pub fn event(&self, json: &str) {
-        self.send(Item::Event(json.to_string()));
+        self.send(Job::Event(self.id, json.to_string()));
     }
 
     /// Appends input audio (after sequencing, at the input rate, mono).
     pub fn input(&self, samples: &[i16]) {
-        self.send(Item::Input(samples.to_vec()));
+        self.send(Job::Input(self.id, samples.to_vec()));
     }
 
     /// Appends output audio (at the output rate).
     pub fn output(&self, samples: &[i16]) {
-        self.send(Item::Output(samples.to_vec()));
+        self.send(Job::Output(self.id, samples.to_vec()));
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.writer.jobs.send(Job::Close(self.id));
+    }
+}
+
+/// Creates `dir` and opens the call's files.
+fn open_files(dir: &Path, wav_rates: Option<(u32, u32)>) -> std::io::Result<CallFiles> {
+    std::fs::create_dir_all(dir)?;
+    let events = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("events.jsonl"))?;
+    let wav = |name: &str, rate: u32| {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        hound::WavWriter::create(dir.join(name), spec).map_err(std::io::Error::other)
+    };
+    let wavs = match wav_rates {
+        Some((i, o)) => Some((wav("input.wav", i)?, wav("output.wav", o)?)),
+        None => None,
+    };
+    Ok(CallFiles {
+        events: BufWriter::new(events),
+        wavs,
+    })
+}
+
+/// Waits until every write queued so far by any call is on disk.
+pub fn sync() {
+    SHARED.sync();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("callgate-rec-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn recorder_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "call-recorder")
+            })
+            .count()
+    }
+
+    #[test]
+    fn many_calls_share_one_writer_thread() {
+        let root = temp_dir("many");
+        let recorders: Vec<_> = (0..40)
+            .map(|i| {
+                Recorder::start(
+                    &root.join(i.to_string()),
+                    Some((16_000, 24_000)),
+                    Counter::default(),
+                )
+                .expect("start")
+            })
+            .collect();
+        for r in &recorders {
+            r.event(r#"{"type":"call.meta"}"#);
+            r.input(&[1; 320]);
+            r.output(&[2; 480]);
+        }
+        assert_eq!(recorder_threads(), 1, "one writer thread for every call");
+        drop(recorders);
+        sync();
+        let input = hound::WavReader::open(root.join("7").join("input.wav")).expect("finalized");
+        assert_eq!(input.len(), 320);
+        let events = std::fs::read_to_string(root.join("7").join("events.jsonl")).expect("log");
+        assert_eq!(events, "{\"type\":\"call.meta\"}\n");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let root = temp_dir("full");
+        let dropped = Counter::default();
+        // A queue with no room: every write is refused at once, none waits for the disk.
+        let writer = Writer::spawn(0);
+        let r = Recorder::start_on(writer.clone(), &root, None, dropped.clone()).expect("start");
+        let started = std::time::Instant::now();
+        for _ in 0..1000 {
+            r.event("{}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(dropped.get(), 1000, "every refused write is counted");
+        drop(r);
+        writer.sync();
+        assert_eq!(
+            std::fs::read_to_string(root.join("events.jsonl")).expect("log"),
+            ""
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::call::admission::Admission;
 use crate::call::driver::CallHub;
@@ -143,6 +144,8 @@ pub async fn run(
     server.hub.set_drain(drain);
     let root = CancellationToken::new();
     let mut connections = JoinSet::new();
+    // Every call's task, so the drain ends when the last one has returned.
+    let calls = TaskTracker::new();
     tokio::pin!(shutdown);
     // Armed when shutdown begins.
     let drain_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
@@ -155,19 +158,22 @@ pub async fn run(
                 tracing::info!(calls = server.hub.calls.len(), "shutting down: finishing calls");
                 server.accepting.store(false, Ordering::SeqCst);
                 root.cancel();
+                calls.close();
                 drain_deadline.as_mut().reset(tokio::time::Instant::now() + drain);
             }
             _ = &mut drain_deadline, if draining => {
                 tracing::warn!(calls = server.hub.calls.len(), "drain deadline passed; closing the rest");
                 break;
             }
+            _ = calls.wait(), if draining => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let server = server.clone();
                     let shutdown = root.clone();
+                    let calls = calls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, server, shutdown).await {
+                        if let Err(e) = handle_connection(stream, server, shutdown, calls).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -179,9 +185,6 @@ pub async fn run(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-        if draining && server.engines.metrics.calls_active.get() == 0 {
-            break;
         }
     }
     connections.abort_all();
@@ -205,6 +208,7 @@ async fn handle_connection(
     stream: TcpStream,
     server: Arc<Server>,
     shutdown: CancellationToken,
+    calls: TaskTracker,
 ) -> hyper::Result<()> {
     let (upgrades_tx, mut upgrades_rx) = mpsc::channel::<http::Upgrade>(1);
     let routes = server.clone();
@@ -225,7 +229,8 @@ async fn handle_connection(
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-    crate::call::driver::serve_socket(ws, server.hub.clone(), shutdown, upgrade.user).await;
+    let call = crate::call::driver::serve_socket(ws, server.hub.clone(), shutdown, upgrade.user);
+    calls.track_future(call).await;
     Ok(())
 }
 

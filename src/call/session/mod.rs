@@ -35,6 +35,8 @@ use ingest::Ingest;
 pub use overlap::OverlapHeard;
 pub use partials::PartialResult;
 
+/// How long ending a call waits for its cancelled turns to say response.done.
+const TURN_GRACE: Duration = Duration::from_secs(2);
 /// What the call's driver should do after an input.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Control {
@@ -125,7 +127,7 @@ pub struct Session {
     last_activity: Instant,
     recorder: Option<Arc<Recorder>>,
     /// Every turn task of this call, so ending the call can wait for their response.done.
-    turn_tasks: tokio_util::task::TaskTracker,
+    turn_tasks: tokio::task::JoinSet<()>,
     /// The conversation so far, for a resume.
     turn_log: Vec<TurnRecord>,
     /// Text messages allowed per second.
@@ -190,7 +192,7 @@ impl Session {
             unanswered: 0,
             last_activity: Instant::now(),
             recorder: None,
-            turn_tasks: tokio_util::task::TaskTracker::new(),
+            turn_tasks: tokio::task::JoinSet::new(),
             turn_log: Vec::new(),
             text_rate: TokenBucket::new(text_rate, 2.0 * text_rate),
             audio_rate: AudioRateGuard::new(settings.limits.max_audio_rate),
@@ -444,7 +446,9 @@ impl Session {
             .settings
             .record_audio
             .then_some((start.input_rate, start.output_rate));
-        let opened = tokio::task::spawn_blocking(move || Recorder::start(&dir, rates)).await;
+        let dropped = self.engines.metrics.recording_writes_dropped.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Recorder::start(&dir, rates, dropped)).await;
         match opened {
             Ok(Ok(r)) => {
                 let r = Arc::new(r);
@@ -468,9 +472,7 @@ impl Session {
         self.drop_speculation();
         self.stop_partials();
         self.forget_input();
-        // Let cancelled turns send their response.done before the call's end.
-        self.turn_tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.turn_tasks.wait()).await;
+        self.stop_turn_tasks().await;
         let Some(s) = self.started.take() else {
             return Ok(());
         };
@@ -491,6 +493,21 @@ impl Session {
                 duration_ms,
             })
             .await
+    }
+
+    /// Lets cancelled turns send their response.done before the call's end (a grace of
+    /// [`TURN_GRACE`]), then aborts any still running: no turn outlives its call.
+    async fn stop_turn_tasks(&mut self) {
+        let tasks = &mut self.turn_tasks;
+        let finished = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(TURN_GRACE, finished).await.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "turn tasks outlived the grace; aborting them"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
     }
 
     /// A turn task finished: record what was said and heard.

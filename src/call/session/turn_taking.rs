@@ -426,6 +426,8 @@ impl Session {
             finished: self.finished_tx.clone(),
             announced: false,
         };
+        // Reap finished turns so a long call's set holds only live ones.
+        while self.turn_tasks.try_join_next().is_some() {}
         self.turn_tasks.spawn(task.run(input));
         self.speculation = Some(Speculation {
             turn_id,

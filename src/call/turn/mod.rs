@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::Engines;
 use super::events::{CallEvent, Fault};
@@ -418,14 +419,19 @@ impl TurnTask {
             floor: self.floor.clone(),
             audible: self.audible.clone(),
         };
-        let speaker = tokio::spawn(speak(voice, self.engines.clone(), sentence_rx));
+        // Aborted with the turn: an aborted turn leaves no speaker or announcer behind.
+        let speaker = AbortOnDropHandle::new(tokio::spawn(speak(
+            voice,
+            self.engines.clone(),
+            sentence_rx,
+        )));
         let announcing = self.cancel.child_token();
-        let announcer = tokio::spawn(announce_floor(
+        let announcer = AbortOnDropHandle::new(tokio::spawn(announce_floor(
             self.turn_id,
             self.outbox.clone(),
             self.floor.clone(),
             announcing.clone(),
-        ));
+        )));
         let mut text = String::new();
         let mut splitter = SentenceSplitter::new();
         let mut sent_up_to = 0usize;
