@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::call::admission::Admission;
 use crate::call::driver::CallHub;
-use crate::call::limits::UserCalls;
+use crate::call::limits::Unstarted;
 use crate::call::{CallSettings, Engines};
 use crate::protocol::MAX_FRAME_BYTES;
 use auth::Authenticator;
@@ -47,6 +47,8 @@ pub struct Server {
     access: Access,
     /// The calls: registry, start policy, drain deadline.
     hub: Arc<CallHub>,
+    /// Upgraded connections that have not started a call yet.
+    unstarted: Arc<Unstarted>,
 }
 
 /// Who may open a call: the token check and the browser origin allowlist.
@@ -76,10 +78,7 @@ impl Server {
 
     /// A server over built engines with these access rules.
     pub fn with_access(engines: Arc<Engines>, settings: CallSettings, access: Access) -> Arc<Self> {
-        let admission = Admission {
-            verifier: Arc::new(access.auth.clone()),
-            user_calls: Arc::new(UserCalls::default()),
-        };
+        let admission = Admission::new(Arc::new(access.auth.clone()), settings.limits.max_calls);
         let hub = CallHub::new(engines.clone(), settings.clone(), admission);
         Arc::new(Self {
             engines,
@@ -87,6 +86,7 @@ impl Server {
             accepting: AtomicBool::new(true),
             access,
             hub,
+            unstarted: Arc::default(),
         })
     }
 }
@@ -167,7 +167,7 @@ pub async fn run(
                     let server = server.clone();
                     let shutdown = root.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, server, shutdown).await {
+                        if let Err(e) = handle_connection(stream, peer.ip(), server, shutdown).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -203,6 +203,7 @@ fn http1() -> http1::Builder {
 /// upgrade, the call on the upgraded socket.
 async fn handle_connection(
     stream: TcpStream,
+    peer: std::net::IpAddr,
     server: Arc<Server>,
     shutdown: CancellationToken,
 ) -> hyper::Result<()> {
@@ -211,7 +212,7 @@ async fn handle_connection(
     let service = service_fn(move |req| {
         let server = routes.clone();
         let upgrades = upgrades_tx.clone();
-        async move { Ok::<_, Infallible>(http::route(req, &server, &upgrades).await) }
+        async move { Ok::<_, Infallible>(http::route(req, peer, &server, &upgrades).await) }
     });
     http1()
         .serve_connection(TokioIo::new(stream), service)
@@ -225,7 +226,9 @@ async fn handle_connection(
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-    crate::call::driver::serve_socket(ws, server.hub.clone(), shutdown, upgrade.user).await;
+    let hub = server.hub.clone();
+    let unstarted = Some(upgrade.unstarted);
+    crate::call::driver::serve_socket(ws, hub, shutdown, upgrade.user, unstarted).await;
     Ok(())
 }
 
