@@ -235,6 +235,18 @@ serve_settings! {
     /// Seconds a call whose connection dropped waits for session.resume.
     #[arg(env = "CALLGATE_RESUME_GRACE_S")]
     resume_grace_s: f64 = 30.0, allowed within(0.0..=1e6, " seconds");
+    /// Milliseconds an upgraded connection has to send session.start or session.resume;
+    /// then it gets `error` BAD_MESSAGE and close 1008.
+    #[arg(env = "CALLGATE_START_TIMEOUT_MS")]
+    start_timeout_ms: u64 = 5000, allowed within(10..=600_000, " ms");
+    /// Upgraded connections from one IP address that have not started (or resumed) a call
+    /// yet; the next upgrade from that address gets HTTP 429.
+    #[arg(env = "CALLGATE_MAX_UNSTARTED_PER_IP")]
+    max_unstarted_per_ip: usize = 64, allowed within(1..=100_000, "");
+    /// Upgraded connections in all that have not started (or resumed) a call yet; the next
+    /// upgrade gets HTTP 503.
+    #[arg(env = "CALLGATE_MAX_UNSTARTED")]
+    max_unstarted: usize = 1024, allowed within(1..=1_000_000, "");
 }
 
 /// `callgate serve`'s arguments: a settings file, then the settings themselves (each flag
@@ -594,6 +606,9 @@ impl Filled {
             text_messages_per_s: self.max_text_rate,
             max_audio_rate: self.max_audio_rate,
             resume_grace: Duration::from_secs_f64(self.resume_grace_s),
+            start_timeout: Duration::from_millis(self.start_timeout_ms),
+            max_unstarted_per_ip: self.max_unstarted_per_ip,
+            max_unstarted: self.max_unstarted,
         })
     }
 }

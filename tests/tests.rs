@@ -1,5 +1,6 @@
 //! The integration test binary: one module per area, so the crate links once for all.
 
+mod admission;
 mod asr;
 mod bench;
 mod browser;

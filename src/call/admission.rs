@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::events::{Fault, StartRequest};
 use super::limits::{LimitSettings, UserCallGuard, UserCalls};
 
@@ -33,6 +35,9 @@ pub struct Admission {
     pub verifier: Arc<dyn TokenVerifier>,
     /// Open calls per user.
     pub user_calls: Arc<UserCalls>,
+    /// One permit per call the server may hold (`--max-calls`); a call keeps its permit
+    /// for its whole life, so concurrent starts cannot overshoot the limit.
+    pub call_permits: Arc<Semaphore>,
 }
 
 /// What a start may go on with.
@@ -41,18 +46,29 @@ pub struct Admitted {
     pub user: Option<String>,
     /// The user's counted call, held for the call's life.
     pub slot: Option<UserCallGuard>,
+    /// The server's counted call, held for the call's life.
+    pub permit: OwnedSemaphorePermit,
 }
 
 impl Admission {
-    /// Decides on `start` for a connection whose upgrade authenticated `user`, on a server
-    /// with `open_calls` started and `slot` already held (a start that failed validation
-    /// keeps its slot for the next attempt).
+    /// A start policy of `verifier` for a server of `max_calls` calls.
+    pub fn new(verifier: Arc<dyn TokenVerifier>, max_calls: usize) -> Self {
+        Self {
+            verifier,
+            user_calls: Arc::default(),
+            call_permits: Arc::new(Semaphore::new(max_calls)),
+        }
+    }
+
+    /// Decides on `start` for a connection whose upgrade authenticated `user`, with `slot`
+    /// and `permit` already held (a start that failed validation keeps both for the next
+    /// attempt).
     pub fn admit(
         &self,
         start: &StartRequest,
         user: Option<String>,
         slot: Option<UserCallGuard>,
-        open_calls: usize,
+        permit: Option<OwnedSemaphorePermit>,
         limits: &LimitSettings,
     ) -> Result<Admitted, Fault> {
         let user = match user {
@@ -60,18 +76,22 @@ impl Admission {
             None if self.verifier.enabled() => Some(self.token_user(start)?),
             None => None,
         };
-        if open_calls >= limits.max_calls {
-            return Err(Fault::Overloaded {
-                what: format!("the server is at its limit of {} calls", limits.max_calls),
-                retry_after_ms: 5000,
-            });
-        }
+        let permit =
+            match permit {
+                Some(p) => p,
+                None => self.call_permits.clone().try_acquire_owned().map_err(|_| {
+                    Fault::Overloaded {
+                        what: format!("the server is at its limit of {} calls", limits.max_calls),
+                        retry_after_ms: 5000,
+                    }
+                })?,
+            };
         let slot = match (&user, slot) {
             (_, Some(slot)) => Some(slot),
             (Some(u), None) => Some(self.user_slot(u, limits.max_calls_per_user)?),
             (None, None) => None,
         };
-        Ok(Admitted { user, slot })
+        Ok(Admitted { user, slot, permit })
     }
 
     fn token_user(&self, start: &StartRequest) -> Result<String, Fault> {

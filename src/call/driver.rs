@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -23,7 +23,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::admission::Admission;
 use super::events::{CallEvent, CallInput, Fault};
-use super::limits::UserCallGuard;
+use super::limits::{UnstartedGuard, UserCallGuard};
 use super::outbox::{ClientGone, Outbox};
 use super::registry::{CallRegistry, Registered};
 use super::session::{Control, Session, SessionFeedback};
@@ -135,21 +135,24 @@ async fn write_socket<S: Sink<Message> + Unpin>(mut sink: S, mut rx: mpsc::Recei
 }
 
 /// Serves one callgate.v1 connection: a new call, or a resume handed to its call.
-/// `shutdown` starts the drain; `user` is who the upgrade request authenticated.
+/// `shutdown` starts the drain; `user` is who the upgrade request authenticated;
+/// `unstarted` counts the connection among those waiting to start until it starts or
+/// resumes a call.
 pub async fn serve_socket<S>(
     socket: S,
     hub: Arc<CallHub>,
     shutdown: CancellationToken,
     user: Option<String>,
+    unstarted: Option<UnstartedGuard>,
 ) where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message> + Send + 'static,
 {
     let link = Link::spawn(socket, user);
     let metrics = hub.engines.metrics.clone();
     metrics.calls_active.inc();
-    CallLoop::new(link, hub, Arc::new(V1Codec::default()))
-        .run(shutdown)
-        .await;
+    let mut call = CallLoop::new(link, hub, Arc::new(V1Codec::default()));
+    call.unstarted = unstarted;
+    call.run(shutdown).await;
     metrics.calls_active.dec();
 }
 
@@ -193,6 +196,12 @@ struct CallLoop {
     links_rx: mpsc::Receiver<Link>,
     registered: Option<String>,
     user_slot: Option<UserCallGuard>,
+    /// The server's count of this call (`--max-calls`), from its admission to its end.
+    call_permit: Option<OwnedSemaphorePermit>,
+    /// Counts the connection as waiting to start; dropped once the call starts.
+    unstarted: Option<UnstartedGuard>,
+    /// When a connection that has neither started nor resumed a call is closed.
+    start_by: Instant,
     detached_at: Option<Instant>,
     finish_by: Option<Instant>,
     /// Not a child of the server's shutdown: on shutdown a call finishes its response first.
@@ -220,7 +229,6 @@ impl CallLoop {
         session.set_user(first.user.clone());
         let (links_tx, links_rx) = mpsc::channel::<Link>(1);
         Self {
-            hub,
             codec,
             session,
             feedback,
@@ -230,10 +238,14 @@ impl CallLoop {
             links_rx,
             registered: None,
             user_slot: None,
+            call_permit: None,
+            unstarted: None,
+            start_by: Instant::now() + hub.settings.limits.start_timeout,
             detached_at: None,
             finish_by: None,
             call_cancel,
             closing_links: JoinSet::new(),
+            hub,
         }
     }
 
@@ -355,13 +367,14 @@ impl CallLoop {
                     &start,
                     self.session.user().map(str::to_owned),
                     self.user_slot.take(),
-                    self.hub.calls.len(),
+                    self.call_permit.take(),
                     &self.hub.settings.limits,
                 );
                 match admitted {
                     Ok(a) => {
                         self.session.set_user(a.user);
                         self.user_slot = a.slot;
+                        self.call_permit = Some(a.permit);
                         self.session.on_input(CallInput::Start(start)).await.into()
                     }
                     Err(fault) => self.refuse(fault).await,
@@ -422,7 +435,26 @@ impl CallLoop {
         Step::HandedOver
     }
 
+    /// Closes a connection that neither started nor resumed a call within the deadline, so
+    /// sockets that never start cannot hold a session and a writer task for long.
+    async fn refuse_late_start(&mut self) -> Step {
+        let ms = self.hub.settings.limits.start_timeout.as_millis();
+        tracing::info!(ms, "no session.start or session.resume in time; closing");
+        if let Some(this) = self.link.take() {
+            let fault = Fault::BadMessage(format!(
+                "no session.start or session.resume within {ms} ms of the upgrade"
+            ));
+            let error = self.codec.encode(CallEvent::fault(fault));
+            this.close_with(error, self.codec.close(&Closing::NoStart))
+                .await;
+        }
+        Step::HandedOver
+    }
+
     async fn on_tick(&mut self) -> Step {
+        if self.session.session_id().is_none() && Instant::now() >= self.start_by {
+            return self.refuse_late_start().await;
+        }
         let limits = &self.hub.settings.limits;
         if let Some(at) = self.detached_at {
             if at.elapsed() >= limits.resume_grace {
@@ -468,6 +500,7 @@ impl CallLoop {
         };
         self.hub.calls.insert(id.to_owned(), call);
         self.registered = Some(id.to_owned());
+        self.unstarted = None;
     }
 
     /// The connection is gone: wait for a resume, or end a call that cannot be resumed.
@@ -504,6 +537,7 @@ impl CallLoop {
         let link = self.link;
         drop(self.session);
         drop(self.user_slot);
+        drop(self.call_permit);
         if let (Some(link), Some(closing)) = (link, closing) {
             link.close_with(None, codec.close(&closing)).await;
         }

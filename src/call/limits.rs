@@ -1,7 +1,9 @@
 //! Per-call and per-server limits: the settings, a token bucket for text messages, the audio
 //! rate guard, and the count of calls per user. Each limit rejects the offender only.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,6 +26,12 @@ pub struct LimitSettings {
     pub max_audio_rate: f64,
     /// How long a dropped call waits for `session.resume`.
     pub resume_grace: Duration,
+    /// How long an upgraded connection may wait before `session.start` or `session.resume`.
+    pub start_timeout: Duration,
+    /// Upgraded, not yet started connections per IP address.
+    pub max_unstarted_per_ip: usize,
+    /// Upgraded, not yet started connections in all.
+    pub max_unstarted: usize,
 }
 
 impl Default for LimitSettings {
@@ -139,13 +147,86 @@ pub struct UserCallGuard {
 
 impl Drop for UserCallGuard {
     fn drop(&mut self) {
-        let empty = self.calls.open.get_mut(&self.user).is_some_and(|mut n| {
-            *n = n.saturating_sub(1);
-            *n == 0
-        });
-        if empty {
-            self.calls.open.remove_if(&self.user, |_, n| *n == 0);
+        uncount(&self.calls.open, &self.user);
+    }
+}
+
+/// Upgraded connections that have not started or resumed a call yet, per IP address and
+/// in all: each holds a writer task and a session until its start deadline, so a client
+/// that opens sockets and never starts is capped before the deadline frees them.
+#[derive(Debug, Default)]
+pub struct Unstarted {
+    per_ip: DashMap<IpAddr, usize>,
+    total: AtomicUsize,
+}
+
+/// Why an upgrade was refused by [`Unstarted::try_enter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnstartedFull {
+    /// This address has its share waiting.
+    Address,
+    /// The server has its share waiting.
+    Server,
+}
+
+impl Unstarted {
+    /// Counts a connection from `ip` unless the address has `per_ip` or the server `total`
+    /// waiting already; the guard uncounts it on drop.
+    pub fn try_enter(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        per_ip: usize,
+        total: usize,
+    ) -> Result<UnstartedGuard, UnstartedFull> {
+        let mut n = self.per_ip.entry(ip).or_insert(0);
+        if *n >= per_ip {
+            return Err(UnstartedFull::Address);
         }
+        let admitted = self
+            .total
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (t < total).then_some(t + 1)
+            });
+        if admitted.is_err() {
+            return Err(UnstartedFull::Server);
+        }
+        *n += 1;
+        drop(n);
+        Ok(UnstartedGuard {
+            waiting: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections waiting to start, in all.
+    pub fn count(&self) -> usize {
+        self.total.load(Ordering::SeqCst)
+    }
+}
+
+/// One counted connection waiting to start a call.
+#[derive(Debug)]
+pub struct UnstartedGuard {
+    waiting: Arc<Unstarted>,
+    ip: IpAddr,
+}
+
+impl Drop for UnstartedGuard {
+    fn drop(&mut self) {
+        self.waiting.total.fetch_sub(1, Ordering::SeqCst);
+        uncount(&self.waiting.per_ip, &self.ip);
+    }
+}
+
+/// Takes one off `key`'s count, forgetting the key at zero so the map holds only the
+/// keys with something counted.
+fn uncount<K: std::hash::Hash + Eq>(counts: &DashMap<K, usize>, key: &K) {
+    let empty = counts.get_mut(key).is_some_and(|mut n| {
+        *n = n.saturating_sub(1);
+        *n == 0
+    });
+    if empty {
+        counts.remove_if(key, |_, n| *n == 0);
     }
 }
 
@@ -192,5 +273,25 @@ mod tests {
         assert_eq!(calls.count("ada"), 1);
         drop(b);
         assert_eq!(calls.count("ada"), 0);
+    }
+
+    #[test]
+    fn unstarted_connections_are_capped_per_address_and_in_all() {
+        let waiting = Arc::new(Unstarted::default());
+        let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let a1 = waiting.try_enter(a, 2, 3).expect("a1");
+        let _a2 = waiting.try_enter(a, 2, 3).expect("a2");
+        assert_eq!(
+            waiting.try_enter(a, 2, 3).err(),
+            Some(UnstartedFull::Address)
+        );
+        let _b1 = waiting.try_enter(b, 2, 3).expect("b1");
+        assert_eq!(
+            waiting.try_enter(b, 2, 3).err(),
+            Some(UnstartedFull::Server)
+        );
+        drop(a1);
+        assert_eq!(waiting.count(), 2);
+        assert!(waiting.try_enter(a, 2, 3).is_ok(), "a slot came back");
     }
 }

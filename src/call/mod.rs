@@ -110,21 +110,15 @@ impl Default for CallSettings {
     }
 }
 
-/// A random 128-bit id in hex (session ids, resume tokens). std's `RandomState` is seeded
-/// from the OS per instance, so no extra crate is needed.
+/// A random 128-bit id in hex (session ids, resume tokens), from the OS's CSPRNG: with
+/// tokens off a session id is the only key to a call's recordings, and a resume token is
+/// a secret, so neither may be predictable from the clock or from earlier ids.
 pub fn random_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::with_capacity(32);
-    for _ in 0..2 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
+    let mut bytes = [0u8; 16];
+    // The OS's generator does not fail once the process runs on a supported kernel; if it
+    // ever did, no id is safer than a guessable one.
+    getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why the engines could not be built at start.
@@ -275,5 +269,21 @@ impl CallSettings {
             limits: cfg.limits.clone(),
             partial_interval: PARTIAL_INTERVAL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn random_ids_are_128_bits_in_hex_and_distinct() {
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| super::random_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|id| {
+            id.len() == 32
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }));
     }
 }

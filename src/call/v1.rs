@@ -31,6 +31,8 @@ pub enum Closing {
     TooBig,
     /// A newer connection resumed this connection's call.
     ResumedElsewhere,
+    /// No `session.start` or `session.resume` came within the start deadline.
+    NoStart,
 }
 
 /// One wire protocol: frames in, events out, and how a connection closes.
@@ -227,6 +229,7 @@ fn close_code(closing: &Closing) -> (CloseCode, &'static str) {
         Closing::NotReading => (CloseCode::Error, "client not reading"),
         Closing::TooBig => (CloseCode::Size, "frame larger than 65536 bytes"),
         Closing::ResumedElsewhere => (CloseCode::Normal, "resumed on another connection"),
+        Closing::NoStart => (CloseCode::Policy, "no session.start in time"),
     }
 }
 

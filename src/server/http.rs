@@ -30,11 +30,14 @@ pub struct Upgrade {
     pub on_upgrade: OnUpgrade,
     /// The user the upgrade request's token named, if it carried one.
     pub user: Option<String>,
+    /// Counts the connection among those waiting to start a call.
+    pub unstarted: crate::call::limits::UnstartedGuard,
 }
 
 /// Answers `req`. An accepted upgrade is queued on `upgrades` for the connection's task.
 pub async fn route(
     mut req: Request<Incoming>,
+    peer: std::net::IpAddr,
     server: &Server,
     upgrades: &mpsc::Sender<Upgrade>,
 ) -> Response<Body> {
@@ -43,7 +46,7 @@ pub async fn route(
     }
     let path = req.uri().path().to_owned();
     match path.as_str() {
-        "/v1/call" if asks_for_websocket(&req) => upgrade(&mut req, server, upgrades),
+        "/v1/call" if asks_for_websocket(&req) => upgrade(&mut req, peer, server, upgrades),
         "/healthz" if server.accepting.load(Ordering::SeqCst) => text(StatusCode::OK, "ok\n"),
         "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/metrics" => bytes(
@@ -73,10 +76,12 @@ fn asks_for_websocket(req: &Request<Incoming>) -> bool {
 }
 
 /// The `/v1/call` upgrade: refused while draining (503), from a disallowed origin (403) or
-/// with a bad token (401); otherwise tungstenite checks the handshake headers (400) and
-/// writes the 101, naming [`PROTOCOL_NAME`] when the client offered it.
+/// with a bad token (401); otherwise tungstenite checks the handshake headers (400), the
+/// caps on connections waiting to start a call are checked (429 per address, 503 in all),
+/// and the 101 goes out, naming [`PROTOCOL_NAME`] when the client offered it.
 fn upgrade(
     req: &mut Request<Incoming>,
+    peer: std::net::IpAddr,
     server: &Server,
     upgrades: &mpsc::Sender<Upgrade>,
 ) -> Response<Body> {
@@ -103,6 +108,15 @@ fn upgrade(
             }
         }
     }
+    // tungstenite hashes any key it is given; RFC 6455 (4.2.1) asks for 16 bytes in base64.
+    if let Some(key) = header(req, header::SEC_WEBSOCKET_KEY)
+        && !is_websocket_key(key)
+    {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key must be 16 bytes in base64\n",
+        );
+    }
     let mut reply = match create_response_with_body(req, empty) {
         Ok(reply) => reply,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
@@ -115,11 +129,53 @@ fn upgrade(
             HeaderValue::from_static(PROTOCOL_NAME),
         );
     }
+    let limits = &server.settings.limits;
+    let max = (limits.max_unstarted_per_ip, limits.max_unstarted);
+    let unstarted = match server.unstarted.try_enter(peer, max.0, max.1) {
+        Ok(guard) => guard,
+        Err(full) => return too_many_unstarted(full, peer),
+    };
     let on_upgrade = hyper::upgrade::on(req);
-    if upgrades.try_send(Upgrade { on_upgrade, user }).is_err() {
+    let queued = upgrades.try_send(Upgrade {
+        on_upgrade,
+        user,
+        unstarted,
+    });
+    if queued.is_err() {
         // One upgrade per connection: a second request on it cannot be one.
         return text(StatusCode::BAD_REQUEST, "one upgrade per connection\n");
     }
+    reply
+}
+
+/// Whether `key` is a `Sec-WebSocket-Key` as RFC 6455 defines it: 16 bytes in base64.
+fn is_websocket_key(key: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .is_ok_and(|bytes| bytes.len() == 16)
+}
+
+/// The refusal of an upgrade over a cap on connections waiting to start a call.
+fn too_many_unstarted(
+    full: crate::call::limits::UnstartedFull,
+    peer: std::net::IpAddr,
+) -> Response<Body> {
+    use crate::call::limits::UnstartedFull;
+    tracing::info!(%peer, ?full, "upgrade refused: too many connections waiting to start");
+    let mut reply = match full {
+        UnstartedFull::Address => text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from this address are waiting to start a call\n",
+        ),
+        UnstartedFull::Server => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections are waiting to start a call\n",
+        ),
+    };
+    reply
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     reply
 }
 

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::call::admission::Admission;
 use crate::call::driver::CallHub;
-use crate::call::limits::UserCalls;
+use crate::call::limits::Unstarted;
 use crate::call::{CallSettings, Engines};
 use crate::protocol::MAX_FRAME_BYTES;
 use auth::Authenticator;
@@ -48,6 +48,8 @@ pub struct Server {
     access: Access,
     /// The calls: registry, start policy, drain deadline.
     hub: Arc<CallHub>,
+    /// Upgraded connections that have not started a call yet.
+    unstarted: Arc<Unstarted>,
 }
 
 /// Who may open a call: the token check and the browser origin allowlist.
@@ -77,10 +79,7 @@ impl Server {
 
     /// A server over built engines with these access rules.
     pub fn with_access(engines: Arc<Engines>, settings: CallSettings, access: Access) -> Arc<Self> {
-        let admission = Admission {
-            verifier: Arc::new(access.auth.clone()),
-            user_calls: Arc::new(UserCalls::default()),
-        };
+        let admission = Admission::new(Arc::new(access.auth.clone()), settings.limits.max_calls);
         let hub = CallHub::new(engines.clone(), settings.clone(), admission);
         Arc::new(Self {
             engines,
@@ -88,6 +87,7 @@ impl Server {
             accepting: AtomicBool::new(true),
             access,
             hub,
+            unstarted: Arc::default(),
         })
     }
 }
@@ -173,7 +173,9 @@ pub async fn run(
                     let shutdown = root.clone();
                     let calls = calls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = handle_connection(stream, server, shutdown, calls).await {
+                        if let Err(e) =
+                            handle_connection(stream, peer.ip(), server, shutdown, calls).await
+                        {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -206,6 +208,7 @@ fn http1() -> http1::Builder {
 /// upgrade, the call on the upgraded socket.
 async fn handle_connection(
     stream: TcpStream,
+    peer: std::net::IpAddr,
     server: Arc<Server>,
     shutdown: CancellationToken,
     calls: TaskTracker,
@@ -215,7 +218,7 @@ async fn handle_connection(
     let service = service_fn(move |req| {
         let server = routes.clone();
         let upgrades = upgrades_tx.clone();
-        async move { Ok::<_, Infallible>(http::route(req, &server, &upgrades).await) }
+        async move { Ok::<_, Infallible>(http::route(req, peer, &server, &upgrades).await) }
     });
     http1()
         .serve_connection(TokioIo::new(stream), service)
@@ -229,7 +232,9 @@ async fn handle_connection(
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-    let call = crate::call::driver::serve_socket(ws, server.hub.clone(), shutdown, upgrade.user);
+    let hub = server.hub.clone();
+    let unstarted = Some(upgrade.unstarted);
+    let call = crate::call::driver::serve_socket(ws, hub, shutdown, upgrade.user, unstarted);
     calls.track_future(call).await;
     Ok(())
 }

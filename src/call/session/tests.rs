@@ -210,10 +210,7 @@ fn hub_transcribing(
         vad: crate::audio::vad::SpeechDetector::Energy,
         turn_model: None,
     };
-    let admission = Admission {
-        verifier: Arc::new(Open),
-        user_calls: Arc::default(),
-    };
+    let admission = Admission::new(Arc::new(Open), settings.limits.max_calls);
     CallHub::new(Arc::new(engines), settings, admission)
 }
 
@@ -237,6 +234,7 @@ impl Client {
             socket,
             hub.clone(),
             CancellationToken::new(),
+            None,
             None,
         ));
         Self {
