@@ -510,9 +510,9 @@ async fn the_last_chunk_is_acknowledged_within_100_ms_of_input_pausing() {
     assert!(after <= Duration::from_millis(100), "{after:?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
-    // The transcriber hears "N ms": words that take the floor.
+/// A call whose greeting is audible, its words heard as "N ms" (words that take the floor),
+/// with a 200 ms barge-in.
+async fn greeting_audible() -> Client {
     let hub = hub(CallSettings {
         barge_in_min: Duration::from_millis(200),
         ..settings()
@@ -520,6 +520,12 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
     .await;
     let (mut c, _, _) = Client::start(&hub).await;
     c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
+    let mut c = greeting_audible().await;
     let cough = [voiced(120), silence(700)].concat();
     let seen = c.speak(&cough).await;
     assert!(
@@ -563,13 +569,7 @@ async fn a_short_sound_over_the_ai_is_ignored_and_real_speech_interrupts_it() {
 
 #[tokio::test(start_paused = true)]
 async fn no_frame_goes_out_over_speech_and_a_short_sound_lets_the_ai_catch_up() {
-    let hub = hub(CallSettings {
-        barge_in_min: Duration::from_millis(200),
-        ..settings()
-    })
-    .await;
-    let (mut c, _, _) = Client::start(&hub).await;
-    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    let mut c = greeting_audible().await;
     let frames = |seen: &[(Instant, Got)], from: Instant, to: Instant| {
         seen.iter()
             .filter(|(t, g)| *t > from && *t <= to && matches!(g, Got::Audio { turn: 0 }))
