@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
+use tokio_util::sync::DropGuard;
 
 use super::Session;
 use super::end_of_turn::VadNow;
@@ -17,8 +18,13 @@ use crate::eot::backchannel::is_backchannel;
 /// Overlapping speech that goes on longer than this takes the floor whatever it says:
 /// backchannels are short, and an interruption should not wait for its words.
 pub(super) const BACKCHANNEL_MAX_MS: u64 = 1500;
-/// Silence after overlapping speech at which its words are decoded.
+/// Silence after overlapping speech at which its words decide.
 pub(super) const OVERLAP_PAUSE_MS: u64 = 200;
+/// Silence after overlapping speech at which its words start being decoded: the decode
+/// (~170 ms) runs while the pause is waited out, so a backchannel's verdict is there about
+/// when the pause is. Sound again before the pause ends discards it (a gap inside the
+/// "mm-hmm"); the speech is decoded whole at its next pause.
+const OVERLAP_EARLY_DECODE_MS: u64 = 100;
 /// Silence after a sound too short for a barge-in at which the hushed response plays on:
 /// the hush, the VAD's onset delay and the sound together stay inside the client's
 /// buffered lead (the speaker's PLAYBACK_LEAD_MS, 400 ms) for a sound up to ~200 ms.
@@ -46,11 +52,26 @@ pub(super) struct Overlap {
     onset_ms: u64,
     held_at: Instant,
     /// Its words are being decoded.
-    judging: bool,
-    /// The candidate spoke again while its words were decoded: more is coming.
+    judging: Option<Judging>,
+    /// Decodes started, to tell a discarded one's words from the current one's.
+    attempts: u32,
+    /// The candidate spoke again after the pause, while its words were decoded: more is
+    /// coming.
     spoke_again: bool,
     /// The VAD ended the speech meanwhile: `(speech_end_ms, decided_at_ms)`.
     vad_stop: Option<(u64, u64)>,
+}
+
+/// One decode of the speech over the response.
+#[derive(Debug)]
+struct Judging {
+    attempt: u32,
+    /// Stops the decode when the judging is dropped (discarded, or the floor decided).
+    _cancel: DropGuard,
+    /// The pause (OVERLAP_PAUSE_MS) was reached: the words decide as soon as they are in.
+    settled: bool,
+    /// The words, in before the pause was reached.
+    heard: Option<String>,
 }
 
 impl Overlap {
@@ -65,6 +86,8 @@ impl Overlap {
 pub struct OverlapHeard {
     /// The response that was held.
     pub turn_id: u32,
+    /// Which decode of it (a discarded one's words are dropped).
+    pub attempt: u32,
     /// Whisper's transcript.
     pub text: Option<String>,
 }
@@ -127,7 +150,8 @@ impl Session {
             turn_id: r.turn_id,
             onset_ms,
             held_at: Instant::now(),
-            judging: false,
+            judging: None,
+            attempts: 0,
             spoke_again: false,
             vad_stop: None,
         });
@@ -135,7 +159,7 @@ impl Session {
     }
 
     /// After each run of audio while a response is held: long speech takes the floor, a
-    /// pause gets its words decoded.
+    /// pause gets its words decoded, and they decide once the pause is long enough.
     pub(super) async fn follow_overlap(&mut self, now: VadNow) -> Result<(), ClientGone> {
         let Some(o) = self.overlap.as_mut() else {
             return Ok(());
@@ -143,29 +167,49 @@ impl Session {
         if now.speaking && now.voiced_ms() >= BACKCHANNEL_MAX_MS {
             return self.take_floor().await;
         }
-        let paused = !now.speaking || now.silence_ms >= OVERLAP_PAUSE_MS;
-        if o.judging {
-            o.spoke_again |= !paused;
-            return Ok(());
-        }
-        if paused {
-            o.judging = true;
-            let ms = now.position_ms.saturating_sub(o.onset_ms) + OVERLAP_PREROLL_MS;
-            self.judge_overlap(ms);
+        let silence_ms = if now.speaking { now.silence_ms } else { u64::MAX };
+        let sounding = now.speaking && now.silence_ms == 0;
+        match o.judging.as_mut() {
+            Some(j) if sounding => {
+                if j.settled {
+                    o.spoke_again = true;
+                } else {
+                    o.judging = None;
+                }
+            }
+            Some(j) if silence_ms >= OVERLAP_PAUSE_MS => {
+                j.settled = true;
+                if let Some(text) = j.heard.take() {
+                    return self.overlap_verdict(text).await;
+                }
+            }
+            Some(_) => {}
+            None if silence_ms >= OVERLAP_EARLY_DECODE_MS => {
+                let ms = now.position_ms.saturating_sub(o.onset_ms) + OVERLAP_PREROLL_MS;
+                self.judge_overlap(ms);
+            }
+            None => {}
         }
         Ok(())
     }
 
     /// Decodes the last `ms` of input (the overlapping speech) and sends its words back.
     fn judge_overlap(&mut self, ms: u64) {
-        let Some((turn_id, s)) = self.overlap.as_ref().zip(self.started.as_ref()) else {
+        let Some((o, s)) = self.overlap.as_mut().zip(self.started.as_ref()) else {
             return;
         };
-        let turn_id = turn_id.turn_id;
+        o.attempts += 1;
+        let (turn_id, attempt) = (o.turn_id, o.attempts);
         let audio = s
             .ingest
             .recent_audio((ms * ASR_SAMPLE_RATE as u64 / 1000) as usize);
         let cancel = self.call_cancel.child_token();
+        o.judging = Some(Judging {
+            attempt,
+            _cancel: cancel.clone().drop_guard(),
+            settled: false,
+            heard: None,
+        });
         let options = crate::asr::DecodeOptions {
             max_tokens: OVERLAP_MAX_TOKENS,
             audio_context: crate::asr::AudioContext::TrimmedWithFloor(OVERLAP_WINDOW_S),
@@ -181,22 +225,43 @@ impl Session {
                 Ok(rx) => rx.await.ok().and_then(|o| o.result.ok()).map(|t| t.text),
                 Err(_) => None,
             };
-            let _ = tx.send(OverlapHeard { turn_id, text }).await;
+            let _ = tx
+                .send(OverlapHeard {
+                    turn_id,
+                    attempt,
+                    text,
+                })
+                .await;
         });
     }
 
-    /// The words of the speech over the response are known: a backchannel resumes the
-    /// response, anything else takes the floor.
+    /// The words of the speech over the response are known: they decide now if the pause
+    /// was long enough, else when it is (see follow_overlap).
     pub async fn on_overlap_heard(&mut self, heard: OverlapHeard) -> Result<(), ClientGone> {
-        let Some(o) = self
+        let Some(j) = self
             .overlap
-            .as_ref()
-            .filter(|o| o.turn_id == heard.turn_id && o.judging)
+            .as_mut()
+            .filter(|o| o.turn_id == heard.turn_id)
+            .and_then(|o| o.judging.as_mut())
+            .filter(|j| j.attempt == heard.attempt)
         else {
             return Ok(());
         };
         // A decode that failed says nothing: the interviewer goes on, as for a cough.
         let text = heard.text.unwrap_or_default();
+        if j.settled {
+            self.overlap_verdict(text).await
+        } else {
+            j.heard = Some(text);
+            Ok(())
+        }
+    }
+
+    /// A backchannel resumes the response, anything else takes the floor.
+    async fn overlap_verdict(&mut self, text: String) -> Result<(), ClientGone> {
+        let Some(o) = self.overlap.as_ref() else {
+            return Ok(());
+        };
         let backchannel = !o.spoke_again && is_backchannel(&text);
         tracing::info!(
             turn_id = o.turn_id,

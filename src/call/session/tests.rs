@@ -655,6 +655,34 @@ async fn a_backchannel_over_the_ai_pauses_it_and_it_plays_on() {
     assert_eq!(done, Some((DoneStatus::Completed, true)), "{all:?}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_with_a_gap_inside_is_judged_whole_and_plays_on() {
+    // "Mm … hmm": a 150 ms gap starts a decode (at 100 ms) that the second sound
+    // discards; the words decide at the pause after it, not at the gap.
+    let hub = hub_hearing(settings(), Some("Mm-hmm.")).await;
+    let (mut c, _, _) = Client::start(&hub).await;
+    c.until(|g| matches!(g, Got::Audio { turn: 0 })).await;
+    c.speak(&silence(300)).await;
+    let sound = [voiced(250), silence(150), voiced(250), silence(800)].concat();
+    let seen = c.speak(&sound).await;
+    let resumed = events(&seen)
+        .filter(|e| matches!(e, ServerMessage::ResponseResumed { turn_id: 0, .. }))
+        .count();
+    assert_eq!(resumed, 1, "{seen:?}");
+    let rest = c.until(is_done).await;
+    assert!(
+        rest.iter().any(|g| matches!(
+            g,
+            Got::Event(ServerMessage::ResponseDone {
+                turn_id: 0,
+                status: DoneStatus::Completed,
+                ..
+            })
+        )),
+        "{rest:?}"
+    );
+}
+
 /// How long, in wall-clock time, each decode of [`greeting_heard_slowly`] takes.
 const SLOW_DECODE_MS: u64 = 500;
 
