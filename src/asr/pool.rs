@@ -58,6 +58,9 @@ struct Shared {
     ready: Condvar,
     /// Recent final decode time, ms (a moving average; 0 before the first).
     final_decode_ms: AtomicU64,
+    /// Recent partial decode time, ms, the estimate before any final was decoded: a burst
+    /// of calls right after start commits its finals together, after only partials ran.
+    partial_decode_ms: AtomicU64,
 }
 
 /// A fixed set of decode threads over one [`Transcriber`].
@@ -91,6 +94,7 @@ impl AsrPool {
             queues: Mutex::new(Queues::default()),
             ready: Condvar::new(),
             final_decode_ms: AtomicU64::new(0),
+            partial_decode_ms: AtomicU64::new(0),
         });
         let workers = workers.max(1);
         for i in 0..workers {
@@ -133,10 +137,13 @@ impl AsrPool {
     }
 
     /// About how long a final queued now waits for its transcript: the finals ahead of it
-    /// spread over the workers, and its own decode, at the recent decode time. Zero until
-    /// a final has been decoded.
+    /// spread over the workers, and its own decode, at the recent final decode time (the
+    /// partials' until a final has been decoded). Zero until anything has been decoded.
     pub fn final_wait(&self) -> Duration {
-        let per_ms = self.shared.final_decode_ms.load(Ordering::Relaxed);
+        let per_ms = match self.shared.final_decode_ms.load(Ordering::Relaxed) {
+            0 => self.shared.partial_decode_ms.load(Ordering::Relaxed),
+            ms => ms,
+        };
         let (finals, _) = self.queued();
         let rounds = finals as u64 / self.workers as u64 + 1;
         Duration::from_millis(per_ms * rounds)
@@ -252,13 +259,11 @@ fn next_job(shared: &Shared) -> Option<Taken> {
     }
 }
 
-/// Folds one final's decode time into the moving average (a quarter weight: recent load
-/// matters, one slow decode does not swing it).
-fn record_final_decode(shared: &Shared, took: Duration) {
+/// Folds one decode's time into `average` (a quarter weight: recent load matters, one slow
+/// decode does not swing it).
+fn record_decode(average: &AtomicU64, took: Duration) {
     let took_ms = took.as_millis() as u64;
-    let _ = shared
-        .final_decode_ms
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+    let _ = average.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
             Some(if avg == 0 {
                 took_ms
             } else {
@@ -277,8 +282,12 @@ fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {
         let queued = job.submitted.elapsed();
         let started = Instant::now();
         let result = engine.transcribe(&job.audio, &job.options, &token);
-        if partial_id.is_none() && result.is_ok() {
-            record_final_decode(shared, started.elapsed());
+        if result.is_ok() {
+            let average = match partial_id {
+                None => &shared.final_decode_ms,
+                Some(_) => &shared.partial_decode_ms,
+            };
+            record_decode(average, started.elapsed());
         }
         if let Some(id) = partial_id
             && let Ok(mut q) = shared.queues.lock()
@@ -351,6 +360,16 @@ mod tests {
         for rx in queued {
             let _ = rx.expect("submit").await;
         }
+    }
+
+    #[tokio::test]
+    async fn before_any_final_the_wait_is_estimated_from_the_partials() {
+        let pool = AsrPool::new(recorder(), 1);
+        let (opts, t) = (DecodeOptions::default(), CancellationToken::new());
+        let partial = pool.submit(Priority::Partial, vec![0.0; 1], opts, t);
+        let _ = partial.expect("submit").await;
+        let wait = pool.final_wait();
+        assert!(wait >= Duration::from_millis(25), "{wait:?}");
     }
 
     #[tokio::test]
