@@ -197,6 +197,9 @@ impl FileRun<'_> {
             t.open = true;
             t.responded = true;
             t.responded_at.get_or_insert(at);
+            if status == ResponseStatus::Queued {
+                t.queued_eta_ms = eta_ms.or(t.queued_eta_ms);
+            }
         }
         if status != ResponseStatus::Thinking {
             self.printer.line(

@@ -90,6 +90,9 @@ pub struct TurnReport {
     /// end of the file's speech: negative when the AI began to answer before the last word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_started_ms: Option<i64>,
+    /// `response.started` `queued`: the wait for speech recognition the server announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_eta_ms: Option<u64>,
 }
 
 /// One pause of a turn's response (speech over the interviewer), as the client saw it.
@@ -145,6 +148,7 @@ impl TurnReport {
             speech_end_ms: None,
             end_of_turn: None,
             response_started_ms: None,
+            queued_eta_ms: None,
         }
     }
 

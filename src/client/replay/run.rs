@@ -37,6 +37,8 @@ pub(super) struct TurnState {
     pub(super) responded: bool,
     /// When the first `response.started` came.
     pub(super) responded_at: Option<Instant>,
+    /// `response.started` `queued`: the wait the server announced.
+    pub(super) queued_eta_ms: Option<u64>,
     /// `input.speech_stopped.audioMs`: where the server put the end of the speech.
     pub(super) speech_end_ms: Option<u64>,
     /// `input.speech_stopped.endOfTurn`, as sent.

@@ -170,6 +170,7 @@ impl FileRun<'_> {
             speech_end_ms: t.speech_end_ms,
             end_of_turn: t.end_of_turn,
             response_started_ms: signed_ms_since(s.marks.clips.first(), t.responded_at),
+            queued_eta_ms: t.queued_eta_ms,
         };
         (report, audio_file)
     }
