@@ -9,6 +9,7 @@ mod eot;
 mod faults;
 mod hostile;
 mod llm;
+mod load;
 mod mic;
 mod props;
 mod server;

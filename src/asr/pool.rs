@@ -47,6 +47,9 @@ struct Queues {
     /// Partials being decoded, with the pool's own token for each: cancelling it stops
     /// that decode (and only it) so a waiting final gets the worker.
     running_partials: Vec<(u64, CancellationToken)>,
+    /// When each decode now running started: a decode takes at least as long as the
+    /// oldest of them has run, which bounds the wait before anything finished.
+    running_since: Vec<Instant>,
     /// Workers waiting for a job.
     idle: usize,
     next_id: u64,
@@ -138,15 +141,21 @@ impl AsrPool {
 
     /// About how long a final queued now waits for its transcript: the finals ahead of it
     /// spread over the workers, and its own decode, at the recent final decode time (the
-    /// partials' until a final has been decoded). Zero until anything has been decoded.
+    /// partials' until a final has been decoded), and never less than the oldest running
+    /// decode has taken so far (a burst right after start, or a machine that just slowed
+    /// down). Zero while nothing has been decoded or is decoding.
     pub fn final_wait(&self) -> Duration {
-        let per_ms = match self.shared.final_decode_ms.load(Ordering::Relaxed) {
+        let average = match self.shared.final_decode_ms.load(Ordering::Relaxed) {
             0 => self.shared.partial_decode_ms.load(Ordering::Relaxed),
             ms => ms,
         };
-        let (finals, _) = self.queued();
-        let rounds = finals as u64 / self.workers as u64 + 1;
-        Duration::from_millis(per_ms * rounds)
+        let Ok(q) = self.shared.queues.lock() else {
+            return Duration::ZERO;
+        };
+        let running = q.running_since.iter().map(|t| t.elapsed()).max();
+        let per_decode = Duration::from_millis(average).max(running.unwrap_or_default());
+        let rounds = q.finals.len() as u32 / self.workers as u32 + 1;
+        per_decode * rounds
     }
 
     /// Queues a decode; the receiver gets the outcome (or is dropped if a partial was shed).
@@ -281,7 +290,15 @@ fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {
     {
         let queued = job.submitted.elapsed();
         let started = Instant::now();
+        if let Ok(mut q) = shared.queues.lock() {
+            q.running_since.push(started);
+        }
         let result = engine.transcribe(&job.audio, &job.options, &token);
+        if let Ok(mut q) = shared.queues.lock()
+            && let Some(i) = q.running_since.iter().position(|t| *t == started)
+        {
+            q.running_since.swap_remove(i);
+        }
         if result.is_ok() {
             let average = match partial_id {
                 None => &shared.final_decode_ms,
@@ -370,6 +387,21 @@ mod tests {
         let _ = partial.expect("submit").await;
         let wait = pool.final_wait();
         assert!(wait >= Duration::from_millis(25), "{wait:?}");
+    }
+
+    #[tokio::test]
+    async fn while_the_first_decode_runs_the_wait_is_at_least_its_time_so_far() {
+        let engine = recorder();
+        let pool = AsrPool::new(engine.clone(), 1);
+        let (opts, t) = (DecodeOptions::default(), CancellationToken::new());
+        let first = pool.submit(Priority::Final, vec![0.0; 1], opts, t);
+        while engine.busy.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let wait = pool.final_wait();
+        assert!(wait >= Duration::from_millis(15), "{wait:?}");
+        let _ = first.expect("submit").await;
     }
 
     #[tokio::test]
