@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod ggml;
 pub mod pool;
+pub mod prompt;
 pub mod quantize;
 pub mod score;
 pub mod whisper;

@@ -7,18 +7,13 @@ use tokio::time::Instant;
 use super::pieces::{PIECE_MAX_MS, PIECE_MIN_MS};
 use super::{EndWait, Session};
 use crate::asr::DecodeOptions;
+use crate::asr::prompt::InterviewPrompt;
 use crate::call::events::CallEvent;
 use crate::call::outbox::ClientGone;
 use crate::call::turn::Commit;
 use crate::eot::acoustic::WINDOW_SAMPLES;
 use crate::eot::{Evidence, SmartEnd, TurnPolicy};
 use crate::protocol::{EndOfTurn, EndRule};
-
-/// Longest whisper prompt kept, in characters: whisper keeps about 220 tokens of it, and
-/// the newest words (the end) matter most.
-const MAX_PROMPT_CHARS: usize = 600;
-/// Longest question kept in the prompt, in characters.
-const MAX_QUESTION_CHARS: usize = 240;
 
 /// Evidence about a pause, back from the ASR pool or the acoustic model.
 #[derive(Debug)]
@@ -319,26 +314,18 @@ impl Session {
     /// vocabulary, the question just asked and the answer so far, newest last.
     pub(super) fn decode_options(&self) -> DecodeOptions {
         let mut options = self.engines.decode.clone();
-        let mut parts: Vec<String> = options.initial_prompt.take().into_iter().collect();
-        if let Some(s) = self.started.as_ref() {
-            if let Some(role) = s.context.get("role") {
-                parts.push(format!("The role is {role}."));
-            }
-            if !s.persona.vocabulary.is_empty() {
-                parts.push(format!("{}.", s.persona.vocabulary.join(", ")));
-            }
-        }
-        if let Some(q) = self.last_question() {
-            parts.push(q.chars().take(MAX_QUESTION_CHARS).collect());
-        }
+        let base = options.initial_prompt.take();
+        let question = self.last_question();
         let so_far = self.pieces.ready_text();
-        if !so_far.is_empty() {
-            parts.push(so_far);
+        let started = self.started.as_ref();
+        options.initial_prompt = InterviewPrompt {
+            base: base.as_deref(),
+            role: started.and_then(|s| s.context.get("role")).map(String::as_str),
+            vocabulary: started.map_or(&[], |s| s.persona.vocabulary.as_slice()),
+            question: question.as_deref(),
+            so_far: &so_far,
         }
-        let prompt = parts.join(" ");
-        let skip = prompt.chars().count().saturating_sub(MAX_PROMPT_CHARS);
-        options.initial_prompt =
-            Some(prompt.chars().skip(skip).collect()).filter(|p: &String| !p.is_empty());
+        .text();
         options
     }
 
