@@ -11,6 +11,7 @@ mod hostile;
 mod llm;
 mod mic;
 mod props;
+mod realtime;
 mod server;
 mod tasks;
 mod trust;
