@@ -531,9 +531,10 @@ async fn the_official_python_sdk_drives_a_call() {
         .arg(&interruption)
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
+    // A hang guard, not a speed check (the script fails itself after 30 s of quiet).
+    let out = tokio::time::timeout(Duration::from_secs(300), run)
         .await
-        .expect("the SDK script finished within 120 s")
+        .expect("the SDK script finished within 300 s")
         .expect("the SDK script ran");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -546,6 +547,42 @@ async fn the_official_python_sdk_drives_a_call() {
         "text_only",
         "bad_event",
     ] {
+        assert!(stdout.contains(&format!("ok {check}")), "no 'ok {check}'");
+    }
+}
+
+/// `tests/realtime-node`, with the official Node SDK installed from its lockfile.
+fn node_sdk_dir() -> PathBuf {
+    let dir = crate::util::repo_root().join("tests/realtime-node");
+    assert!(
+        dir.join("node_modules/openai").exists(),
+        "no Node SDK in {}: run npm ci --prefix tests/realtime-node (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test]
+async fn the_official_node_sdk_drives_a_call() {
+    let dir = node_sdk_dir();
+    let addr = server_addr();
+    let answer = espeak_wav("I have led a team of four engineers.", "en-us", 24_000, 1);
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("sdk.mjs"))
+        .arg(addr.to_string())
+        .arg(&answer)
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .output();
+    // A hang guard, not a speed check (the script fails itself after 30 s of quiet).
+    let out = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the Node SDK script finished within 300 s")
+        .expect("node ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Node SDK script failed");
+    for check in ["node_bad_event", "node_text_only", "node_spoken_turn"] {
         assert!(stdout.contains(&format!("ok {check}")), "no 'ok {check}'");
     }
 }
