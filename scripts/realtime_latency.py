@@ -1,9 +1,11 @@
 """Voice-to-voice latency of spoken turns through the official OpenAI Python SDK.
 
-Run by `scripts/realtime-sdk latency WS_BASE_URL [--silence-ms N] [--chunk-ms N] FILE.wav...`
-(24 kHz mono 16-bit WAVs): one Realtime session per file, server VAD, the file streamed as a
-microphone delivers it (chunk i leaves when its last sample would have been spoken), then
-silence until the turn's response.done.
+Run by `scripts/realtime-sdk latency WS_BASE_URL [--silence-ms N] [--chunk-ms N] [--manual]
+FILE.wav...` (24 kHz mono 16-bit WAVs): one Realtime session per file, the file streamed as a
+microphone delivers it (chunk i leaves when its last sample would have been spoken). With
+server VAD (the default) silence follows until the turn's response.done; with --manual
+(turn_detection null) the client commits and sends response.create right after the chunk
+holding the end of speech, as a push-to-talk release would, and stops streaming.
 
 Voice-to-voice is measured as `callgate replay`/`callgate bench` measure it for callgate.v1,
 so the two figures compare on the same files: from the send of the chunk holding the true
@@ -49,15 +51,15 @@ def end_of_speech(samples):
     return None if last is None else min((last + 1) * frame, len(samples))
 
 
-async def one_turn(client, path, silence_ms, chunk_ms):
+async def one_turn(client, path, silence_ms, chunk_ms, manual):
     samples = pcm24k(path)
     eos = end_of_speech(samples)
     per_chunk = RATE * chunk_ms // 1000
     eos_chunk = (eos - 1) // per_chunk
     async with client.realtime.connect(model="gpt-realtime") as conn:
+        turn_detection = None if manual else {"type": "server_vad", "silence_duration_ms": silence_ms}
         await conn.session.update(session={"type": "realtime", "audio": {"input": {
-            "transcription": {"model": "whisper-1"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": silence_ms}}}})
+            "transcription": {"model": "whisper-1"}, "turn_detection": turn_detection}}})
         done = asyncio.Event()
         sent_eos = None
 
@@ -74,6 +76,10 @@ async def one_turn(client, path, silence_ms, chunk_ms):
                 await conn.input_audio_buffer.append(audio=base64.b64encode(chunk.tobytes()).decode())
                 if i == eos_chunk:
                     sent_eos = time.monotonic()
+                    if manual:
+                        await conn.input_audio_buffer.commit()
+                        await conn.response.create()
+                        return
                 i += 1
 
         sending = asyncio.create_task(stream())
@@ -103,11 +109,12 @@ async def main():
     p.add_argument("files", nargs="+")
     p.add_argument("--silence-ms", type=int, default=500)
     p.add_argument("--chunk-ms", type=int, default=40)
+    p.add_argument("--manual", action="store_true", help="commit at the end of speech")
     a = p.parse_args()
     client = AsyncOpenAI(api_key="local", websocket_base_url=a.url)
     figures = []
     for path in a.files:
-        v2v, status, transcript = await one_turn(client, path, a.silence_ms, a.chunk_ms)
+        v2v, status, transcript = await one_turn(client, path, a.silence_ms, a.chunk_ms, a.manual)
         print(f"{path}: {status} voice_to_voice_ms={v2v and round(v2v)} {transcript!r}", flush=True)
         if status == "completed" and v2v is not None:
             figures.append(v2v)
