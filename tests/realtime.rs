@@ -223,6 +223,13 @@ async fn session_is_created_updated_and_survives_bad_events() {
         json!({"type":"conversation.item.create","event_id":"b5","item":{"type":"function_call"}}),
         json!({"type":"conversation.item.retrieve","event_id":"b6","item_id":"nope"}),
         json!({"type":"input_audio_buffer.commit","event_id":"b7"}),
+        // Three bytes of 16-bit PCM.
+        json!({"type":"input_audio_buffer.append","event_id":"b8","audio":"AAEC"}),
+        json!({"type":5,"event_id":"b9"}),
+        json!({"type":"session.update","event_id":"b10","session":{"instructions":5}}),
+        json!({"type":"session.update","event_id":"b11","session":"realtime"}),
+        json!({"type":"conversation.item.truncate","event_id":"b12","item_id":"item_asst_1"}),
+        json!({"type":"response.create","event_id":"b13","response":{"instructions":[1]}}),
     ];
     for event in hostile {
         let id = event["event_id"].clone();
@@ -240,6 +247,11 @@ async fn session_is_created_updated_and_survives_bad_events() {
     assert_eq!(rt.next().await["error"]["code"], "invalid_json");
     rt.send_frame(Message::binary(vec![1u8, 2, 3])).await;
     assert_eq!(rt.next().await["type"], "error");
+    assert_eq!(
+        updated_instructions(&mut rt).await,
+        "You are brief.",
+        "a refused update changed the session"
+    );
     // The session goes on.
     rt.send(json!({"type":"session.update","session":{"output_modalities":["text"]}}))
         .await;
@@ -248,6 +260,36 @@ async fn session_is_created_updated_and_survives_bad_events() {
         updated["session"]["output_modalities"][0], "text",
         "{updated}"
     );
+}
+
+/// The session's instructions, as an empty `session.update` echoes them.
+async fn updated_instructions(rt: &mut Rt) -> String {
+    rt.send(json!({"type":"session.update","session":{}})).await;
+    let updated = rt.until("session.updated").await;
+    let session = &updated.last().expect("an event")["session"];
+    session["instructions"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_event_over_1_mib_closes_with_1009_and_the_server_goes_on() {
+    let (mut rt, _) = Rt::open().await;
+    let audio = "A".repeat(1 << 20);
+    let event = json!({"type":"input_audio_buffer.append","audio":audio});
+    // The server may close before the frame is all sent: a failed send is that close.
+    let _ = rt.sink.send(Message::text(event.to_string())).await;
+    let closed = loop {
+        let e = rt.next().await;
+        if e["type"] == "closed" {
+            break e;
+        }
+    };
+    assert_eq!(closed["code"], 1009, "{closed}");
+    // Another session on the same server is unaffected.
+    let (mut rt, _) = Rt::open().await;
+    assert_eq!(updated_instructions(&mut rt).await, "");
 }
 
 #[tokio::test]

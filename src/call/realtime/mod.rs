@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::events::{CallEvent, CallInput, Fault, SeedRole, StartRequest};
+use super::session;
 use super::v1::{Closing, Codec, Decoded, close_code};
 use crate::protocol::InputChunk;
 pub use config::{AudioFormat, BadField, SessionConfig, TurnDetection};
@@ -31,6 +32,10 @@ pub const KEY_SUBPROTOCOL_PREFIX: &str = "openai-insecure-api-key.";
 
 /// Conversation items remembered for `conversation.item.retrieve` (text only, no audio).
 const MAX_ITEMS: usize = 256;
+
+/// Bytes of remembered items (their JSON) beyond which the oldest are forgotten: a client
+/// may send items of up to [`MAX_MESSAGE_BYTES`] each.
+const MAX_ITEM_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 
 /// The Realtime codec of one call: the session's configuration and the ids of what is
 /// being said, shared by the decoding (the call's task) and encoding (any turn's task).
@@ -79,7 +84,12 @@ struct State {
     answering: Answering,
     /// Conversation items by id, oldest first.
     items: Vec<Value>,
+    /// The JSON size of `items`, bytes.
+    item_bytes: usize,
     next_seed: u32,
+    /// Messages the client seeded, and the characters of the system ones (the call core's
+    /// bound on them, [`session::seed_fits`], is refused here with an error).
+    seeded: (u32, usize),
 }
 
 impl RealtimeCodec {
@@ -100,7 +110,9 @@ impl RealtimeCodec {
                 partial: None,
                 answering: Answering::default(),
                 items: Vec::new(),
+                item_bytes: 0,
                 next_seed: 0,
+                seeded: (0, 0),
             }),
             persona,
         }
@@ -129,7 +141,7 @@ impl Codec for RealtimeCodec {
         match kind {
             "session.update" => st.session_update(&event),
             "input_audio_buffer.append" => st.append(&event),
-            "input_audio_buffer.commit" => Ok(CallInput::Commit.into()),
+            "input_audio_buffer.commit" => st.commit(),
             "input_audio_buffer.clear" => {
                 let cleared = st.server_event("input_audio_buffer.cleared", json!({}));
                 Ok(Decoded {
@@ -279,6 +291,19 @@ impl State {
         Ok(CallInput::Audio(InputChunk { seq, samples }).into())
     }
 
+    fn commit(&mut self) -> Result<Decoded, Fault> {
+        if self.config.turn_detection.is_some() {
+            return Err(self.refuse(
+                "invalid_value",
+                Some("session.audio.input.turn_detection"),
+                "input_audio_buffer.commit needs turn_detection null: under server_vad and \
+                 semantic_vad the server commits each turn"
+                    .into(),
+            ));
+        }
+        Ok(CallInput::Commit.into())
+    }
+
     fn upsample(&mut self, narrow: impl Iterator<Item = i16>) -> Vec<i16> {
         let narrow: Vec<i16> = narrow.collect();
         g711::upsample(&narrow, &mut self.last_input)
@@ -348,6 +373,24 @@ impl State {
             }
         };
         let text = message_text(item).map_err(|e| self.bad_field(e))?;
+        let (seeded, system_chars) = self.seeded;
+        let chars = text.chars().count();
+        if !session::seed_fits(seeded, system_chars, role, chars) {
+            return Err(self.refuse(
+                "invalid_value",
+                Some("item"),
+                format!(
+                    "the conversation takes at most {} messages from the client, and {} \
+                     characters of system messages",
+                    session::MAX_SEEDS,
+                    session::MAX_SEEDED_SYSTEM_CHARS
+                ),
+            ));
+        }
+        self.seeded.0 += 1;
+        if role == SeedRole::System {
+            self.seeded.1 += chars.min(session::MAX_SEED_CHARS);
+        }
         let id = match item.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() && id.len() <= 64 => id.to_owned(),
             _ => {
@@ -399,6 +442,7 @@ impl State {
     fn item_delete(&mut self, event: &Value) -> Result<Decoded, Fault> {
         let item_id = self.known_item(event)?;
         self.items.retain(|i| i["id"] != item_id.as_str());
+        self.item_bytes = self.items.iter().map(json_bytes).sum();
         let deleted = self.server_event("conversation.item.deleted", json!({"item_id": item_id}));
         Ok(Decoded {
             input: None,
@@ -434,15 +478,22 @@ impl State {
         ))
     }
 
-    /// Keeps `item` (replacing an earlier version of it), newest last.
+    /// Keeps `item` (replacing an earlier version of it), newest last; the oldest are
+    /// forgotten beyond [`MAX_ITEMS`] or [`MAX_ITEM_BYTES`].
     fn remember(&mut self, item: &Value) {
+        let bytes = json_bytes(item);
         if let Some(old) = self.items.iter_mut().find(|i| i["id"] == item["id"]) {
+            self.item_bytes = self.item_bytes.saturating_sub(json_bytes(old)) + bytes;
             *old = item.clone();
-            return;
+        } else {
+            self.items.push(item.clone());
+            self.item_bytes += bytes;
         }
-        self.items.push(item.clone());
-        if self.items.len() > MAX_ITEMS {
-            self.items.remove(0);
+        while self.items.len() > 1
+            && (self.items.len() > MAX_ITEMS || self.item_bytes > MAX_ITEM_BYTES)
+        {
+            let gone = self.items.remove(0);
+            self.item_bytes = self.item_bytes.saturating_sub(json_bytes(&gone));
         }
     }
 
@@ -453,6 +504,11 @@ impl State {
         body["event_id"] = json!(format!("event_{}", self.next_event));
         Message::text(body.to_string())
     }
+}
+
+/// The size of `item` as JSON, bytes.
+fn json_bytes(item: &Value) -> usize {
+    item.to_string().len()
 }
 
 /// The text of a message item's content parts, joined.

@@ -286,6 +286,12 @@ fn bad_events_get_realtime_errors_naming_the_event() {
             "invalid_value",
             "item_id",
         ),
+        (
+            // The default session's server VAD commits each turn itself.
+            json!({"type":"input_audio_buffer.commit","event_id":"c5"}),
+            "invalid_value",
+            "session.audio.input.turn_detection",
+        ),
     ];
     for (event, code, param) in cases {
         let id = event["event_id"].clone();
@@ -354,6 +360,44 @@ fn items_are_seeded_retrieved_truncated_and_deleted() {
         json!({"type":"conversation.item.retrieve","item_id":"seed1"}),
     );
     assert!(again.is_err());
+}
+
+fn seed(role: &str, text: &str) -> Value {
+    json!({"type":"conversation.item.create","item":{"type":"message","role":role,
+        "content":[{"type":"input_text","text":text}]}})
+}
+
+#[test]
+fn seeded_messages_are_refused_beyond_the_conversations_bound() {
+    let c = codec();
+    let note = "n".repeat(session::MAX_SEED_CHARS);
+    let notes = session::MAX_SEEDED_SYSTEM_CHARS / session::MAX_SEED_CHARS;
+    for _ in 0..notes {
+        decode(&c, seed("system", &note)).expect("within the system characters");
+    }
+    let e = decode(&c, seed("system", &note)).expect_err("over the system characters");
+    let error = json_of(&c.encode(CallEvent::fault(e)));
+    assert_eq!(error[0]["error"]["param"], "item", "{}", error[0]);
+    for _ in (notes as u32)..session::MAX_SEEDS {
+        decode(&c, seed("user", "More about me.")).expect("within the count");
+    }
+    decode(&c, seed("user", "One too many.")).expect_err("over the count");
+}
+
+#[test]
+fn remembered_items_are_bounded_in_bytes() {
+    let c = codec();
+    let big = "b".repeat(MAX_MESSAGE_BYTES / 2);
+    for _ in 0..8 {
+        decode(&c, seed("user", &big)).expect("valid");
+    }
+    let st = c.lock();
+    assert!(st.item_bytes <= MAX_ITEM_BYTES, "{}", st.item_bytes);
+    assert_eq!(
+        st.item_bytes,
+        st.items.iter().map(json_bytes).sum::<usize>()
+    );
+    assert!(st.items.len() < 8);
 }
 
 #[test]

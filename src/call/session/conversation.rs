@@ -14,7 +14,23 @@ use crate::eot::TurnPolicy;
 use crate::llm::{ChatMessage, Persona};
 
 /// Longest seeded message kept, in characters (as a typed turn).
-const MAX_SEED_CHARS: usize = 4000;
+pub const MAX_SEED_CHARS: usize = 4000;
+
+/// Most messages one call may seed into its conversation: each stays in the history.
+pub const MAX_SEEDS: u32 = 256;
+
+/// Most characters of seeded system messages one call keeps: they join every prompt.
+pub const MAX_SEEDED_SYSTEM_CHARS: usize = 16_000;
+
+/// Whether one more seeded message of `role` and `chars` characters (cut to
+/// [`MAX_SEED_CHARS`]) fits a conversation that holds `seeded` of them and
+/// `system_chars` characters of system ones: the one rule a protocol refuses by and the
+/// session keeps to.
+pub fn seed_fits(seeded: u32, system_chars: usize, role: SeedRole, chars: usize) -> bool {
+    let chars = chars.min(MAX_SEED_CHARS);
+    seeded < MAX_SEEDS
+        && (role != SeedRole::System || system_chars + chars <= MAX_SEEDED_SYSTEM_CHARS)
+}
 
 /// `persona` prompted as `config` and the seeded system messages say: `instructions`
 /// replace its system prompt, the notes follow it. Unchanged (shared) when neither is set.
@@ -116,19 +132,51 @@ impl Session {
     }
 
     /// Adds a message to the conversation without answering it. System messages join the
-    /// prompt (the model's history holds only the candidate and the interviewer).
+    /// prompt (the model's history holds only the candidate and the interviewer). Beyond
+    /// [`seed_fits`] nothing is added: a protocol refuses such a message before it gets here.
     pub(super) fn seed(&mut self, role: SeedRole, text: String) {
+        let Some(s) = self.started.as_mut() else {
+            return;
+        };
+        let system_chars = s.system_notes.iter().map(|n| n.chars().count()).sum();
+        if !seed_fits(s.seeded, system_chars, role, text.chars().count()) {
+            tracing::debug!(
+                seeded = s.seeded,
+                "seeded message over the conversation's bound"
+            );
+            return;
+        }
+        s.seeded += 1;
         let text: String = text.chars().take(MAX_SEED_CHARS).collect();
         match role {
             SeedRole::User => self.history.push(ChatMessage::user(text)),
             SeedRole::Assistant => self.history.push(ChatMessage::assistant(text)),
             SeedRole::System => {
-                let Some(s) = self.started.as_mut() else {
-                    return;
-                };
                 s.system_notes.push(text);
                 s.persona = prompted(&s.base_persona, &s.config, &s.system_notes);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_fit_up_to_their_count_and_the_system_characters() {
+        assert!(seed_fits(0, 0, SeedRole::User, 10));
+        assert!(!seed_fits(MAX_SEEDS, 0, SeedRole::User, 10));
+        let nearly = MAX_SEEDED_SYSTEM_CHARS - 100;
+        assert!(seed_fits(1, nearly, SeedRole::System, 100));
+        assert!(!seed_fits(1, nearly, SeedRole::System, 101));
+        // Only system messages ride on the prompt; a long one counts as cut.
+        assert!(seed_fits(
+            1,
+            MAX_SEEDED_SYSTEM_CHARS,
+            SeedRole::Assistant,
+            100
+        ));
+        assert!(seed_fits(1, 0, SeedRole::System, 10 * MAX_SEED_CHARS));
     }
 }

@@ -31,6 +31,7 @@ use super::{CallSettings, Engines, random_id};
 use crate::eot::{EndOfTurnDetector, TurnPolicy, Verdict};
 use crate::llm::{ChatMessage, Persona};
 use crate::protocol::{EndReason, TurnRecord};
+pub use conversation::{MAX_SEED_CHARS, MAX_SEEDED_SYSTEM_CHARS, MAX_SEEDS, seed_fits};
 pub use end_of_turn::{Clue, PauseClue};
 use ingest::Ingest;
 pub use overlap::OverlapHeard;
@@ -65,6 +66,8 @@ struct Started {
     config: CallConfig,
     /// Seeded system messages, added to the prompt in order.
     system_notes: Vec<String>,
+    /// Messages seeded so far (see [`conversation::seed_fits`]).
+    seeded: u32,
     context: BTreeMap<String, String>,
     ingest: Ingest,
 }
@@ -428,6 +431,7 @@ impl Session {
             base_persona: persona,
             config: start.config,
             system_notes: Vec::new(),
+            seeded: 0,
             context: start.context,
             ingest,
         });
