@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{espeak_wav, fixture_dir, http_get, recorded_in, repo_root, spawn_gateway};
+use crate::util::{
+    call_record, espeak_wav, fixture_dir, http_get, recorded_in, repo_root, spawn_gateway,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -118,25 +120,6 @@ fn entry<'a>(page: &'a Value, turn: u64, who: &str) -> &'a Value {
         .as_array()
         .and_then(|ts| ts.iter().find(|t| t["turn"] == turn && t["who"] == who))
         .unwrap_or_else(|| panic!("no {who} entry for turn {turn}: {page:#}"))
-}
-
-/// The call's events.jsonl, parsed.
-/// The call's events.jsonl, once the recorder's thread has written the call's end (or after
-/// 5 s, as far as it got): the page may finish before the server's writer does.
-async fn call_record(calls_dir: &Path, session_id: &str) -> Vec<Value> {
-    let path = calls_dir.join(session_id).join("events.jsonl");
-    let mut text = String::new();
-    for _ in 0..50 {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains(r#""type":"session.ended""#) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(!text.is_empty(), "no events.jsonl at {}", path.display());
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
 }
 
 fn response_done(record: &[Value], turn: u64) -> &Value {

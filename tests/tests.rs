@@ -12,6 +12,7 @@ mod llm;
 mod load;
 mod mic;
 mod props;
+mod realtime;
 mod server;
 mod tasks;
 mod trust;

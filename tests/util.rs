@@ -781,3 +781,21 @@ pub fn done_of(seen: &[Got]) -> (DoneStatus, String, String, Latency) {
         })
         .expect("a response.done")
 }
+
+/// The call's events.jsonl, once the recorder's thread has written the call's end (or after
+/// 5 s, as far as it got): the client may finish before the server's writer does.
+pub async fn call_record(calls_dir: &Path, session_id: &str) -> Vec<Value> {
+    let path = calls_dir.join(session_id).join("events.jsonl");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains(r#""type":"session.ended""#) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!text.is_empty(), "no events.jsonl at {}", path.display());
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}

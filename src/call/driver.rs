@@ -107,12 +107,12 @@ impl Link {
 
     /// Sends `msg` then the close frame, and waits (briefly) for the writer to flush; a
     /// writer still stuck after that is aborted.
-    async fn close_with(self, msg: Option<Message>, close: Message) {
+    async fn close_with(self, msgs: Vec<Message>, close: Message) {
         let Self {
             writer_tx, writer, ..
         } = self;
         let flush = async move {
-            for msg in msg.into_iter().chain([close]) {
+            for msg in msgs.into_iter().chain([close]) {
                 let _ = writer_tx.send(msg).await;
             }
             drop(writer_tx);
@@ -147,10 +147,28 @@ pub async fn serve_socket<S>(
 ) where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message> + Send + 'static,
 {
+    let codec = Arc::new(V1Codec::default());
+    serve_socket_with(socket, hub, shutdown, (user, unstarted), codec, None).await;
+}
+
+/// Serves one connection speaking `codec`'s protocol, as [`serve_socket`] does for
+/// callgate.v1: `upgrade` is who the upgrade request authenticated and its place among the
+/// connections waiting to start; `log`, when given, is the codec the call's events.jsonl
+/// is written with (callgate.v1, so every call's record reads the same).
+pub async fn serve_socket_with<S>(
+    socket: S,
+    hub: Arc<CallHub>,
+    shutdown: CancellationToken,
+    (user, unstarted): (Option<String>, Option<UnstartedGuard>),
+    codec: Arc<dyn Codec>,
+    log: Option<Arc<dyn Codec>>,
+) where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message> + Send + 'static,
+{
     let link = Link::spawn(socket, user);
     let metrics = hub.engines.metrics.clone();
     metrics.calls_active.inc();
-    let mut call = CallLoop::new(link, hub, Arc::new(V1Codec::default()));
+    let mut call = CallLoop::new(link, hub, codec, log);
     call.unstarted = unstarted;
     call.run(shutdown).await;
     metrics.calls_active.dec();
@@ -211,15 +229,23 @@ struct CallLoop {
 }
 
 impl CallLoop {
-    fn new(first: Link, hub: Arc<CallHub>, codec: Arc<dyn Codec>) -> Self {
+    fn new(
+        first: Link,
+        hub: Arc<CallHub>,
+        codec: Arc<dyn Codec>,
+        log: Option<Arc<dyn Codec>>,
+    ) -> Self {
         let call_cancel = CancellationToken::new();
-        let outbox = Outbox::new(
+        let mut outbox = Outbox::new(
             first.writer_tx.clone(),
             codec.clone(),
             None,
             hub.engines.metrics.clone(),
             call_cancel.clone(),
         );
+        if let Some(log) = log {
+            outbox = outbox.logging_with(log);
+        }
         let (mut session, feedback) = Session::new(
             hub.engines.clone(),
             hub.settings.clone(),
@@ -250,6 +276,11 @@ impl CallLoop {
     }
 
     async fn run(mut self, shutdown: CancellationToken) {
+        if let Some(opening) = self.codec.opening()
+            && let Step::HandedOver = self.on_input(opening).await
+        {
+            return self.finish(None).await;
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let closing = loop {
@@ -311,7 +342,7 @@ impl CallLoop {
             let close = self.codec.close(&Closing::ResumedElsewhere);
             // Reaped as the call goes on; aborted with the call.
             while self.closing_links.try_join_next().is_some() {}
-            self.closing_links.spawn(old.close_with(None, close));
+            self.closing_links.spawn(old.close_with(Vec::new(), close));
         }
         self.outbox.attach(new.writer_tx.clone());
         self.link = Some(new);
@@ -341,10 +372,23 @@ impl CallLoop {
                 return Step::Detach;
             }
         };
-        match decoded {
-            Ok(input) => self.on_input(input).await,
-            Err(fault) => self.session.fault(fault).await.into(),
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(fault) => return self.session.fault(fault).await.into(),
+        };
+        let step = match decoded.input {
+            Some(input) => self.on_input(input).await,
+            None => Step::Continue,
+        };
+        if !matches!(step, Step::Continue) {
+            return step;
         }
+        for reply in decoded.replies {
+            if self.outbox.raw(reply).await.is_err() {
+                return Step::Detach;
+            }
+        }
+        Step::Continue
     }
 
     async fn on_input(&mut self, input: CallInput) -> Step {
@@ -510,6 +554,11 @@ impl CallLoop {
             let _ = self.session.end(EndReason::Error).await;
             return Some(Closing::Ended(""));
         }
+        if !self.codec.resumable() {
+            // This protocol has no resume: its client ends a call by closing.
+            let _ = self.session.end(EndReason::Client).await;
+            return Some(Closing::Ended(""));
+        }
         if self.detached_at.is_none() {
             let grace_s = self.hub.settings.limits.resume_grace.as_secs_f32();
             let session = self.session.session_id();
@@ -539,7 +588,7 @@ impl CallLoop {
         drop(self.user_slot);
         drop(self.call_permit);
         if let (Some(link), Some(closing)) = (link, closing) {
-            link.close_with(None, codec.close(&closing)).await;
+            link.close_with(Vec::new(), codec.close(&closing)).await;
         }
     }
 }
@@ -601,7 +650,7 @@ mod tests {
         }
         tokio::task::yield_now().await;
         assert_eq!(alive(), baseline + 1, "the writer runs");
-        link.close_with(None, Message::Close(None)).await;
+        link.close_with(Vec::new(), Message::Close(None)).await;
         tokio::task::yield_now().await;
         assert_eq!(alive(), baseline, "the stuck writer was stopped");
     }

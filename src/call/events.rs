@@ -28,6 +28,46 @@ pub struct StartRequest {
     pub context: BTreeMap<String, String>,
     /// A call token presented in the start message itself (browsers cannot set headers).
     pub token: Option<String>,
+    /// The interviewer speaks first (callgate.v1); `false` waits for the client's turn or
+    /// [`CallInput::Respond`] (the Realtime protocol).
+    pub greet: bool,
+    /// What the protocol may change later, as it is at the start.
+    pub config: CallConfig,
+}
+
+/// The part of a call's behaviour a protocol may set at the start and change while the
+/// call runs ([`CallInput::Configure`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallConfig {
+    /// Replaces the persona's system prompt when set.
+    pub instructions: Option<String>,
+    /// Responses are spoken; `false`: text only (no synthesis, no audio).
+    pub speak: bool,
+    /// A manual commit is answered at once (callgate.v1); `false` holds the committed turn
+    /// (decoded, the model's answer buffered) until [`CallInput::Respond`] (Realtime).
+    pub answer_commits: bool,
+}
+
+impl Default for CallConfig {
+    /// callgate.v1's behaviour: the persona's prompt, spoken answers, commits answered.
+    fn default() -> Self {
+        Self {
+            instructions: None,
+            speak: true,
+            answer_commits: true,
+        }
+    }
+}
+
+/// Who a seeded conversation message is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedRole {
+    /// The candidate (a typed message that does not ask for an answer by itself).
+    User,
+    /// The interviewer (a line it is taken to have said).
+    Assistant,
+    /// An instruction for the model, kept in the history.
+    System,
 }
 
 /// One thing a client asked of its call.
@@ -70,6 +110,26 @@ pub enum CallInput {
     Ping {
         /// Opaque to the server; echoed.
         t: serde_json::Value,
+    },
+    /// Changes how the call behaves from now on (`None`: the turn policy stays).
+    Configure {
+        /// How turns end from now on.
+        turn: Option<TurnPolicy>,
+        /// Prompt, speech and commit handling.
+        config: CallConfig,
+    },
+    /// Answer now: the held committed turn, or the conversation as it stands. Ignored while
+    /// a response is in flight.
+    Respond {
+        /// Replaces the system prompt for this response only.
+        instructions: Option<String>,
+    },
+    /// Adds a message to the conversation without answering it.
+    Seed {
+        /// Who said it.
+        role: SeedRole,
+        /// The words.
+        text: String,
     },
 }
 
@@ -123,6 +183,13 @@ pub enum CallEvent {
         audio_ms: u64,
         /// Which rule ended the turn.
         end_of_turn: EndOfTurn,
+    },
+    /// A manual commit made user turn `turn_id` of the audio since the last commit.
+    Committed {
+        /// The user turn.
+        turn_id: u32,
+        /// End of the committed audio in the input stream, ms.
+        audio_ms: u64,
     },
     /// What the user said.
     Transcript {

@@ -2,7 +2,7 @@
 //! the driver that runs a call over any socket, the callgate.v1 adapter, the start policy
 //! and limits, and the engines every call shares.
 //!
-//! Data flows one way: a codec ([`v1`]) decodes frames into [`events::CallInput`]s, the
+//! Data flows one way: a codec ([`v1`], [`realtime`]) decodes frames into [`events::CallInput`]s, the
 //! [`driver`] feeds them to the [`session::Session`], which emits [`events::CallEvent`]s
 //! through the [`outbox::Outbox`], which encodes them with the same codec.
 
@@ -11,6 +11,7 @@ pub mod driver;
 pub mod events;
 pub mod limits;
 pub mod outbox;
+pub mod realtime;
 pub mod recorder;
 pub mod registry;
 pub mod session;

@@ -26,6 +26,9 @@ pub struct Outbox {
     tx: Arc<std::sync::Mutex<Option<mpsc::Sender<Message>>>>,
     /// The call's wire protocol.
     codec: Arc<dyn Codec>,
+    /// The protocol events.jsonl is written in: callgate.v1 whatever the call speaks, so
+    /// every call's record reads the same.
+    log: Arc<dyn Codec>,
     /// Output audio `seq` counts across the whole call, whichever turn sends.
     out_seq: Arc<AtomicU32>,
     recorder: Option<Arc<Recorder>>,
@@ -50,12 +53,20 @@ impl Outbox {
     ) -> Self {
         Self {
             tx: Arc::new(std::sync::Mutex::new(Some(tx))),
+            log: codec.clone(),
             codec,
             out_seq: Arc::new(AtomicU32::new(0)),
             recorder,
             metrics,
             call_cancel,
         }
+    }
+
+    /// Writes the call's record with `log` instead of the wire codec (a call that speaks
+    /// another protocol than callgate.v1).
+    pub fn logging_with(mut self, log: Arc<dyn Codec>) -> Self {
+        self.log = log;
+        self
     }
 
     /// Attaches the call's recorder once the session exists.
@@ -99,13 +110,28 @@ impl Outbox {
         if let CallEvent::Error { .. } = &event {
             self.metrics.errors_sent.inc();
         }
-        let Some(msg) = self.codec.encode(event) else {
-            return Ok(());
-        };
-        if let (Some(r), Message::Text(text)) = (&self.recorder, &msg) {
-            r.event(text.as_str());
+        if let Some(r) = &self.recorder {
+            let logged = if Arc::ptr_eq(&self.log, &self.codec) {
+                None
+            } else {
+                Some(self.log.encode(event.clone()))
+            };
+            let wire = self.codec.encode(event);
+            for msg in logged.as_ref().unwrap_or(&wire) {
+                if let Message::Text(text) = msg {
+                    r.event(text.as_str());
+                }
+            }
+            return self.push_all(wire).await;
         }
-        self.push(msg).await
+        self.push_all(self.codec.encode(event)).await
+    }
+
+    async fn push_all(&self, msgs: Vec<Message>) -> Result<(), ClientGone> {
+        for msg in msgs {
+            self.push(msg).await?;
+        }
+        Ok(())
     }
 
     /// Sends one frame of output audio for `turn_id` (numbered across the call).
@@ -127,10 +153,7 @@ impl Outbox {
             last,
             samples: samples.into(),
         };
-        match self.codec.encode(event) {
-            Some(msg) => self.push(msg).await,
-            None => Ok(()),
-        }
+        self.push_all(self.codec.encode(event)).await
     }
 
     /// Sends a raw WebSocket message (pong, close).

@@ -35,16 +35,45 @@ pub enum Closing {
     NoStart,
 }
 
+/// What one client frame asks of the call, as a codec read it.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// The call input, if the frame asks the call for something.
+    pub input: Option<CallInput>,
+    /// Frames the protocol answers with itself once the input is handled (an
+    /// acknowledgement the call core has no event for).
+    pub replies: Vec<Message>,
+}
+
+impl From<CallInput> for Decoded {
+    fn from(input: CallInput) -> Self {
+        Self {
+            input: Some(input),
+            replies: Vec::new(),
+        }
+    }
+}
+
 /// One wire protocol: frames in, events out, and how a connection closes.
 pub trait Codec: Send + Sync + 'static {
     /// A text frame as a call input.
-    fn decode_text(&self, text: &str) -> Result<CallInput, Fault>;
+    fn decode_text(&self, text: &str) -> Result<Decoded, Fault>;
     /// A binary frame as a call input.
-    fn decode_binary(&self, bytes: &[u8]) -> Result<CallInput, Fault>;
-    /// The frame that carries `event`; `None` when this protocol does not say it.
-    fn encode(&self, event: CallEvent) -> Option<Message>;
+    fn decode_binary(&self, bytes: &[u8]) -> Result<Decoded, Fault>;
+    /// The frames that carry `event`, in order; none when this protocol does not say it.
+    fn encode(&self, event: CallEvent) -> Vec<Message>;
     /// The close frame for `closing`.
     fn close(&self, closing: &Closing) -> Message;
+    /// The input a connection opens with before the client says anything: a protocol
+    /// whose session exists from the upgrade starts its call here.
+    fn opening(&self) -> Option<CallInput> {
+        None
+    }
+    /// Whether a call outlives its connection, waiting for a resume; `false`: a dropped
+    /// connection ends the call.
+    fn resumable(&self) -> bool {
+        true
+    }
 }
 
 /// The formats a callgate.v1 client asked for, echoed in `session.started`.
@@ -113,7 +142,47 @@ impl V1Codec {
 }
 
 impl Codec for V1Codec {
-    fn decode_text(&self, text: &str) -> Result<CallInput, Fault> {
+    fn decode_text(&self, text: &str) -> Result<Decoded, Fault> {
+        self.decode_message(text).map(Decoded::from)
+    }
+
+    fn decode_binary(&self, bytes: &[u8]) -> Result<Decoded, Fault> {
+        decode_input_frame(bytes)
+            .map(|chunk| CallInput::Audio(chunk).into())
+            .map_err(|e| bad_audio(&e))
+    }
+
+    fn encode(&self, event: CallEvent) -> Vec<Message> {
+        if let CallEvent::ResponseAudio {
+            turn_id,
+            seq,
+            first,
+            last,
+            samples,
+        } = &event
+            && self.transport() == Transport::Binary
+        {
+            return vec![Message::binary(encode_output_frame(
+                *seq, *turn_id, *first, *last, samples,
+            ))];
+        }
+        self.server_message(event)
+            .map(|m| Message::text(m.to_json()))
+            .into_iter()
+            .collect()
+    }
+
+    fn close(&self, closing: &Closing) -> Message {
+        let (code, reason) = close_code(closing);
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_string().into(),
+        }))
+    }
+}
+
+impl V1Codec {
+    fn decode_message(&self, text: &str) -> Result<CallInput, Fault> {
         let msg = parse_client_message(text).map_err(|e| bad_message(&e))?;
         Ok(match msg {
             ClientMessage::SessionStart(start) => return self.start(start),
@@ -139,37 +208,6 @@ impl Codec for V1Codec {
             }
             ClientMessage::Ping { t } => CallInput::Ping { t },
         })
-    }
-
-    fn decode_binary(&self, bytes: &[u8]) -> Result<CallInput, Fault> {
-        decode_input_frame(bytes)
-            .map(CallInput::Audio)
-            .map_err(|e| bad_audio(&e))
-    }
-
-    fn encode(&self, event: CallEvent) -> Option<Message> {
-        if let CallEvent::ResponseAudio {
-            turn_id,
-            seq,
-            first,
-            last,
-            samples,
-        } = &event
-            && self.transport() == Transport::Binary
-        {
-            return Some(Message::binary(encode_output_frame(
-                *seq, *turn_id, *first, *last, samples,
-            )));
-        }
-        Some(Message::text(self.server_message(event).to_json()))
-    }
-
-    fn close(&self, closing: &Closing) -> Message {
-        let (code, reason) = close_code(closing);
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.to_string().into(),
-        }))
     }
 }
 
@@ -213,8 +251,8 @@ pub fn error_event(fault: &Fault, turn_id: Option<u32>) -> ErrorEvent {
     e
 }
 
-/// The close code and reason for `closing`.
-fn close_code(closing: &Closing) -> (CloseCode, &'static str) {
+/// The close code and reason for `closing` (the Realtime adapter closes the same way).
+pub(super) fn close_code(closing: &Closing) -> (CloseCode, &'static str) {
     match closing {
         Closing::Ended(reason) => (CloseCode::Normal, reason),
         Closing::Refused(Fault::Unauthorized(_)) => (CloseCode::Policy, "unauthorized"),
@@ -234,9 +272,10 @@ fn close_code(closing: &Closing) -> (CloseCode, &'static str) {
 }
 
 impl V1Codec {
-    /// The JSON message for `event` (audio as a JSON-transport chunk).
-    fn server_message(&self, event: CallEvent) -> ServerMessage {
-        match event {
+    /// The JSON message for `event` (audio as a JSON-transport chunk); `None` for what
+    /// callgate.v1 does not say (a manual commit is known from the transcript).
+    fn server_message(&self, event: CallEvent) -> Option<ServerMessage> {
+        Some(match event {
             CallEvent::Started {
                 session_id,
                 resume_token,
@@ -342,7 +381,8 @@ impl V1Codec {
                 ServerMessage::Error(error_event(&fault, turn_id))
             }
             CallEvent::Pong { t, server_time } => ServerMessage::Pong { t, server_time },
-        }
+            CallEvent::Committed { .. } => return None,
+        })
     }
 }
 
@@ -368,6 +408,8 @@ fn start_request(start: &SessionStart) -> StartRequest {
         persona: start.persona.clone(),
         context,
         token: start.token.clone(),
+        greet: true,
+        config: super::events::CallConfig::default(),
     }
 }
 
@@ -426,15 +468,21 @@ mod tests {
             samples: vec![1i16, 2].into(),
         };
         assert!(matches!(
-            codec.encode(audio.clone()),
-            Some(Message::Binary(_))
+            codec.encode(audio.clone()).as_slice(),
+            [Message::Binary(_)]
         ));
         let start = r#"{"type":"session.start","input":{"sampleRate":16000},
             "output":{"transport":"json"}}"#;
-        assert!(matches!(codec.decode_text(start), Ok(CallInput::Start(_))));
         assert!(matches!(
-            codec.encode(audio.clone()),
-            Some(Message::Text(_))
+            codec.decode_text(start),
+            Ok(Decoded {
+                input: Some(CallInput::Start(_)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            codec.encode(audio.clone()).as_slice(),
+            [Message::Text(_)]
         ));
     }
 

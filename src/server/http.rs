@@ -1,6 +1,6 @@
 //! One HTTP request, as hyper hands it over: the routes (the page and contract in [`web`],
 //! `/healthz`, `/metrics`, `/v1/personas`, a call's files behind its token) and the checks
-//! and handshake of the `/v1/call` WebSocket upgrade.
+//! and handshake of the `/v1/call` and `/v1/realtime` WebSocket upgrades.
 
 use std::sync::atomic::Ordering;
 
@@ -32,7 +32,24 @@ pub struct Upgrade {
     pub user: Option<String>,
     /// Counts the connection among those waiting to start a call.
     pub unstarted: crate::call::limits::UnstartedGuard,
+    /// The wire protocol the connection speaks.
+    pub protocol: Protocol,
 }
+
+/// Which wire protocol an accepted upgrade speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// callgate.v1, on `/v1/call`.
+    V1,
+    /// OpenAI Realtime, on `/v1/realtime`, for the model its `?model=` named.
+    Realtime {
+        /// The model asked for (a persona id picks that persona).
+        model: String,
+    },
+}
+
+/// Model named when a Realtime client names none.
+const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime";
 
 /// Answers `req`. An accepted upgrade is queued on `upgrades` for the connection's task.
 pub async fn route(
@@ -46,7 +63,14 @@ pub async fn route(
     }
     let path = req.uri().path().to_owned();
     match path.as_str() {
-        "/v1/call" if asks_for_websocket(&req) => upgrade(&mut req, peer, server, upgrades),
+        "/v1/call" if asks_for_websocket(&req) => {
+            upgrade(&mut req, (peer, Protocol::V1), server, upgrades)
+        }
+        "/v1/realtime" if asks_for_websocket(&req) => {
+            let model = realtime_model(req.uri().query());
+            let protocol = Protocol::Realtime { model };
+            upgrade(&mut req, (peer, protocol), server, upgrades)
+        }
         "/healthz" if server.accepting.load(Ordering::SeqCst) => text(StatusCode::OK, "ok\n"),
         "/healthz" => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         "/metrics" => bytes(
@@ -75,13 +99,62 @@ fn asks_for_websocket(req: &Request<Incoming>) -> bool {
     header(req, header::UPGRADE).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The `/v1/call` upgrade: refused while draining (503), from a disallowed origin (403) or
-/// with a bad token (401); otherwise tungstenite checks the handshake headers (400), the
-/// caps on connections waiting to start a call are checked (429 per address, 503 in all),
-/// and the 101 goes out, naming [`PROTOCOL_NAME`] when the client offered it.
+/// The `?model=` of a Realtime upgrade, kept to a plain name.
+fn realtime_model(query: Option<&str>) -> String {
+    let model: String = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "model")
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .take(64)
+        .collect();
+    if model.is_empty() {
+        DEFAULT_REALTIME_MODEL.to_owned()
+    } else {
+        model
+    }
+}
+
+/// The token of an upgrade request: the header or query (see [`auth::request_token`]),
+/// and for Realtime also a browser's `openai-insecure-api-key.<key>` subprotocol.
+fn upgrade_token(req: &Request<Incoming>, protocol: &Protocol) -> Option<String> {
+    let token = auth::request_token(header(req, header::AUTHORIZATION), req.uri().query());
+    if token.is_some() || *protocol == Protocol::V1 {
+        return token;
+    }
+    header(req, header::SEC_WEBSOCKET_PROTOCOL)?
+        .split(',')
+        .find_map(|p| {
+            p.trim()
+                .strip_prefix(crate::call::realtime::KEY_SUBPROTOCOL_PREFIX)
+        })
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+}
+
+/// The subprotocol the 101 names: the protocol's own, when the client offered it.
+fn chosen_subprotocol(req: &Request<Incoming>, protocol: &Protocol) -> Option<&'static str> {
+    let name = match protocol {
+        Protocol::V1 => PROTOCOL_NAME,
+        Protocol::Realtime { .. } => crate::call::realtime::SUBPROTOCOL,
+    };
+    header(req, header::SEC_WEBSOCKET_PROTOCOL)
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == name))
+        .then_some(name)
+}
+
+/// The `/v1/call` and `/v1/realtime` upgrades: refused while draining (503), from a
+/// disallowed origin (403) or with a bad token (401); otherwise tungstenite checks the
+/// handshake headers (400), the caps on connections waiting to start a call are checked
+/// (429 per address, 503 in all), and the 101 goes out, naming the protocol's subprotocol
+/// ([`PROTOCOL_NAME`], or `realtime`) when the client offered it.
 fn upgrade(
     req: &mut Request<Incoming>,
-    peer: std::net::IpAddr,
+    (peer, protocol): (std::net::IpAddr, Protocol),
     server: &Server,
     upgrades: &mpsc::Sender<Upgrade>,
 ) -> Response<Body> {
@@ -97,8 +170,7 @@ fn upgrade(
     // session.start must carry it.
     let mut user = None;
     if server.access.auth.enabled()
-        && let Some(token) =
-            auth::request_token(header(req, header::AUTHORIZATION), req.uri().query())
+        && let Some(token) = upgrade_token(req, &protocol)
     {
         match server.access.auth.verify(&token) {
             Ok(claims) => user = Some(claims.sub),
@@ -121,12 +193,10 @@ fn upgrade(
         Ok(reply) => reply,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let offers_protocol = header(req, header::SEC_WEBSOCKET_PROTOCOL)
-        .is_some_and(|v| v.split(',').any(|p| p.trim() == PROTOCOL_NAME));
-    if offers_protocol {
+    if let Some(name) = chosen_subprotocol(req, &protocol) {
         reply.headers_mut().insert(
             header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(PROTOCOL_NAME),
+            HeaderValue::from_static(name),
         );
     }
     let limits = &server.settings.limits;
@@ -140,6 +210,7 @@ fn upgrade(
         on_upgrade,
         user,
         unstarted,
+        protocol,
     });
     if queued.is_err() {
         // One upgrade per connection: a second request on it cannot be one.

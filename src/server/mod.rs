@@ -228,14 +228,30 @@ async fn handle_connection(
         return Ok(());
     };
     let socket = TokioIo::new(upgrade.on_upgrade.await?);
+    let max_bytes = match upgrade.protocol {
+        http::Protocol::V1 => MAX_FRAME_BYTES,
+        http::Protocol::Realtime { .. } => crate::call::realtime::MAX_MESSAGE_BYTES,
+    };
     let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
+        .max_message_size(Some(max_bytes))
+        .max_frame_size(Some(max_bytes));
     let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
     let hub = server.hub.clone();
-    let unstarted = Some(upgrade.unstarted);
-    let call = crate::call::driver::serve_socket(ws, hub, shutdown, upgrade.user, unstarted);
-    calls.track_future(call).await;
+    let caller = (upgrade.user, Some(upgrade.unstarted));
+    match upgrade.protocol {
+        http::Protocol::V1 => {
+            let call = crate::call::driver::serve_socket(ws, hub, shutdown, caller.0, caller.1);
+            calls.track_future(call).await;
+        }
+        http::Protocol::Realtime { model } => {
+            let persona = server.engines.personas.get(&model).map(|_| model.clone());
+            let codec = Arc::new(crate::call::realtime::RealtimeCodec::new(&model, persona));
+            let log = Arc::new(crate::call::v1::V1Codec::default());
+            let call =
+                crate::call::driver::serve_socket_with(ws, hub, shutdown, caller, codec, Some(log));
+            calls.track_future(call).await;
+        }
+    }
     Ok(())
 }
 

@@ -91,6 +91,12 @@ impl Ingest {
         })
     }
 
+    /// Ends turns by `policy` from now on.
+    pub fn set_policy(&mut self, policy: TurnPolicy) {
+        self.vad.set_silence_ms(policy.vad_silence_ms());
+        self.manual = !policy.server_ends_turns();
+    }
+
     /// Interleaved channels of the input.
     pub fn channels(&self) -> u16 {
         self.channels

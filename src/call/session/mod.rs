@@ -3,6 +3,7 @@
 //! owns its state outright; CPU-heavy work goes to the ASR pool and turn tasks. It speaks
 //! only [`CallInput`] and [`CallEvent`]: no sockets, no wire format.
 
+mod conversation;
 mod end_of_turn;
 mod ingest;
 mod overlap;
@@ -21,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{CallEvent, CallInput, Fault, StartRequest};
+use super::events::{CallConfig, CallEvent, CallInput, Fault, StartRequest};
 use super::limits::{AudioRateGuard, TokenBucket};
 use super::outbox::{ClientGone, Outbox};
 use super::recorder::Recorder;
@@ -30,6 +31,7 @@ use super::{CallSettings, Engines, random_id};
 use crate::eot::{EndOfTurnDetector, TurnPolicy, Verdict};
 use crate::llm::{ChatMessage, Persona};
 use crate::protocol::{EndReason, TurnRecord};
+pub use conversation::{MAX_SEED_CHARS, MAX_SEEDED_SYSTEM_CHARS, MAX_SEEDS, seed_fits};
 pub use end_of_turn::{Clue, PauseClue};
 use ingest::Ingest;
 pub use overlap::OverlapHeard;
@@ -56,7 +58,16 @@ struct Started {
     policy: TurnPolicy,
     /// Judges pauses under server-ended policies.
     detector: Option<Box<dyn EndOfTurnDetector>>,
+    /// The persona the model is prompted with (its prompt replaced by `instructions`).
     persona: Arc<Persona>,
+    /// The persona as configured, before `instructions` replaced its prompt.
+    base_persona: Arc<Persona>,
+    /// What the protocol may change while the call runs.
+    config: CallConfig,
+    /// Seeded system messages, added to the prompt in order.
+    system_notes: Vec<String>,
+    /// Messages seeded so far (see [`conversation::seed_fits`]).
+    seeded: u32,
     context: BTreeMap<String, String>,
     ingest: Ingest,
 }
@@ -138,6 +149,10 @@ pub struct Session {
     last_rate_error: Option<Instant>,
     /// The authenticated user (`sub`), when the server checks tokens.
     user: Option<String>,
+    /// A committed manual turn held until the client asks for its answer.
+    held_turn: Option<u32>,
+    /// Replaces the prompt of the next turn spawned (one response's `instructions`).
+    next_prompt: Option<String>,
 }
 
 /// Where a session's background results come back: finished turns and partial transcripts,
@@ -198,6 +213,8 @@ impl Session {
             audio_rate: AudioRateGuard::new(settings.limits.max_audio_rate),
             last_rate_error: None,
             user: None,
+            held_turn: None,
+            next_prompt: None,
             settings,
         };
         let feedback = SessionFeedback {
@@ -345,6 +362,9 @@ impl Session {
                 }
             }
             CallInput::Ping { t } => self.pong(t).await?,
+            CallInput::Configure { turn, config } => self.configure(turn, config),
+            CallInput::Respond { instructions } => self.respond(instructions).await?,
+            CallInput::Seed { role, text } => self.seed(role, text),
         }
         Ok(Control::Continue)
     }
@@ -399,6 +419,7 @@ impl Session {
         let session_id = random_id();
         self.recorder = self.open_recorder(&session_id, &start).await;
         let resume_token = random_id();
+        let prompted = conversation::prompted(&persona, &start.config, &[]);
         self.started = Some(Started {
             session_id: session_id.clone(),
             resume_token: resume_token.clone(),
@@ -406,7 +427,11 @@ impl Session {
             output_rate: start.output_rate,
             policy: start.turn,
             detector: crate::eot::detector_for(start.turn),
-            persona,
+            persona: prompted,
+            base_persona: persona,
+            config: start.config,
+            system_notes: Vec::new(),
+            seeded: 0,
             context: start.context,
             ingest,
         });
@@ -429,8 +454,10 @@ impl Session {
                 resume_token,
             })
             .await?;
-        // The interviewer speaks first.
-        self.spawn_turn(0, UserInput::Greeting, false);
+        if start.greet {
+            // The interviewer speaks first.
+            self.spawn_turn(0, UserInput::Greeting, false);
+        }
         Ok(())
     }
 

@@ -264,14 +264,24 @@ impl Session {
         self.next_turn_id += 1;
         self.speaking_turn = None;
         self.stop_partials();
+        self.outbox
+            .emit(CallEvent::Committed {
+                turn_id,
+                audio_ms: end_ms,
+            })
+            .await?;
+        // A client that asks for answers itself gets this turn held, decoded and its
+        // answer buffered, until it does.
+        let hold = self.holds_commits();
         let mut parts = super::pieces::split_long(audio);
         let tail = parts.pop().unwrap_or_default();
         for part in parts {
             let options = self.decode_options();
             self.pieces.submit(&self.engines.asr, part, options);
         }
-        self.submit_final(turn_id, tail, (start_ms, end_ms), false)
+        self.submit_final(turn_id, tail, (start_ms, end_ms), hold)
             .await?;
+        self.held_turn = hold.then_some(turn_id);
         let next = self.call_cancel.child_token();
         self.pieces.hand_over(next);
         Ok(true)
@@ -401,10 +411,17 @@ impl Session {
         speculative: bool,
         cancel: CancellationToken,
     ) {
-        let Some(request) = self.turn_request() else {
+        let Some(mut request) = self.turn_request() else {
             return;
         };
-        let Some(output_rate) = self.started.as_ref().map(|s| s.output_rate) else {
+        if let Some(persona) = self.take_turn_persona() {
+            request.persona = persona;
+        }
+        let Some((output_rate, speak)) = self
+            .started
+            .as_ref()
+            .map(|s| (s.output_rate, s.config.speak))
+        else {
             return;
         };
         let (commit_tx, commit_rx) = oneshot::channel();
@@ -424,6 +441,7 @@ impl Session {
             floor: floor_rx,
             audible: audible.clone(),
             finished: self.finished_tx.clone(),
+            speak,
             announced: false,
         };
         // Reap finished turns so a long call's set holds only live ones.

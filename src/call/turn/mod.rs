@@ -32,6 +32,9 @@ const QUEUED_NOTICE: std::time::Duration = std::time::Duration::from_millis(500)
 pub enum UserInput {
     /// No user words: the greeting.
     Greeting,
+    /// No new user words: an answer to the conversation as it stands (asked for by the
+    /// client).
+    Nothing,
     /// Typed (`input.text`).
     Text(String),
     /// A decode queued on the ASR pool; `start_ms`/`end_ms` locate the speech in the input.
@@ -140,6 +143,8 @@ pub struct TurnTask {
     pub audible: Arc<AtomicBool>,
     /// Report back to the session.
     pub finished: mpsc::Sender<TurnFinished>,
+    /// The answer is spoken; `false`: text only, nothing synthesised.
+    pub speak: bool,
     /// A `response.started` went out (set by the task; start with `false`): the turn then
     /// ends with a `response.done` whatever stops it.
     pub(in crate::call) announced: bool,
@@ -192,7 +197,7 @@ impl TurnTask {
     /// Phase 1: the user's words. `Err` ends the turn early (dropped, or ASR failed).
     async fn hear(&mut self, input: UserInput) -> Result<Heard, TurnFinished> {
         let (asr, span) = match input {
-            UserInput::Greeting => return Ok(Heard::typed(String::new())),
+            UserInput::Greeting | UserInput::Nothing => return Ok(Heard::typed(String::new())),
             UserInput::Text(t) => return Ok(Heard::typed(t)),
             UserInput::Audio {
                 asr,
@@ -468,7 +473,7 @@ impl TurnTask {
                 self.emit(piece).await;
                 index += 1;
             }
-            for sentence in sentences {
+            for sentence in sentences.into_iter().filter(|_| self.speak) {
                 let end = locate(&text, &sentence, &mut sent_up_to);
                 if sentence_tx.send((sentence, end)).await.is_err() {
                     // The speaker stopped (cancelled, client gone, audio broken): stop the
@@ -487,7 +492,7 @@ impl TurnTask {
             // Stopped at the sentence limit: the text after its last sentence was dropped.
             Outcome::Completed if sentences_left == 0 => Outcome::Completed,
             Outcome::Completed => {
-                if let Some(rest) = splitter.finish() {
+                if let Some(rest) = splitter.finish().filter(|_| self.speak) {
                     let end = locate(&text, &rest, &mut sent_up_to);
                     let _ = sentence_tx.send((rest, end)).await;
                 }
@@ -533,7 +538,9 @@ impl TurnTask {
             .map(|t| t.saturating_duration_since(c.decided_at).as_millis() as u64);
         latency.total_ms = Some(c.decided_at.elapsed().as_millis() as u64);
         let heard_text = match &outcome {
+            // Text-only answers are read as they arrive.
             Outcome::Completed => text.clone(),
+            _ if !self.speak => text.clone(),
             _ => heard_prefix(
                 &text,
                 &report.spoken,
