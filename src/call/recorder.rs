@@ -306,7 +306,17 @@ mod tests {
             r.input(&[1; 320]);
             r.output(&[2; 480]);
         }
-        assert_eq!(recorder_threads(), 1, "one writer thread for every call");
+        // Other tests in this process start and end the shared writer too: wait out a
+        // handover rather than read the count mid-way.
+        let mut threads = recorder_threads();
+        for _ in 0..200 {
+            if threads == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            threads = recorder_threads();
+        }
+        assert_eq!(threads, 1, "one writer thread for every call");
         drop(recorders);
         sync();
         let input = hound::WavReader::open(root.join("7").join("input.wav")).expect("finalized");
