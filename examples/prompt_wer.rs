@@ -46,8 +46,16 @@ const QUESTIONS: [&str; 20] = [
 
 /// Words a backend-interview persona would list as its `vocabulary`.
 const VOCABULARY: [&str; 10] = [
-    "Rust", "Kafka", "Postgres", "Redis", "Kubernetes", "microservices", "idempotency",
-    "runbooks", "token bucket", "heap snapshots",
+    "Rust",
+    "Kafka",
+    "Postgres",
+    "Redis",
+    "Kubernetes",
+    "microservices",
+    "idempotency",
+    "runbooks",
+    "token bucket",
+    "heap snapshots",
 ];
 
 const ROLE: &str = "backend engineer";
@@ -59,7 +67,11 @@ fn main() -> Result<(), Error> {
     let engine = WhisperEngine::load(std::path::Path::new(&model), 2)?;
     let vocabulary: Vec<String> = VOCABULARY.iter().map(|w| w.to_string()).collect();
     let cancel = CancellationToken::new();
-    let names = ["server prompt", "+ question", "+ question, role, vocabulary"];
+    let names = [
+        "server prompt",
+        "+ question",
+        "+ question, role, vocabulary",
+    ];
     let mut totals = [WordErrors::default(); 3];
     for (i, (voice, text)) in util::INTERVIEW_ANSWERS.iter().enumerate() {
         let path = util::espeak_wav(text, voice, 16_000, 1);
@@ -91,7 +103,10 @@ fn main() -> Result<(), Error> {
             let e = word_errors(text, &heard);
             totals[k] = totals[k] + e;
             if e.edits > 0 {
-                println!("  {:29} {voice:9} {:>2} err | {text} | {heard}", names[k], e.edits);
+                println!(
+                    "  {:29} {voice:9} {:>2} err | {text} | {heard}",
+                    names[k], e.edits
+                );
             }
         }
     }

@@ -42,7 +42,10 @@ fn a_complete_answer_scores_higher_than_the_same_answer_cut_at_a_filler() {
         margins.push(p_complete - p_cut);
     }
     let mean = margins.iter().sum::<f32>() / margins.len() as f32;
-    assert!(mean > 0.1, "mean margin {mean:.3} over the voices: {margins:?}");
+    assert!(
+        mean > 0.1,
+        "mean margin {mean:.3} over the voices: {margins:?}"
+    );
     assert!(
         margins.iter().filter(|m| **m > 0.1).count() >= 2,
         "a clear margin in fewer than two voices: {margins:?}"

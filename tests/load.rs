@@ -160,7 +160,10 @@ async fn a_reconnect_storm_brings_every_call_back() {
     drop(back);
     let mut active = u64::MAX;
     for _ in 0..50 {
-        active = metric(&http_get(&addr.to_string(), "/metrics").await, "callgate_calls_active");
+        active = metric(
+            &http_get(&addr.to_string(), "/metrics").await,
+            "callgate_calls_active",
+        );
         if active == 0 {
             break;
         }

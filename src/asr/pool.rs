@@ -273,12 +273,12 @@ fn next_job(shared: &Shared) -> Option<Taken> {
 fn record_decode(average: &AtomicU64, took: Duration) {
     let took_ms = took.as_millis() as u64;
     let _ = average.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
-            Some(if avg == 0 {
-                took_ms
-            } else {
-                (3 * avg + took_ms) / 4
-            })
-        });
+        Some(if avg == 0 {
+            took_ms
+        } else {
+            (3 * avg + took_ms) / 4
+        })
+    });
 }
 
 fn worker_loop(shared: &Shared, engine: &dyn Transcriber) {

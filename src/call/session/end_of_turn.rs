@@ -320,7 +320,9 @@ impl Session {
         let started = self.started.as_ref();
         options.initial_prompt = InterviewPrompt {
             base: base.as_deref(),
-            role: started.and_then(|s| s.context.get("role")).map(String::as_str),
+            role: started
+                .and_then(|s| s.context.get("role"))
+                .map(String::as_str),
             vocabulary: started.map_or(&[], |s| s.persona.vocabulary.as_slice()),
             question: question.as_deref(),
             so_far: &so_far,

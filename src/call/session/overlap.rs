@@ -167,7 +167,11 @@ impl Session {
         if now.speaking && now.voiced_ms() >= BACKCHANNEL_MAX_MS {
             return self.take_floor().await;
         }
-        let silence_ms = if now.speaking { now.silence_ms } else { u64::MAX };
+        let silence_ms = if now.speaking {
+            now.silence_ms
+        } else {
+            u64::MAX
+        };
         let sounding = now.speaking && now.silence_ms == 0;
         match o.judging.as_mut() {
             Some(j) if sounding => {
