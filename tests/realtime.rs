@@ -23,22 +23,9 @@ fn calls_dir() -> PathBuf {
 /// One server for this module's tests, on its own runtime thread.
 fn server_addr() -> std::net::SocketAddr {
     static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let addr = spawn_gateway(callgate::config::ServeSettings {
-                    calls_dir: Some(calls_dir()),
-                    ..Default::default()
-                })
-                .await;
-                tx.send(addr).expect("send addr");
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("server started")
+    crate::util::shared_gateway(&ADDR, || callgate::config::ServeSettings {
+        calls_dir: Some(calls_dir()),
+        ..Default::default()
     })
 }
 

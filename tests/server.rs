@@ -14,22 +14,9 @@ use crate::util::{Got, TestCall, done_of, is_done, recorded_input, session_id_of
 /// loaded model.
 fn server_addr() -> std::net::SocketAddr {
     static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
-                    record: Some(true),
-                    ..Default::default()
-                })
-                .await;
-                tx.send(addr).expect("send addr");
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("server started")
+    crate::util::shared_gateway(&ADDR, || callgate::config::ServeSettings {
+        record: Some(true),
+        ..Default::default()
     })
 }
 

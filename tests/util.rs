@@ -344,6 +344,27 @@ fn longest_pause_start(speech: &[f32], sounding: &dyn Fn(&f32) -> bool, ssml: &s
 #[allow(unused_imports)] // not every user of this file needs it
 pub use callgate::client::bench::corpus::INTERVIEW_ANSWERS;
 
+/// One gateway per `slot`, started on first use on its own runtime thread and kept for the
+/// whole test binary, so a module's tests share one loaded model.
+pub fn shared_gateway(
+    slot: &'static std::sync::OnceLock<std::net::SocketAddr>,
+    settings: impl FnOnce() -> callgate::config::ServeSettings + Send + 'static,
+) -> std::net::SocketAddr {
+    *slot.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let addr = spawn_gateway(settings()).await;
+                tx.send(addr).expect("send addr");
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("server started")
+    })
+}
+
 /// Starts an in-process gateway on an ephemeral port on the current runtime, with the real
 /// tiny.en model and the test calls folder unless `settings` says otherwise; returns its
 /// address. It serves until the test's runtime ends.
