@@ -35,6 +35,7 @@ pub mod llm;
 pub mod metrics;
 pub mod onnx;
 pub mod protocol;
+pub mod report;
 pub mod schema;
 pub mod server;
 pub mod tts;

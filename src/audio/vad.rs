@@ -118,6 +118,20 @@ pub enum VadEvent {
     },
 }
 
+/// The shortest silence inside speech that is kept as a pause for the call's report (the
+/// usual floor for a silent pause in speech research: shorter gaps are the stops and
+/// breaths between words).
+pub const PAUSE_MIN_MS: u64 = 250;
+
+/// A silence inside speech that did not end it, in ms from the start of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    /// End of the speech before it.
+    pub from_ms: u64,
+    /// Where the speech resumed.
+    pub to_ms: u64,
+}
+
 /// A possible speech onset being confirmed.
 #[derive(Debug, Clone, Copy)]
 struct Onset {
@@ -198,6 +212,8 @@ pub struct Vad {
     /// Frames analysed so far: the stream clock.
     frames: u64,
     state: State,
+    /// Pauses of [`PAUSE_MIN_MS`] or more inside speech, not yet taken.
+    pauses: Vec<Pause>,
 }
 
 impl Vad {
@@ -214,7 +230,13 @@ impl Vad {
             scores: Vec::new(),
             frames: 0,
             state: State::Quiet { onset: None },
+            pauses: Vec::new(),
         }
+    }
+
+    /// The pauses inside speech found since the last call, oldest first.
+    pub fn take_pauses(&mut self) -> Vec<Pause> {
+        std::mem::take(&mut self.pauses)
     }
 
     /// Changes the end-of-turn silence; applies to the trailing silence already counted.
@@ -338,6 +360,13 @@ impl Vad {
                 } else if heard && speech {
                     *resume_run += 1;
                     if *resume_run >= RESUME_FRAMES {
+                        let resumed = index + 1 - u64::from(*resume_run);
+                        if (resumed.saturating_sub(*last_active_end)) * FRAME_MS >= PAUSE_MIN_MS {
+                            self.pauses.push(Pause {
+                                from_ms: *last_active_end * FRAME_MS,
+                                to_ms: resumed * FRAME_MS,
+                            });
+                        }
                         *last_active_end = index + 1;
                         *resume_run = 0;
                     }
@@ -479,6 +508,31 @@ mod tests {
         };
         assert!(near(speech_end_ms, 1500, 30), "{speech_end_ms}");
         assert!(near(decided_at_ms, 2000, 30), "{decided_at_ms}");
+    }
+
+    #[test]
+    fn silences_inside_speech_are_kept_as_pauses_from_a_quarter_second() {
+        let cfg = VadConfig {
+            silence_ms: 2000,
+            ..VadConfig::default()
+        };
+        let mut vad = Vad::new(cfg);
+        let audio = concat(&[
+            silence(500),
+            voiced(1000, -20.0),
+            silence(700),
+            voiced(800, -20.0),
+            silence(150),
+            voiced(500, -20.0),
+            silence(2500),
+        ]);
+        let events = vad.process(&audio);
+        assert_eq!(started(&events).len(), 1, "one speech: {events:?}");
+        let pauses = vad.take_pauses();
+        assert_eq!(pauses.len(), 1, "the 150 ms gap is not a pause: {pauses:?}");
+        assert!(near(pauses[0].from_ms, 1500, 30), "{pauses:?}");
+        assert!(near(pauses[0].to_ms, 2200, 30), "{pauses:?}");
+        assert!(vad.take_pauses().is_empty(), "taken once");
     }
 
     #[test]

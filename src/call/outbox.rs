@@ -144,6 +144,10 @@ impl Outbox {
     ) -> Result<(), ClientGone> {
         let seq = self.out_seq.fetch_add(1, Ordering::Relaxed);
         if let Some(r) = &self.recorder {
+            if first {
+                // Where the response's audio begins, for the call's report.
+                r.event(&serde_json::json!({"type": "response.audio", "turnId": turn_id}).to_string());
+            }
             r.output(samples);
         }
         let event = CallEvent::ResponseAudio {

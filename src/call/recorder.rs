@@ -1,7 +1,8 @@
 //! Per-call persistence: `events.jsonl` (every server event and final transcript, flushed as
-//! it happens) and, when recording, `input.wav` / `output.wav`. All calls share one writer
-//! thread with a bounded queue, so a slow disk never stalls a call and a thousand calls
-//! never mean a thousand threads.
+//! it happens, each line stamped with the wall clock and both streams' positions) and, when
+//! recording, `input.wav` / `output.wav`; when the call ends, its report. All calls share
+//! one writer thread with a bounded queue, so a slow disk never stalls a call and a
+//! thousand calls never mean a thousand threads.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,15 +22,21 @@ type Wav = hound::WavWriter<BufWriter<File>>;
 
 /// One call's open files, owned by the writer thread once the call is registered.
 struct CallFiles {
+    dir: PathBuf,
     events: BufWriter<File>,
     wavs: Option<(Wav, Wav)>,
 }
 
 impl CallFiles {
+    /// Closes the files and writes the call's report from its log.
     fn finish(self) {
         if let Some((i, o)) = self.wavs {
             let _ = i.finalize();
             let _ = o.finalize();
+        }
+        drop(self.events);
+        if let Err(e) = crate::report::write_files(&self.dir) {
+            tracing::warn!(error = %e, dir = %self.dir.display(), "cannot write the call's report");
         }
     }
 }
@@ -154,12 +161,25 @@ fn write_wav(files: Option<&mut CallFiles>, samples: &[i16], input: bool) -> std
         .map_err(std::io::Error::other)
 }
 
+/// The call's two audio streams as the recorder sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct Streams {
+    /// Input rate (Hz, after downmixing to mono) and output rate (Hz).
+    pub rates: (u32, u32),
+    /// Also write input.wav and output.wav.
+    pub record_audio: bool,
+}
+
 /// Handle to a call's recording. Dropping it flushes and closes the files (on the writer
 /// thread).
 pub struct Recorder {
     writer: Arc<Writer>,
     id: u64,
     dir: PathBuf,
+    streams: Streams,
+    /// Samples taken in and sent so far: the stream positions each event is stamped with.
+    input_samples: AtomicU64,
+    output_samples: AtomicU64,
     /// Writes refused because the queue was full (`callgate_recording_writes_dropped`).
     dropped: Counter,
     warned: AtomicBool,
@@ -167,23 +187,18 @@ pub struct Recorder {
 
 impl Recorder {
     /// Creates `dir` and opens its files (blocking file I/O: call it off the tokio
-    /// workers); `wav_rates` = (input, output) rates when audio is recorded. Writes go to
-    /// the shared writer thread; refused ones count in `dropped`.
-    pub fn start(
-        dir: &Path,
-        wav_rates: Option<(u32, u32)>,
-        dropped: Counter,
-    ) -> std::io::Result<Self> {
-        Self::start_on(SHARED.clone(), dir, wav_rates, dropped)
+    /// workers). Writes go to the shared writer thread; refused ones count in `dropped`.
+    pub fn start(dir: &Path, streams: Streams, dropped: Counter) -> std::io::Result<Self> {
+        Self::start_on(SHARED.clone(), dir, streams, dropped)
     }
 
     fn start_on(
         writer: Arc<Writer>,
         dir: &Path,
-        wav_rates: Option<(u32, u32)>,
+        streams: Streams,
         dropped: Counter,
     ) -> std::io::Result<Self> {
-        let files = open_files(dir, wav_rates)?;
+        let files = open_files(dir, streams.record_audio.then_some(streams.rates))?;
         let id = writer.next_call.fetch_add(1, Ordering::Relaxed);
         writer
             .jobs
@@ -193,6 +208,9 @@ impl Recorder {
             writer,
             id,
             dir: dir.to_path_buf(),
+            streams,
+            input_samples: AtomicU64::new(0),
+            output_samples: AtomicU64::new(0),
             dropped,
             warned: AtomicBool::new(false),
         })
@@ -213,19 +231,32 @@ impl Recorder {
         }
     }
 
-    /// Appends one JSON line to events.jsonl.
+    /// Appends one JSON object to events.jsonl, stamped with when it was written.
     pub fn event(&self, json: &str) {
-        self.send(Job::Event(self.id, json.to_string()));
+        let stamp = Stamp {
+            at_ms: unix_ms(),
+            input_ms: position_ms(&self.input_samples, self.streams.rates.0),
+            output_ms: position_ms(&self.output_samples, self.streams.rates.1),
+        };
+        self.send(Job::Event(self.id, stamp.apply(json)));
     }
 
-    /// Appends input audio (after sequencing, at the input rate, mono).
+    /// Takes in input audio (after sequencing, at the input rate, mono).
     pub fn input(&self, samples: &[i16]) {
-        self.send(Job::Input(self.id, samples.to_vec()));
+        self.input_samples
+            .fetch_add(samples.len() as u64, Ordering::Relaxed);
+        if self.streams.record_audio {
+            self.send(Job::Input(self.id, samples.to_vec()));
+        }
     }
 
-    /// Appends output audio (at the output rate).
+    /// Takes in output audio (at the output rate).
     pub fn output(&self, samples: &[i16]) {
-        self.send(Job::Output(self.id, samples.to_vec()));
+        self.output_samples
+            .fetch_add(samples.len() as u64, Ordering::Relaxed);
+        if self.streams.record_audio {
+            self.send(Job::Output(self.id, samples.to_vec()));
+        }
     }
 }
 
@@ -233,6 +264,58 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         let _ = self.writer.jobs.send(Job::Close(self.id));
     }
+}
+
+/// When an event line was written: the wall clock (Unix ms) and how far each audio stream
+/// had got (ms of input taken in, ms of output sent), so a report can be rebuilt from the
+/// log alone.
+struct Stamp {
+    at_ms: u64,
+    input_ms: u64,
+    output_ms: u64,
+}
+
+impl Stamp {
+    /// `json` (one object) with the stamp as its first fields and without the resume
+    /// token: the log is served to the call's user, and the token would let anyone holding
+    /// a copy take over a live call.
+    fn apply(&self, json: &str) -> String {
+        let body = if json.contains("\"resumeToken\"") {
+            without_resume_token(json)
+        } else {
+            json.to_string()
+        };
+        let Some(fields) = body.trim_start().strip_prefix('{') else {
+            return body;
+        };
+        let comma = if fields.trim_start().starts_with('}') { "" } else { "," };
+        format!(
+            "{{\"at\":{},\"inputMs\":{},\"outputMs\":{}{comma}{fields}",
+            self.at_ms, self.input_ms, self.output_ms
+        )
+    }
+}
+
+fn without_resume_token(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("resumeToken");
+            }
+            v.to_string()
+        }
+        Err(_) => json.to_string(),
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn position_ms(samples: &AtomicU64, rate: u32) -> u64 {
+    samples.load(Ordering::Relaxed) * 1000 / u64::from(rate.max(1))
 }
 
 /// Creates `dir` and opens the call's files.
@@ -256,6 +339,7 @@ fn open_files(dir: &Path, wav_rates: Option<(u32, u32)>) -> std::io::Result<Call
         None => None,
     };
     Ok(CallFiles {
+        dir: dir.to_path_buf(),
         events: BufWriter::new(events),
         wavs,
     })
@@ -269,6 +353,36 @@ pub fn sync() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RECORDING: Streams = Streams {
+        rates: (16_000, 24_000),
+        record_audio: true,
+    };
+
+    #[test]
+    fn each_line_is_stamped_with_the_clock_and_both_stream_positions() {
+        let root = temp_dir("stamps");
+        let r = Recorder::start(&root, RECORDING, Counter::default()).expect("start");
+        r.event(r#"{"type":"a"}"#);
+        r.input(&[0; 8000]);
+        r.output(&[0; 12_000]);
+        r.event(r#"{"type":"session.started","sessionId":"s","resumeToken":"secret"}"#);
+        r.event("{}");
+        drop(r);
+        sync();
+        let log = std::fs::read_to_string(root.join("events.jsonl")).expect("log");
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        assert_eq!((&lines[0]["inputMs"], &lines[0]["outputMs"]), (&0.into(), &0.into()));
+        assert_eq!((&lines[1]["inputMs"], &lines[1]["outputMs"]), (&500.into(), &500.into()));
+        assert!(lines[1]["at"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
+        assert_eq!(lines[1]["sessionId"], "s");
+        assert!(!log.contains("secret"), "the resume token is not logged: {log}");
+        assert!(lines[2]["at"].is_u64(), "an empty object is stamped too");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("callgate-rec-{}-{name}", std::process::id()));
@@ -293,11 +407,7 @@ mod tests {
         let root = temp_dir("many");
         let recorders: Vec<_> = (0..40)
             .map(|i| {
-                Recorder::start(
-                    &root.join(i.to_string()),
-                    Some((16_000, 24_000)),
-                    Counter::default(),
-                )
+                Recorder::start(&root.join(i.to_string()), RECORDING, Counter::default())
                 .expect("start")
             })
             .collect();
@@ -322,7 +432,8 @@ mod tests {
         let input = hound::WavReader::open(root.join("7").join("input.wav")).expect("finalized");
         assert_eq!(input.len(), 320);
         let events = std::fs::read_to_string(root.join("7").join("events.jsonl")).expect("log");
-        assert_eq!(events, "{\"type\":\"call.meta\"}\n");
+        let line: serde_json::Value = serde_json::from_str(&events).expect("one JSON line");
+        assert_eq!(line["type"], "call.meta");
         let _ = std::fs::remove_dir_all(&root);
     }
 
@@ -332,7 +443,11 @@ mod tests {
         let dropped = Counter::default();
         // A queue with no room: every write is refused at once, none waits for the disk.
         let writer = Writer::spawn(0);
-        let r = Recorder::start_on(writer.clone(), &root, None, dropped.clone()).expect("start");
+        let streams = Streams {
+            record_audio: false,
+            ..RECORDING
+        };
+        let r = Recorder::start_on(writer.clone(), &root, streams, dropped.clone()).expect("start");
         let started = std::time::Instant::now();
         for _ in 0..1000 {
             r.event("{}");

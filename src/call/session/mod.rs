@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::{CallConfig, CallEvent, CallInput, Fault, StartRequest};
 use super::limits::{AudioRateGuard, TokenBucket};
 use super::outbox::{ClientGone, Outbox};
-use super::recorder::Recorder;
+use super::recorder::{Recorder, Streams};
 use super::turn::{Commit, Floor, TurnFinished, UserInput};
 use super::{CallSettings, Engines, random_id};
 use crate::eot::{EndOfTurnDetector, TurnPolicy, Verdict};
@@ -112,6 +112,8 @@ pub struct Session {
     speaking_turn: Option<u32>,
     /// Speech began while the AI was talking and has not yet lasted long enough to count.
     pending_barge_in: bool,
+    /// Where the VAD's current speech began (for the log's `vad.speech`).
+    vad_onset_ms: Option<u64>,
     response: Option<Active>,
     /// Speech over the response that holds it until its words are known.
     overlap: Option<overlap::Overlap>,
@@ -191,6 +193,7 @@ impl Session {
             next_turn_id: 1,
             speaking_turn: None,
             pending_barge_in: false,
+            vad_onset_ms: None,
             response: None,
             overlap: None,
             overlaps_tx,
@@ -461,6 +464,14 @@ impl Session {
         Ok(())
     }
 
+    /// Writes `event` to the call's log only (what the report needs and the client does
+    /// not: the VAD's segments and pauses).
+    fn log_only(&self, event: serde_json::Value) {
+        if let Some(r) = &self.recorder {
+            r.event(&event.to_string());
+        }
+    }
+
     /// The call's folder (and recordings), when persistence is on. Creating it is file
     /// I/O, so it runs on a blocking thread.
     async fn open_recorder(
@@ -469,13 +480,13 @@ impl Session {
         start: &StartRequest,
     ) -> Option<Arc<Recorder>> {
         let dir = self.settings.calls_dir.as_ref()?.join(session_id);
-        let rates = self
-            .settings
-            .record_audio
-            .then_some((start.input_rate, start.output_rate));
+        let streams = Streams {
+            rates: (start.input_rate, start.output_rate),
+            record_audio: self.settings.record_audio,
+        };
         let dropped = self.engines.metrics.recording_writes_dropped.clone();
         let opened =
-            tokio::task::spawn_blocking(move || Recorder::start(&dir, rates, dropped)).await;
+            tokio::task::spawn_blocking(move || Recorder::start(&dir, streams, dropped)).await;
         match opened {
             Ok(Ok(r)) => {
                 let r = Arc::new(r);

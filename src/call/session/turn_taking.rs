@@ -60,6 +60,7 @@ impl Session {
                 Heard::Audio => self.after_audio().await?,
             }
         }
+        self.log_pauses();
         if let Some(seq) = self.started.as_mut().and_then(|s| s.ingest.ack_due()) {
             self.outbox.emit(CallEvent::AudioAck { seq }).await?;
         }
@@ -90,11 +91,31 @@ impl Session {
 
     async fn on_vad(&mut self, event: VadEvent) -> Result<(), ClientGone> {
         match event {
-            VadEvent::SpeechStarted { at_ms } => self.on_speech_started(at_ms).await,
+            VadEvent::SpeechStarted { at_ms } => {
+                self.vad_onset_ms = Some(at_ms);
+                self.on_speech_started(at_ms).await
+            }
             VadEvent::SpeechStopped {
                 speech_end_ms,
                 decided_at_ms,
-            } => self.on_speech_stopped(speech_end_ms, decided_at_ms).await,
+            } => {
+                if let Some(start_ms) = self.vad_onset_ms.take() {
+                    self.log_only(serde_json::json!({"type": "vad.speech",
+                        "startMs": start_ms, "endMs": speech_end_ms}));
+                }
+                self.on_speech_stopped(speech_end_ms, decided_at_ms).await
+            }
+        }
+    }
+
+    /// The VAD's pauses inside speech go to the call's log, for its report.
+    fn log_pauses(&mut self) {
+        let Some(s) = self.started.as_mut() else {
+            return;
+        };
+        for p in s.ingest.vad.take_pauses() {
+            self.log_only(serde_json::json!({"type": "vad.pause",
+                "fromMs": p.from_ms, "toMs": p.to_ms}));
         }
     }
 
