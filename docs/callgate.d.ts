@@ -440,6 +440,243 @@ to?: number | null, };
 
 export type ErrorCode = "BAD_MESSAGE" | "BAD_AUDIO" | "AUDIO_GAP" | "UNAUTHORIZED" | "RATE_LIMITED" | "SESSION_NOT_FOUND" | "ASR_ERROR" | "LLM_ERROR" | "TTS_ERROR" | "OVERLOADED" | "INTERNAL";
 
+export type Report = { 
+/**
+ * The call.
+ */
+sessionId: string, 
+/**
+ * The token's user, when tokens are on.
+ */
+user: string | null, 
+/**
+ * The interviewer persona.
+ */
+persona: string | null, 
+/**
+ * Which voice spoke, when the call said.
+ */
+voice: string | null, 
+/**
+ * When the call started (Unix ms).
+ */
+startedAt: number, 
+/**
+ * From `session.started` to `session.ended`.
+ */
+durationMs: number, 
+/**
+ * The call has ended (`session.ended` is in the log): the report is final.
+ */
+ended: boolean, 
+/**
+ * Every answer, in order.
+ */
+answers: Array<Answer>, 
+/**
+ * Figures over the whole call.
+ */
+call: CallFigures, 
+/**
+ * What crossed a threshold of [`rules`].
+ */
+observations: Array<Observation>, 
+/**
+ * Who spoke when, in ms from the call's start.
+ */
+timeline: Array<Span>, 
+/**
+ * Whether more than the rules has been said.
+ */
+feedback: Feedback, };
+
+export type Answer = { 
+/**
+ * The user turn.
+ */
+turnId: number, 
+/**
+ * What the interviewer had said (as heard) before this answer.
+ */
+question: string, 
+/**
+ * What the candidate said (whisper).
+ */
+transcript: string, 
+/**
+ * Start of the answer's speech, ms from the call's start.
+ */
+startMs: number, 
+/**
+ * End of the answer's speech, ms from the call's start.
+ */
+endMs: number, 
+/**
+ * Start of the answer's speech in the input stream (ms of audio the client sent).
+ */
+inputStartMs: number, 
+/**
+ * End of the answer's speech in the input stream.
+ */
+inputEndMs: number, 
+/**
+ * From the first word to the last, pauses included.
+ */
+lengthS: number, 
+/**
+ * Words in the transcript, fillers included.
+ */
+words: number, 
+/**
+ * Speech time: the answer's length without its pauses.
+ */
+speechMs: number, 
+/**
+ * Words per minute of speech time.
+ */
+wordsPerMinute: number, 
+/**
+ * The fillers heard, in order.
+ */
+fillers: Array<Filler>, 
+/**
+ * Fillers a minute of speech time.
+ */
+fillersPerMinute: number, 
+/**
+ * Pauses of at least [`rules::LISTED_PAUSE_MS`] inside the answer.
+ */
+pauses: Array<AnswerPause>, 
+/**
+ * The longest of the answer's pauses (0 without one).
+ */
+longestPauseMs: number, 
+/**
+ * From the end of the interviewer's audio to the answer's first speech; negative when
+ * the candidate started before it ended (interrupted it). `None` when nothing came
+ * before.
+ */
+startDelayMs: number | null, 
+/**
+ * The answer began over the interviewer and stopped it.
+ */
+interruptedInterviewer: boolean, 
+/**
+ * The candidate spoke on over the reply within [`rules::CUT_OFF_MS`] of the answer's end and stopped it.
+ */
+cutOff: boolean, };
+
+export type AnswerPause = { 
+/**
+ * Where it began, ms from the answer's start.
+ */
+atMs: number, 
+/**
+ * How long it lasted.
+ */
+lengthMs: number, };
+
+export type Filler = { 
+/**
+ * As written in the transcript.
+ */
+text: string, 
+/**
+ * Byte range in the transcript.
+ */
+start: number, 
+/**
+ * End of the byte range.
+ */
+end: number, };
+
+export type CallFigures = { 
+/**
+ * How many answers.
+ */
+answers: number, 
+/**
+ * The candidate's speech, all of it (answers, backchannels), ms.
+ */
+candidateTalkMs: number, 
+/**
+ * The interviewer's audio as heard, ms.
+ */
+interviewerTalkMs: number, 
+/**
+ * The candidate's share of the talking, 0..1.
+ */
+talkRatio: number, 
+/**
+ * The mean answer length.
+ */
+averageAnswerS: number, 
+/**
+ * Words per minute over all answers' speech time.
+ */
+wordsPerMinute: number, 
+/**
+ * Fillers in all answers.
+ */
+fillers: number, 
+/**
+ * Fillers a minute over all answers' speech time.
+ */
+fillersPerMinute: number, 
+/**
+ * Listed pauses in all answers.
+ */
+pauses: number, 
+/**
+ * Answers that began over the interviewer and stopped it.
+ */
+interruptions: number, 
+/**
+ * Answers the interviewer cut off.
+ */
+cutOffs: number, };
+
+export type Span = { 
+/**
+ * Who spoke.
+ */
+who: Speaker, 
+/**
+ * From, ms from the call's start.
+ */
+startMs: number, 
+/**
+ * To, ms from the call's start.
+ */
+endMs: number, };
+
+export type Speaker = "candidate" | "interviewer";
+
+export type Observation = { 
+/**
+ * The rule it comes from (a name in [`rules::table`]).
+ */
+rule: string, 
+/**
+ * The observation, with its figure.
+ */
+text: string, 
+/**
+ * The answer it is about (index into `answers`), if one.
+ */
+answer: number | null, };
+
+export type Feedback = { 
+/**
+ * `rules_only`: the observations are all there is.
+ * `rules_only`: the observations are all there is.
+ */
+status: string, 
+/**
+ * What the feedback is made of.
+ */
+note: string, };
+
 /** Subprotocol to offer on the WebSocket. */
 export const PROTOCOL_NAME: "callgate.v1";
 /** Largest text or binary frame, in bytes. */

@@ -92,6 +92,7 @@ fn main() -> Result<(), Error> {
                 vocabulary: &vocabulary,
                 question: Some(QUESTIONS[i]),
                 so_far: "",
+                keep_fillers: false,
             },
         ];
         for (k, prompt) in prompts.iter().enumerate() {

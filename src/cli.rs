@@ -59,6 +59,10 @@ enum Command {
         #[arg(long, value_parser = parse_weight_type)]
         quantize: Option<WeightType>,
     },
+    /// Rebuild a call's report offline from its folder (calls/<sessionId>): the figures,
+    /// observations and per-answer lines on stdout, or JSON; the HTML page and PNG charts
+    /// on request.
+    Report(ReportArgs),
     /// Mint a call token (HS256 JWT) for local use and print it alone on stdout. The secret
     /// comes from --jwt-secret, CALLGATE_JWT_SECRET or the serve config file, as for serve.
     Token(TokenArgs),
@@ -71,6 +75,21 @@ enum Command {
     /// Print docs/configuration.md (every serve setting) as the code defines it.
     #[command(hide = true)]
     ConfigDocs,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The call's folder (holding events.jsonl), e.g. calls/0123abcd...
+    dir: PathBuf,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the self-contained HTML page (timeline and charts) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Also write the charts as PNG into DIR (timeline.png, answers.png).
+    #[arg(long, value_name = "DIR")]
+    png: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -168,6 +187,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
         Command::Token(args) => token(args),
+        Command::Report(args) => report(&args),
         Command::Mic(args) => mic(args),
         Command::Bench(args) => bench(*args),
         Command::Transcribe(args) => transcribe(args),
@@ -367,6 +387,24 @@ fn convert_model(
         summary.hparams,
         started.elapsed().as_millis()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: &ReportArgs) -> Result<ExitCode> {
+    let report = callgate::report::read(&args.dir)
+        .with_context(|| format!("reading {}", args.dir.join("events.jsonl").display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", callgate::report::text::render(&report));
+    }
+    if let Some(file) = &args.html {
+        std::fs::write(file, callgate::report::html::render(&report))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    if let Some(dir) = &args.png {
+        callgate::report::png::write(&report, dir)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -120,6 +120,11 @@ serve_settings! {
     /// Whisper initial prompt ('' for none).
     #[arg(env = "CALLGATE_ASR_PROMPT")]
     asr_prompt: String = crate::asr::DEFAULT_PROMPT.into(), shown "a software-interview prompt";
+    /// Ask whisper to write the candidate's fillers (um, uh), so the call's report counts
+    /// them. Off by default: it counts half the fillers, and once made whisper repeat the
+    /// end of a long answer (docs/report.md has the figures).
+    #[arg(env = "CALLGATE_ASR_KEEP_FILLERS")]
+    asr_keep_fillers: bool = false;
     /// LLM backend: `script` (built-in interviewer) or `openai` (any OpenAI-compatible
     /// /chat/completions server).
     #[arg(env = "CALLGATE_LLM")]
@@ -400,6 +405,8 @@ pub struct ServeConfig {
     pub audio_context: AudioContext,
     /// Whisper prompt.
     pub asr_prompt: String,
+    /// Prompt whisper to keep fillers.
+    pub asr_keep_fillers: bool,
     /// LLM backend.
     pub llm: LlmBackend,
     /// espeak-ng voice.
@@ -492,6 +499,7 @@ impl Filled {
             asr_preempt: self.asr_preempt,
             audio_context,
             asr_prompt: self.asr_prompt,
+            asr_keep_fillers: self.asr_keep_fillers,
             llm,
             voice: self.voice,
             tts_rate: self.tts_rate,

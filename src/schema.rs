@@ -9,6 +9,8 @@
 use serde_json::{Value, json};
 use ts_rs::TS;
 
+use crate::report;
+
 use crate::protocol::{
     ClientMessage, DoneStatus, EndOfTurn, EndReason, EndRule, ErrorCode, ErrorEvent, FLAG_FIRST,
     FLAG_LAST, FRAME_HEADER_LEN, InputFormat, KIND_INPUT, KIND_OUTPUT, Latency, Limits,
@@ -25,6 +27,8 @@ pub fn json_schema() -> Value {
     let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
     let client = generator.subschema_for::<ClientMessage>();
     let server = generator.subschema_for::<ServerMessage>();
+    // Not a frame: the body of GET /v1/calls/<id>/report, in `$defs` for clients to use.
+    generator.subschema_for::<crate::report::Report>();
     let defs = generator.take_definitions(true);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -61,6 +65,15 @@ pub fn typescript() -> String {
         TokenUsage::decl(&cfg),
         ErrorEvent::decl(&cfg),
         ErrorCode::decl(&cfg),
+        report::Report::decl(&cfg),
+        report::Answer::decl(&cfg),
+        report::AnswerPause::decl(&cfg),
+        report::fillers::Filler::decl(&cfg),
+        report::CallFigures::decl(&cfg),
+        report::Span::decl(&cfg),
+        report::Speaker::decl(&cfg),
+        report::Observation::decl(&cfg),
+        report::Feedback::decl(&cfg),
     ];
     let mut out = String::from(
         "// callgate.v1 wire types, generated from src/protocol/ by src/schema.rs.\n\
@@ -110,11 +123,13 @@ mod tests {
             assert!(text.contains(&format!("\"{t}\"")), "{t} missing");
         }
         assert!(schema["$defs"]["SessionStart"].is_object());
+        assert!(schema["$defs"]["Report"].is_object(), "the report's body");
     }
 
     #[test]
     fn typescript_declares_both_directions() {
         let ts = typescript();
+        assert!(ts.contains("export type Report"), "the report's body: {ts}");
         assert!(ts.contains("export type ClientMessage"), "{ts}");
         assert!(ts.contains("export type ServerMessage"), "{ts}");
         assert!(ts.contains("\"session.start\""), "{ts}");

@@ -219,6 +219,16 @@ async fn a_spoken_answer_is_transcribed_answered_and_played_in_the_page() {
     }
     assert_png(&out.join("call.png"));
     assert_png(&out.join("after.png"));
+    // The end screen opens the call's report: a timeline and two charts, no script.
+    let report = &page["report"];
+    assert!(report["answers"].as_u64() >= Some(1), "{report:#}");
+    assert_eq!(report["svgs"], 3, "{report:#}");
+    assert!(
+        report["timelineBars"].as_u64() >= Some(2),
+        "both lanes: {report:#}"
+    );
+    assert_eq!(report["scripts"], 0, "{report:#}");
+    assert_png(&out.join("report.png"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +408,7 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
         input_ms + 750 >= call_ms,
         "input {input_ms} ms for a {call_ms} ms call: audio of the outage was lost"
     );
-    // The recordings are offered with the token, which the server requires for them.
+    // The report and the recordings are offered with the token, which the server requires.
     let links: Vec<&str> = page["downloads"]
         .as_array()
         .expect("downloads")
@@ -406,7 +416,8 @@ async fn the_page_resumes_a_dropped_call_and_keeps_what_was_said_meanwhile() {
         .filter_map(|d| d["href"].as_str())
         .filter(|h| h.starts_with("/v1/calls/"))
         .collect();
-    assert_eq!(links.len(), 3, "input, output, events: {links:?}");
+    assert_eq!(links.len(), 4, "report, input, output, events: {links:?}");
+    assert!(links[0].contains("/report.html?access_token="), "{links:?}");
     for link in links {
         let reply = http_get(&addr.to_string(), link).await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{link}: {reply:.80}");

@@ -13,6 +13,7 @@ mod load;
 mod mic;
 mod props;
 mod realtime;
+mod report;
 mod server;
 mod tasks;
 mod trust;

@@ -20,7 +20,13 @@ pub struct InterviewPrompt<'a> {
     pub question: Option<&'a str>,
     /// The answer's text already transcribed (earlier pieces of a long answer).
     pub so_far: &'a str,
+    /// Ask whisper to write the candidate's fillers: it drops "um" and "uh" unless its
+    /// prompt shows them (it copies the prompt's style).
+    pub keep_fillers: bool,
 }
+
+/// Prompt text in the style of speech with its fillers written out.
+pub const FILLER_STYLE: &str = "Um, so, uh, I think, like, we, uh, hmm, shipped it.";
 
 impl InterviewPrompt<'_> {
     /// The prompt, cut to [`MAX_PROMPT_CHARS`] from its end; `None` when empty.
@@ -28,6 +34,9 @@ impl InterviewPrompt<'_> {
         let mut parts: Vec<String> = self.base.map(str::to_owned).into_iter().collect();
         if let Some(role) = self.role {
             parts.push(format!("The role is {role}."));
+        }
+        if self.keep_fillers {
+            parts.push(FILLER_STYLE.to_owned());
         }
         if !self.vocabulary.is_empty() {
             parts.push(format!("{}.", self.vocabulary.join(", ")));
@@ -57,6 +66,7 @@ mod tests {
             vocabulary: &vocabulary,
             question: Some("Which database did you use?"),
             so_far: "We used",
+            keep_fillers: false,
         };
         assert_eq!(
             prompt.text().as_deref(),
@@ -74,6 +84,16 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(cut.chars().count(), MAX_PROMPT_CHARS);
         assert!(cut.ends_with("word "), "{cut:?}");
+    }
+
+    #[test]
+    fn the_filler_style_follows_the_servers_prompt() {
+        let prompt = InterviewPrompt {
+            base: Some("An interview."),
+            keep_fillers: true,
+            ..InterviewPrompt::default()
+        };
+        assert_eq!(prompt.text(), Some(format!("An interview. {FILLER_STYLE}")));
     }
 
     #[test]

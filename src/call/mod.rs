@@ -202,7 +202,12 @@ impl Engines {
         Ok(Self {
             asr,
             decode: DecodeOptions {
-                initial_prompt: Some(cfg.asr_prompt.clone()).filter(|p| !p.is_empty()),
+                initial_prompt: crate::asr::prompt::InterviewPrompt {
+                    base: Some(cfg.asr_prompt.as_str()).filter(|p| !p.is_empty()),
+                    keep_fillers: cfg.asr_keep_fillers,
+                    ..Default::default()
+                }
+                .text(),
                 audio_context: cfg.audio_context,
                 ..DecodeOptions::default()
             },

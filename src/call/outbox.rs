@@ -146,7 +146,9 @@ impl Outbox {
         if let Some(r) = &self.recorder {
             if first {
                 // Where the response's audio begins, for the call's report.
-                r.event(&serde_json::json!({"type": "response.audio", "turnId": turn_id}).to_string());
+                r.event(
+                    &serde_json::json!({"type": "response.audio", "turnId": turn_id}).to_string(),
+                );
             }
             r.output(samples);
         }

@@ -288,7 +288,11 @@ impl Stamp {
         let Some(fields) = body.trim_start().strip_prefix('{') else {
             return body;
         };
-        let comma = if fields.trim_start().starts_with('}') { "" } else { "," };
+        let comma = if fields.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
         format!(
             "{{\"at\":{},\"inputMs\":{},\"outputMs\":{}{comma}{fields}",
             self.at_ms, self.input_ms, self.output_ms
@@ -375,11 +379,24 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON"))
             .collect();
-        assert_eq!((&lines[0]["inputMs"], &lines[0]["outputMs"]), (&0.into(), &0.into()));
-        assert_eq!((&lines[1]["inputMs"], &lines[1]["outputMs"]), (&500.into(), &500.into()));
-        assert!(lines[1]["at"].as_u64().is_some_and(|t| t > 1_700_000_000_000));
+        assert_eq!(
+            (&lines[0]["inputMs"], &lines[0]["outputMs"]),
+            (&0.into(), &0.into())
+        );
+        assert_eq!(
+            (&lines[1]["inputMs"], &lines[1]["outputMs"]),
+            (&500.into(), &500.into())
+        );
+        assert!(
+            lines[1]["at"]
+                .as_u64()
+                .is_some_and(|t| t > 1_700_000_000_000)
+        );
         assert_eq!(lines[1]["sessionId"], "s");
-        assert!(!log.contains("secret"), "the resume token is not logged: {log}");
+        assert!(
+            !log.contains("secret"),
+            "the resume token is not logged: {log}"
+        );
         assert!(lines[2]["at"].is_u64(), "an empty object is stamped too");
         let _ = std::fs::remove_dir_all(&root);
     }
@@ -408,7 +425,7 @@ mod tests {
         let recorders: Vec<_> = (0..40)
             .map(|i| {
                 Recorder::start(&root.join(i.to_string()), RECORDING, Counter::default())
-                .expect("start")
+                    .expect("start")
             })
             .collect();
         for r in &recorders {

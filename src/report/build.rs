@@ -121,14 +121,14 @@ pub fn build(lines: &[LogLine]) -> Report {
     };
     let meta = lines.iter().find(|l| l.kind() == "call.meta");
     let text = |line: Option<&LogLine>, field: &str| {
-        line.and_then(|l| l.event[field].as_str()).map(str::to_owned)
+        line.and_then(|l| l.event[field].as_str())
+            .map(str::to_owned)
     };
     let speech = candidate_speech(lines, &clock);
     let replies = replies(lines, &clock);
     let answers = answers(lines, &clock, &speech, &replies);
-    let duration_ms = lines
-        .iter()
-        .find(|l| l.kind() == "session.ended")
+    let ended = lines.iter().find(|l| l.kind() == "session.ended");
+    let duration_ms = ended
         .and_then(|l| l.u64("durationMs"))
         .or_else(|| lines.last().map(|l| clock.at(l)))
         .unwrap_or(0);
@@ -156,6 +156,7 @@ pub fn build(lines: &[LogLine]) -> Report {
         voice: text(started, "voice"),
         started_at: clock.start_at,
         duration_ms,
+        ended: ended.is_some(),
         answers,
         call,
         observations,
@@ -222,7 +223,9 @@ fn replies(lines: &[LogLine], clock: &Clock) -> BTreeMap<u32, Reply> {
                 let r = replies.entry(turn).or_default();
                 r.done = Some((clock.at(line), line.output_ms));
                 r.cancelled = line.event["status"] == "cancelled";
-                let heard = line.event["heardText"].as_str().or(line.event["text"].as_str());
+                let heard = line.event["heardText"]
+                    .as_str()
+                    .or(line.event["text"].as_str());
                 r.heard = heard.unwrap_or_default().to_string();
                 if !r.cancelled {
                     r.cut_by = None;
@@ -255,7 +258,8 @@ fn answer(
 ) -> Option<Answer> {
     let turn_id = line.turn()?;
     let transcript = line.event["text"].as_str()?.trim().to_string();
-    let (from, to) = (line.u64("startMs")?, line.u64("endMs")?);
+    let (a, b) = (line.u64("startMs")?, line.u64("endMs")?);
+    let (from, to) = (a.min(b), a.max(b));
     // The transcript's audio starts with a pre-roll before the speech; its speech is the
     // VAD's segments within it.
     let parts: Vec<&Speech> = speech
@@ -266,22 +270,27 @@ fn answer(
         (Some(a), Some(b)) => (a.start.max(from), b.end.min(to).max(a.start.max(from))),
         _ => (from, to),
     };
-    let start_ms = parts
-        .first()
-        .map_or_else(|| clock.input(from, line), |s| s.call_start + input_start - s.start);
-    let length_ms = input_end - input_start;
+    let start_ms = parts.first().map_or_else(
+        || clock.input(from, line),
+        |s| s.call_start + input_start - s.start,
+    );
+    let length_ms = input_end.saturating_sub(input_start);
     let speech_ms = if parts.is_empty() {
         length_ms
     } else {
         parts
             .iter()
-            .map(|s| s.end.min(input_end).saturating_sub(s.start.max(input_start)))
+            .map(|s| {
+                s.end
+                    .min(input_end)
+                    .saturating_sub(s.start.max(input_start))
+            })
             .sum()
     };
     let pauses: Vec<AnswerPause> = parts
         .windows(2)
         .map(|w| AnswerPause {
-            at_ms: w[0].end - input_start,
+            at_ms: w[0].end.saturating_sub(input_start),
             length_ms: w[1].start.saturating_sub(w[0].end),
         })
         .filter(|p| p.length_ms >= LISTED_PAUSE_MS)
@@ -310,8 +319,16 @@ fn answer(
         length_s: length_ms as f64 / 1000.0,
         words,
         speech_ms,
-        words_per_minute: if minutes > 0.0 { words as f64 / minutes } else { 0.0 },
-        fillers_per_minute: if minutes > 0.0 { found.len() as f64 / minutes } else { 0.0 },
+        words_per_minute: if minutes > 0.0 {
+            words as f64 / minutes
+        } else {
+            0.0
+        },
+        fillers_per_minute: if minutes > 0.0 {
+            found.len() as f64 / minutes
+        } else {
+            0.0
+        },
         fillers: found,
         longest_pause_ms: pauses.iter().map(|p| p.length_ms).max().unwrap_or(0),
         pauses,
@@ -333,7 +350,13 @@ fn figures(answers: &[Answer], timeline: &[Span]) -> CallFigures {
     let speech_minutes = answers.iter().map(|a| a.speech_ms).sum::<u64>() as f64 / 60_000.0;
     let words: usize = answers.iter().map(|a| a.words).sum();
     let fillers: usize = answers.iter().map(|a| a.fillers.len()).sum();
-    let per_minute = |n: usize| if speech_minutes > 0.0 { n as f64 / speech_minutes } else { 0.0 };
+    let per_minute = |n: usize| {
+        if speech_minutes > 0.0 {
+            n as f64 / speech_minutes
+        } else {
+            0.0
+        }
+    };
     CallFigures {
         answers: answers.len(),
         candidate_talk_ms: candidate,
@@ -367,7 +390,10 @@ fn observe(answers: &[Answer], call: &CallFigures) -> Vec<Observation> {
             answer,
         })
     };
-    let short = answers.iter().filter(|a| a.length_s < SHORT_ANSWER_S).count();
+    let short = answers
+        .iter()
+        .filter(|a| a.length_s < SHORT_ANSWER_S)
+        .count();
     if short > 0 {
         say(
             "short answer",
@@ -381,43 +407,82 @@ fn observe(answers: &[Answer], call: &CallFigures) -> Vec<Observation> {
     for (i, a) in answers.iter().enumerate() {
         let n = i + 1;
         if a.length_s > LONG_ANSWER_S {
-            say("long answer", format!("answer {n} ran {:.0} s; aim for 2-3 minutes", a.length_s), Some(i));
+            say(
+                "long answer",
+                format!("answer {n} ran {:.0} s; aim for 2-3 minutes", a.length_s),
+                Some(i),
+            );
         }
         // Rates over a few seconds of speech say little.
         if a.speech_ms >= 5000 && a.words_per_minute > FAST_WPM {
-            say("fast speech", format!("you spoke at {:.0} wpm in answer {n}", a.words_per_minute), Some(i));
+            say(
+                "fast speech",
+                format!("you spoke at {:.0} wpm in answer {n}", a.words_per_minute),
+                Some(i),
+            );
         } else if a.speech_ms >= 5000 && a.words_per_minute < SLOW_WPM {
-            say("slow speech", format!("you spoke at {:.0} wpm in answer {n}", a.words_per_minute), Some(i));
+            say(
+                "slow speech",
+                format!("you spoke at {:.0} wpm in answer {n}", a.words_per_minute),
+                Some(i),
+            );
         }
         if a.fillers_per_minute > FILLERS_PER_MINUTE && a.fillers.len() >= 2 {
             say(
                 "fillers",
-                format!("{:.1} fillers a minute in answer {n} ({} in all)", a.fillers_per_minute, a.fillers.len()),
+                format!(
+                    "{:.1} fillers a minute in answer {n} ({} in all)",
+                    a.fillers_per_minute,
+                    a.fillers.len()
+                ),
                 Some(i),
             );
         }
         if a.longest_pause_ms >= LONG_PAUSE_MS {
-            say("long pause", format!("a {:.1} s pause in answer {n}", a.longest_pause_ms as f64 / 1000.0), Some(i));
+            say(
+                "long pause",
+                format!(
+                    "a {:.1} s pause in answer {n}",
+                    a.longest_pause_ms as f64 / 1000.0
+                ),
+                Some(i),
+            );
         }
         if a.start_delay_ms.is_some_and(|d| d > SLOW_START_MS) {
             let d = a.start_delay_ms.unwrap_or(0) as f64 / 1000.0;
-            say("slow start", format!("you took {d:.1} s to start answer {n}"), Some(i));
+            say(
+                "slow start",
+                format!("you took {d:.1} s to start answer {n}"),
+                Some(i),
+            );
         }
         if a.cut_off {
             say(
                 "cut off",
-                format!("the interviewer cut you off after answer {n}: you went on as it began to reply (a more patient setting waits longer)"),
+                format!(
+                    "the interviewer cut you off after answer {n}: you went on as it began to reply (a more patient setting waits longer)"
+                ),
                 Some(i),
             );
         }
     }
     if call.interruptions > 0 {
-        say("interruptions", format!("you spoke over the interviewer {} times", call.interruptions), None);
+        say(
+            "interruptions",
+            format!(
+                "you spoke over the interviewer {} times",
+                call.interruptions
+            ),
+            None,
+        );
     }
     if call.answers > 0 && call.talk_ratio < LOW_TALK_RATIO {
         say(
             "low talk share",
-            format!("you did {:.0}% of the talking; in an interview the candidate does most of it", call.talk_ratio * 100.0),
+            format!(
+                "you did {:.0}% of the talking; in an interview the candidate does most of it",
+                call.talk_ratio * 100.0
+            ),
             None,
         );
     }

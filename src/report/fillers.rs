@@ -10,7 +10,7 @@ const HESITATIONS: &[&str] = &["um", "umm", "uh", "uhh", "er", "erm", "ah", "hmm
 const SET_OFF: &[&str] = &["like", "you know", "i mean"];
 
 /// One filler in the transcript.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Filler {
     /// As written in the transcript.
@@ -35,7 +35,10 @@ fn words(text: &str) -> Vec<Word<'_>> {
     let mut offset = 0;
     for raw in text.split_inclusive(char::is_whitespace) {
         let token = raw.trim_end();
-        let lead = token.len() - token.trim_start_matches(|c: char| !c.is_alphanumeric()).len();
+        let lead = token.len()
+            - token
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
         let core = token[lead..].trim_end_matches(|c: char| !c.is_alphanumeric() && c != '\'');
         if !core.is_empty() {
             let start = offset + lead;
@@ -64,7 +67,9 @@ pub fn find(text: &str) -> Vec<Filler> {
     while i < words.len() {
         let w = &words[i];
         let hesitation = HESITATIONS.contains(&w.bare.as_str())
-            || (w.bare.len() >= 3 && w.bare.chars().all(|c| "umh".contains(c)) && w.bare.contains('m'));
+            || (w.bare.len() >= 3
+                && w.bare.chars().all(|c| "umh".contains(c))
+                && w.bare.contains('m'));
         if hesitation {
             found.push(filler(text, &words[i..=i]));
             i += 1;
@@ -75,7 +80,9 @@ pub fn find(text: &str) -> Vec<Filler> {
             let run = words.get(i..i + n)?;
             let same = run.iter().map(|w| w.bare.as_str()).eq(phrase.split(' '));
             let before_comma = i == 0 || words[i - 1].trailing.starts_with(',');
-            let after_comma = run.last().is_some_and(|w| w.trailing.starts_with([',', '.', '?', '!']));
+            let after_comma = run
+                .last()
+                .is_some_and(|w| w.trailing.starts_with([',', '.', '?', '!']));
             (same && (after_comma || (before_comma && i > 0))).then_some(n)
         });
         match set_off {
@@ -108,14 +115,23 @@ mod tests {
 
     #[test]
     fn hesitations_count_anywhere() {
-        assert_eq!(texts("Um, I worked on, uh, payments. Hmm."), ["Um", "uh", "Hmm"]);
+        assert_eq!(
+            texts("Um, I worked on, uh, payments. Hmm."),
+            ["Um", "uh", "Hmm"]
+        );
         assert_eq!(texts("So ummm yes"), ["ummm"]);
     }
 
     #[test]
     fn like_and_you_know_count_only_when_set_off() {
-        assert_eq!(texts("I like Rust and you know the answer."), Vec::<String>::new());
-        assert_eq!(texts("It was, like, hard. You know, we shipped."), ["like", "You know"]);
+        assert_eq!(
+            texts("I like Rust and you know the answer."),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            texts("It was, like, hard. You know, we shipped."),
+            ["like", "You know"]
+        );
         assert_eq!(texts("I mean, it worked"), ["I mean"]);
     }
 

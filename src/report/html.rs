@@ -27,8 +27,18 @@ pub fn render(report: &Report) -> String {
         let _ = write!(
             page,
             "<h2>Answers</h2><div class=\"charts\">{}{}</div>",
-            bars_svg("Words per minute", &report.answers, |a| a.words_per_minute, Some((rules::SLOW_WPM, rules::FAST_WPM))),
-            bars_svg("Fillers a minute", &report.answers, |a| a.fillers_per_minute, Some((0.0, rules::FILLERS_PER_MINUTE))),
+            bars_svg(
+                "Words per minute",
+                &report.answers,
+                |a| a.words_per_minute,
+                Some((rules::SLOW_WPM, rules::FAST_WPM))
+            ),
+            bars_svg(
+                "Fillers a minute",
+                &report.answers,
+                |a| a.fillers_per_minute,
+                Some((0.0, rules::FILLERS_PER_MINUTE))
+            ),
         );
     }
     for (i, a) in report.answers.iter().enumerate() {
@@ -55,20 +65,31 @@ fn short_id(id: &str) -> &str {
 fn summary(r: &Report) -> String {
     let c = &r.call;
     let figure = |label: &str, value: String| {
-        format!("<div class=\"figure\">{}<b>{}</b></div>", escape(label), escape(&value))
+        format!(
+            "<div class=\"figure\">{}<b>{}</b></div>",
+            escape(label),
+            escape(&value)
+        )
     };
     let mut out = String::from("<div class=\"figures\">");
     out += &figure("duration", clock(r.duration_ms));
     out += &figure("answers", c.answers.to_string());
     out += &figure("average answer", format!("{:.0} s", c.average_answer_s));
-    out += &figure("your share of talk", format!("{:.0}%", c.talk_ratio * 100.0));
+    out += &figure(
+        "your share of talk",
+        format!("{:.0}%", c.talk_ratio * 100.0),
+    );
     out += &figure("words a minute", format!("{:.0}", c.words_per_minute));
     out += &figure("fillers a minute", format!("{:.1}", c.fillers_per_minute));
     out += &figure("pauses", c.pauses.to_string());
     out += &figure("interruptions", c.interruptions.to_string());
     out += "</div>";
     if let Some(v) = &r.voice {
-        let _ = write!(out, "<p class=\"note\">Interviewer voice: {}</p>", escape(v));
+        let _ = write!(
+            out,
+            "<p class=\"note\">Interviewer voice: {}</p>",
+            escape(v)
+        );
     }
     out
 }
@@ -84,7 +105,11 @@ fn observations(r: &Report) -> String {
         }
         out += "</ul>";
     }
-    let _ = write!(out, "<p class=\"note\">Feedback: {}.</p>", escape(&r.feedback.note));
+    let _ = write!(
+        out,
+        "<p class=\"note\">Feedback: {}.</p>",
+        escape(&r.feedback.note)
+    );
     out
 }
 
@@ -128,7 +153,11 @@ fn timeline_svg(r: &Report) -> String {
             );
         }
         if a.interrupted_interviewer {
-            let _ = write!(svg, "<text x=\"{:.1}\" y=\"12\" font-size=\"12\" text-anchor=\"middle\">&#9889;</text>", x(a.start_ms));
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"12\" font-size=\"12\" text-anchor=\"middle\">&#9889;</text>",
+                x(a.start_ms)
+            );
         }
     }
     let step = tick_step(end as u64);
@@ -153,7 +182,12 @@ fn tick_step(end_ms: u64) -> u64 {
 }
 
 /// One bar per answer, with the rule's band shaded.
-fn bars_svg(title: &str, answers: &[Answer], value: impl Fn(&Answer) -> f64, band: Option<(f64, f64)>) -> String {
+fn bars_svg(
+    title: &str,
+    answers: &[Answer],
+    value: impl Fn(&Answer) -> f64,
+    band: Option<(f64, f64)>,
+) -> String {
     let (width, height, left, bottom) = (420.0, 200.0, 36.0, 28.0);
     let values: Vec<f64> = answers.iter().map(&value).collect();
     let top = values
@@ -204,7 +238,10 @@ fn answer(n: usize, a: &Answer) -> String {
     }
     let _ = write!(out, "<p>{}</p>", marked(&a.transcript, a));
     let start = match a.start_delay_ms {
-        Some(d) if d < 0 => format!("started {:.1} s before the interviewer finished", -d as f64 / 1000.0),
+        Some(d) if d < 0 => format!(
+            "started {:.1} s before the interviewer finished",
+            -d as f64 / 1000.0
+        ),
         Some(d) => format!("started {:.1} s after the question", d as f64 / 1000.0),
         None => String::new(),
     };
@@ -217,8 +254,16 @@ fn answer(n: usize, a: &Answer) -> String {
         a.fillers.len(),
         a.pauses.len(),
         a.longest_pause_ms as f64 / 1000.0,
-        if start.is_empty() { String::new() } else { format!(", {start}") },
-        if a.interrupted_interviewer { ", interrupted the interviewer" } else { "" },
+        if start.is_empty() {
+            String::new()
+        } else {
+            format!(", {start}")
+        },
+        if a.interrupted_interviewer {
+            ", interrupted the interviewer"
+        } else {
+            ""
+        },
         if a.cut_off { ", cut off" } else { "" },
     );
     out
@@ -241,9 +286,17 @@ fn marked(text: &str, a: &Answer) -> String {
 }
 
 fn rules_table() -> String {
-    let mut out = String::from("<h2>How the observations are made</h2><table><tr><th>rule</th><th>when</th><th>why</th></tr>");
+    let mut out = String::from(
+        "<h2>How the observations are made</h2><table><tr><th>rule</th><th>when</th><th>why</th></tr>",
+    );
     for (name, when, why) in rules::table() {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", escape(name), escape(&when), escape(why));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&when),
+            escape(why)
+        );
     }
     out + "</table>"
 }
@@ -274,6 +327,7 @@ mod tests {
             voice: Some("piper".into()),
             started_at: 0,
             duration_ms: 65_000,
+            ended: true,
             answers: vec![Answer {
                 turn_id: 1,
                 question: "Tell me about a project.".into(),
@@ -288,7 +342,10 @@ mod tests {
                 speech_ms: 14_000,
                 words_per_minute: 150.0,
                 fillers_per_minute: 4.0,
-                pauses: vec![super::super::AnswerPause { at_ms: 3000, length_ms: 1000 }],
+                pauses: vec![super::super::AnswerPause {
+                    at_ms: 3000,
+                    length_ms: 1000,
+                }],
                 longest_pause_ms: 1000,
                 start_delay_ms: Some(800),
                 interrupted_interviewer: false,
@@ -309,10 +366,21 @@ mod tests {
             },
             observations: vec![],
             timeline: vec![
-                Span { who: Speaker::Interviewer, start_ms: 0, end_ms: 4000 },
-                Span { who: Speaker::Candidate, start_ms: 5000, end_ms: 20_000 },
+                Span {
+                    who: Speaker::Interviewer,
+                    start_ms: 0,
+                    end_ms: 4000,
+                },
+                Span {
+                    who: Speaker::Candidate,
+                    start_ms: 5000,
+                    end_ms: 20_000,
+                },
             ],
-            feedback: Feedback { status: "rules_only".into(), note: "rules".into() },
+            feedback: Feedback {
+                status: "rules_only".into(),
+                note: "rules".into(),
+            },
         }
     }
 
@@ -322,9 +390,15 @@ mod tests {
         assert!(!page.contains("<script"), "no script needed");
         assert!(!page.contains("http"), "nothing loaded from elsewhere");
         assert!(page.contains("<mark>Um</mark>"), "fillers are marked");
-        assert!(page.contains("&lt;b&gt;led&lt;/b&gt;"), "the transcript is escaped");
+        assert!(
+            page.contains("&lt;b&gt;led&lt;/b&gt;"),
+            "the transcript is escaped"
+        );
         assert_eq!(page.matches("<svg").count(), 3, "a timeline and two charts");
-        assert!(page.contains(&format!("fill=\"{PAUSE}\"")), "the pause is on the timeline");
+        assert!(
+            page.contains(&format!("fill=\"{PAUSE}\"")),
+            "the pause is on the timeline"
+        );
         assert!(page.contains(">1:00<"), "the timeline is marked in minutes");
     }
 }

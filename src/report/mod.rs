@@ -5,6 +5,8 @@
 mod build;
 pub mod fillers;
 pub mod html;
+pub mod png;
+pub mod text;
 
 use std::path::Path;
 
@@ -54,22 +56,62 @@ pub mod rules {
     /// Every rule as (name, threshold, meaning), for the docs and the HTML report.
     pub fn table() -> Vec<(&'static str, String, &'static str)> {
         vec![
-            ("short answer", format!("< {SHORT_ANSWER_S} s"), "behavioural answers usually need 60-90 s"),
-            ("long answer", format!("> {LONG_ANSWER_S} s"), "past 3 minutes the interviewer loses the thread"),
-            ("fast speech", format!("> {FAST_WPM} wpm"), "conversation runs at about 140-160 wpm"),
-            ("slow speech", format!("< {SLOW_WPM} wpm"), "sounds hesitant"),
-            ("fillers", format!("> {FILLERS_PER_MINUTE} a minute"), "um, uh, like, you know, I mean"),
-            ("long pause", format!(">= {} s", LONG_PAUSE_MS as f64 / 1000.0), "a silence inside an answer"),
-            ("slow start", format!("> {} s", SLOW_START_MS as f64 / 1000.0), "from the question's end to the first word"),
-            ("cut off", format!("<= {} s", CUT_OFF_MS as f64 / 1000.0), "speech over the reply this soon after the answer's end"),
-            ("interruptions", ">= 1".into(), "speech over the interviewer that stopped it"),
-            ("low talk share", format!("< {:.0}%", LOW_TALK_RATIO * 100.0), "of the call's speech was the candidate's"),
+            (
+                "short answer",
+                format!("< {SHORT_ANSWER_S} s"),
+                "behavioural answers usually need 60-90 s",
+            ),
+            (
+                "long answer",
+                format!("> {LONG_ANSWER_S} s"),
+                "past 3 minutes the interviewer loses the thread",
+            ),
+            (
+                "fast speech",
+                format!("> {FAST_WPM} wpm"),
+                "conversation runs at about 140-160 wpm",
+            ),
+            (
+                "slow speech",
+                format!("< {SLOW_WPM} wpm"),
+                "sounds hesitant",
+            ),
+            (
+                "fillers",
+                format!("> {FILLERS_PER_MINUTE} a minute"),
+                "um, uh, like, you know, I mean",
+            ),
+            (
+                "long pause",
+                format!(">= {} s", LONG_PAUSE_MS as f64 / 1000.0),
+                "a silence inside an answer",
+            ),
+            (
+                "slow start",
+                format!("> {} s", SLOW_START_MS as f64 / 1000.0),
+                "from the question's end to the first word",
+            ),
+            (
+                "cut off",
+                format!("<= {} s", CUT_OFF_MS as f64 / 1000.0),
+                "speech over the reply this soon after the answer's end",
+            ),
+            (
+                "interruptions",
+                ">= 1".into(),
+                "speech over the interviewer that stopped it",
+            ),
+            (
+                "low talk share",
+                format!("< {:.0}%", LOW_TALK_RATIO * 100.0),
+                "of the call's speech was the candidate's",
+            ),
         ]
     }
 }
 
 /// The whole report (`calls/<id>/report.json`, `GET /v1/calls/<id>/report`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     /// The call.
@@ -84,6 +126,8 @@ pub struct Report {
     pub started_at: u64,
     /// From `session.started` to `session.ended`.
     pub duration_ms: u64,
+    /// The call has ended (`session.ended` is in the log): the report is final.
+    pub ended: bool,
     /// Every answer, in order.
     pub answers: Vec<Answer>,
     /// Figures over the whole call.
@@ -97,7 +141,7 @@ pub struct Report {
 }
 
 /// One of the candidate's answers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Answer {
     /// The user turn.
@@ -141,7 +185,9 @@ pub struct Answer {
 }
 
 /// A pause inside an answer.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS, Eq,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct AnswerPause {
     /// Where it began, ms from the answer's start.
@@ -151,7 +197,7 @@ pub struct AnswerPause {
 }
 
 /// Figures for the whole call.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct CallFigures {
     /// How many answers.
@@ -179,7 +225,9 @@ pub struct CallFigures {
 }
 
 /// Who spoke from when to when (ms from the call's start).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS, Eq,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Span {
     /// Who spoke.
@@ -191,7 +239,9 @@ pub struct Span {
 }
 
 /// One side of the call.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Speaker {
     /// The person practising.
@@ -201,7 +251,7 @@ pub enum Speaker {
 }
 
 /// One observation with the number behind it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Observation {
     /// The rule it comes from (a name in [`rules::table`]).
@@ -213,7 +263,7 @@ pub struct Observation {
 }
 
 /// Feedback on the answers beyond the rules.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Feedback {
     /// `rules_only`: the observations are all there is.

@@ -1,6 +1,7 @@
 //! What the HTTP side serves besides calls: the embedded browser page and its scripts, the
-//! typed contract (`/v1/schema`, `/v1/callgate.d.ts`), and a finished call's files
-//! (`/v1/calls/<sessionId>` lists them, `/v1/calls/<sessionId>/<file>` downloads one).
+//! typed contract (`/v1/schema`, `/v1/callgate.d.ts`), and a call's files
+//! (`/v1/calls/<sessionId>` lists them, `/v1/calls/<sessionId>/<file>` downloads one) and
+//! its report (`/v1/calls/<sessionId>/report`, `.../report.html`).
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -138,6 +139,8 @@ pub fn call_files(calls_dir: Option<&Path>, path: &str) -> Option<Reply> {
             let body = serde_json::json!({"sessionId": id, "files": files}).to_string();
             Reply::ok("application/json", body.into_bytes())
         }
+        Some("report") => report(&dir, false),
+        Some("report.html") => report(&dir, true),
         Some(name) => match CALL_FILES.iter().find(|(n, _)| *n == name) {
             Some((name, content_type)) if dir.join(name).is_file() => Reply {
                 status: "200 OK",
@@ -147,6 +150,28 @@ pub fn call_files(calls_dir: Option<&Path>, path: &str) -> Option<Reply> {
             _ => Reply::not_found(),
         },
     })
+}
+
+/// The call's report: the one written when it ended, or, while it is still going, one
+/// built from its log so far.
+fn report(dir: &Path, html: bool) -> Reply {
+    let (file, content_type) = if html {
+        ("report.html", "text/html; charset=utf-8")
+    } else {
+        ("report.json", "application/json")
+    };
+    if dir.join(file).is_file() {
+        return Reply {
+            status: "200 OK",
+            content_type,
+            body: Body::File(dir.join(file)),
+        };
+    }
+    match crate::report::read(dir) {
+        Ok(r) if html => Reply::ok(content_type, crate::report::html::render(&r).into_bytes()),
+        Ok(r) => Reply::ok(content_type, serde_json::to_vec(&r).unwrap_or_default()),
+        Err(_) => Reply::not_found(),
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +194,7 @@ mod tests {
         for bad in [
             format!("/v1/calls/{id}/../secret.txt"),
             format!("/v1/calls/{id}/input.wav"),
+            format!("/v1/calls/{id}/report"),
             "/v1/calls/../secret.txt".to_string(),
             "/v1/calls/..%2fsecret.txt".to_string(),
             "/v1/calls/0123456789abcdef0123456789abcdeg".to_string(),

@@ -1,6 +1,7 @@
 // @ts-check
 // What the page offers once a call is over: a one-line summary, the transcript as a text
-// download, and links to what the server kept of each of the call's sessions (`--record`).
+// download, and links to what the server kept of each of the call's sessions (its report,
+// and with `--record` its recordings).
 
 /**
  * @param {HTMLElement} el
@@ -50,11 +51,20 @@ export async function offerRecordings(list, sessions, token) {
       });
       if (!res.ok) continue;
       const body = await res.json();
+      // A link cannot send a header: the token rides in the query, as for the call.
+      const query = token ? `?access_token=${encodeURIComponent(token)}` : '';
+      const report = document.createElement('a');
+      report.href = `/v1/calls/${id}/report.html${query}`;
+      report.target = '_blank';
+      report.textContent = 'Your report: timing, pace, fillers, pauses';
+      report.className = 'report';
+      const item = document.createElement('li');
+      item.append(report);
+      list.append(item);
       for (const f of body.files) {
         const li = document.createElement('li');
         const a = document.createElement('a');
-        // A link cannot send a header: the token rides in the query, as for the call.
-        a.href = token ? `${f.url}?access_token=${encodeURIComponent(token)}` : f.url;
+        a.href = `${f.url}${query}`;
         a.download = `${id.slice(0, 8)}-${f.name}`;
         a.textContent = FILE_LABELS[f.name] || f.name;
         a.className = 'recording';

@@ -254,8 +254,23 @@ try {
   const downloads = await page.$$eval('#downloads a', (as) =>
     as.map((a) => ({ text: a.textContent, href: a.getAttribute('href') })),
   );
+  // The end screen's report link, opened as a candidate would: the page's charts are SVG.
+  let report = null;
+  const reportLink = downloads.find((d) => d.href?.includes('/report.html'));
+  if (reportLink?.href) {
+    await page.goto(new URL(reportLink.href, page.url()).href);
+    await page.waitForSelector('svg', { timeout: 5000 }).catch(() => {});
+    await page.screenshot({ path: `${outDir}/report.png`, fullPage: true });
+    report = await page.evaluate(() => ({
+      title: document.title,
+      svgs: document.querySelectorAll('svg').length,
+      answers: document.querySelectorAll('section.answer').length,
+      timelineBars: document.querySelectorAll('svg[aria-label=timeline] rect').length,
+      scripts: document.querySelectorAll('script').length,
+    }));
+  }
   const { turnDetections, wire } = sockets;
-  const result = JSON.stringify({ ...during, ...seen, turnDetections, wire, downloads, log });
+  const result = JSON.stringify({ ...during, ...seen, turnDetections, wire, downloads, report, log });
   // Beside the screenshots too, for reading after a run that passed.
   await writeFile(`${outDir}/page.json`, result);
   console.log(result);

@@ -326,6 +326,8 @@ impl Session {
             vocabulary: started.map_or(&[], |s| s.persona.vocabulary.as_slice()),
             question: question.as_deref(),
             so_far: &so_far,
+            // Already in the server's prompt (`--asr-keep-fillers`).
+            keep_fillers: false,
         }
         .text();
         options

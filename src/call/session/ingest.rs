@@ -55,6 +55,9 @@ pub struct Ingest {
     pub utterance: Vec<f32>,
     /// Where `utterance` starts in the input stream, ms.
     pub utterance_start_ms: u64,
+    /// Where the current turn's audio starts, ms: `utterance_start_ms` before any piece
+    /// was cut from it (the final transcript spans the whole turn).
+    pub turn_start_ms: u64,
     last_ack: Option<u32>,
     audio_since_ack_ms: u64,
 }
@@ -86,6 +89,7 @@ impl Ingest {
             recent_start_ms: 0,
             utterance: Vec::new(),
             utterance_start_ms: 0,
+            turn_start_ms: 0,
             last_ack: None,
             audio_since_ack_ms: 0,
         })
@@ -195,6 +199,7 @@ impl Ingest {
         let skip = ((from_ms - self.recent_start_ms) * ASR_SAMPLE_RATE as u64 / 1000) as usize;
         self.utterance = self.recent.iter().skip(skip).copied().collect();
         self.utterance_start_ms = from_ms;
+        self.turn_start_ms = from_ms;
     }
 
     /// The utterance up to `end_ms` (+ a short tail), as whisper should hear it.
@@ -247,9 +252,10 @@ impl Ingest {
             return None;
         }
         let audio = std::mem::take(&mut self.utterance);
-        let start_ms = self.utterance_start_ms;
+        let start_ms = self.turn_start_ms;
         let end_ms = self.vad.position_ms();
         self.utterance_start_ms = end_ms;
+        self.turn_start_ms = end_ms;
         Some((audio, start_ms, end_ms))
     }
 }
@@ -316,9 +322,14 @@ mod tests {
         let mut ingest = Ingest::new(16_000, 1, FIXED, &SpeechDetector::Energy).unwrap();
         ingest.utterance = (0..16 * 3000).map(|i| i as f32).collect();
         ingest.utterance_start_ms = 1000;
+        ingest.turn_start_ms = 1000;
         let piece = ingest.take_piece(2000);
         assert_eq!(piece.len(), 16 * (1000 + TAIL_MS as usize));
         assert_eq!(ingest.utterance_start_ms, 2000 + TAIL_MS);
+        assert_eq!(
+            ingest.turn_start_ms, 1000,
+            "the turn still starts where it did"
+        );
         assert_eq!(ingest.utterance[0], piece.len() as f32);
         assert_eq!(ingest.uncut_ms(), 3000 - 1000 - TAIL_MS);
     }

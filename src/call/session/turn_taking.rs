@@ -349,7 +349,7 @@ impl Session {
         let Some(s) = self.started.as_ref() else {
             return Ok(());
         };
-        let (audio, start_ms) = (s.ingest.cut(end_ms), s.ingest.utterance_start_ms);
+        let (audio, start_ms) = (s.ingest.cut(end_ms), s.ingest.turn_start_ms);
         self.submit_final(turn_id, audio, (start_ms, end_ms), speculative)
             .await
     }

@@ -25,6 +25,10 @@ pub struct ReplayArgs {
     /// Print the reports as JSON lines on stdout at the end.
     #[arg(long)]
     pub json: bool,
+    /// After each call, print the server's report of it (timing, pace, fillers, pauses;
+    /// GET /v1/calls/<id>/report), as JSON with --json.
+    #[arg(long)]
+    pub report: bool,
     /// No progress bar and no live transcripts.
     #[arg(long, short)]
     pub quiet: bool,

@@ -177,19 +177,66 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Vec<TurnReport>, ClientError
 /// (JSON lines with `--json`, else one summary line per turn). Returns whether every turn
 /// completed; the CLI exits non-zero when it did not.
 pub async fn run(args: ReplayArgs) -> Result<bool, ClientError> {
-    let json = args.json;
+    let (json, call_reports) = (args.json, args.report);
     let opts = ReplayOptions::from(args);
     let reports = replay(&opts).await?;
-    let mut out = std::io::stdout().lock();
+    let mut lines = Vec::new();
     for r in &reports {
-        let line = if json {
+        lines.push(if json {
             serde_json::to_string(r).unwrap_or_default()
         } else {
             format_turn_line(r)
-        };
-        let _ = writeln!(out, "{line}");
+        });
+    }
+    if call_reports {
+        let mut sessions: Vec<&str> = reports.iter().map(|r| r.session_id.as_str()).collect();
+        sessions.dedup();
+        for id in sessions.into_iter().filter(|id| !id.is_empty()) {
+            match fetch_call_report(&opts.url, id).await {
+                Ok(report) if json => {
+                    lines.push(serde_json::to_string(&report).unwrap_or_default())
+                }
+                Ok(report) => lines.push(crate::report::text::render(&report)),
+                Err(e) => lines.push(format!("no report for call {id}: {e}")),
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     Ok(reports.iter().all(TurnReport::is_completed))
+}
+
+/// The server's report of call `session_id`, asked of the server at `ws_url`; waits (up to
+/// 3 s) for the call's end to reach its log, as the server ends a call after its socket.
+pub async fn fetch_call_report(
+    ws_url: &str,
+    session_id: &str,
+) -> Result<crate::report::Report, String> {
+    let base = ws_url
+        .replacen("ws://", "http://", 1)
+        .replacen("wss://", "https://", 1);
+    let origin = base
+        .find("/v1/")
+        .map_or(base.as_str(), |i| &base[..i])
+        .trim_end_matches('/');
+    let url = format!("{origin}/v1/calls/{session_id}/report");
+    let client = reqwest::Client::new();
+    let mut last = None;
+    for _ in 0..30 {
+        let reply = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        if !reply.status().is_success() {
+            return Err(format!("{url}: HTTP {}", reply.status()));
+        }
+        let report: crate::report::Report = reply.json().await.map_err(|e| e.to_string())?;
+        if report.ended {
+            return Ok(report);
+        }
+        last = Some(report);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last.ok_or_else(|| format!("{url}: no report"))
 }
 
 #[cfg(test)]

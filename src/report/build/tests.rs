@@ -17,26 +17,70 @@ fn line(call_ms: u64, output_ms: u64, event: Value) -> LogLine {
 
 fn call() -> Vec<LogLine> {
     vec![
-        line(0, 0, json!({"type":"call.meta","sessionId":"s1","user":"ada","persona":"interviewer"})),
+        line(
+            0,
+            0,
+            json!({"type":"call.meta","sessionId":"s1","user":"ada","persona":"interviewer"}),
+        ),
         line(0, 0, json!({"type":"session.started","sessionId":"s1"})),
         line(10, 0, json!({"type":"response.started","turnId":0})),
         line(20, 0, json!({"type":"response.audio","turnId":0})),
-        line(4620, 5000, json!({"type":"response.done","turnId":0,"status":"completed",
-            "text":"Tell me about yourself.","heardText":"Tell me about yourself."})),
-        line(7810, 5000, json!({"type":"vad.pause","fromMs":7000,"toMs":7800})),
-        line(9300, 5000, json!({"type":"vad.speech","startMs":6000,"endMs":9000})),
-        line(12300, 5000, json!({"type":"vad.speech","startMs":9500,"endMs":12000})),
-        line(12400, 5000, json!({"type":"transcript","turnId":1,"isFinal":true,"startMs":5700,"endMs":12000,
-            "text":"Um, I have five years of, uh, experience building backend services in Rust."})),
+        line(
+            4620,
+            5000,
+            json!({"type":"response.done","turnId":0,"status":"completed",
+            "text":"Tell me about yourself.","heardText":"Tell me about yourself."}),
+        ),
+        line(
+            7810,
+            5000,
+            json!({"type":"vad.pause","fromMs":7000,"toMs":7800}),
+        ),
+        line(
+            9300,
+            5000,
+            json!({"type":"vad.speech","startMs":6000,"endMs":9000}),
+        ),
+        line(
+            12300,
+            5000,
+            json!({"type":"vad.speech","startMs":9500,"endMs":12000}),
+        ),
+        line(
+            12400,
+            5000,
+            json!({"type":"transcript","turnId":1,"isFinal":true,"startMs":5700,"endMs":12000,
+            "text":"Um, I have five years of, uh, experience building backend services in Rust."}),
+        ),
         line(12990, 5000, json!({"type":"response.started","turnId":1})),
         line(13000, 5000, json!({"type":"response.audio","turnId":1})),
-        line(13650, 5650, json!({"type":"response.paused","turnId":1,"audioMs":13500})),
-        line(14200, 6400, json!({"type":"response.done","turnId":1,"status":"cancelled",
-            "text":"Great. Now tell me about a project.","heardText":"Great."})),
-        line(15200, 6400, json!({"type":"vad.speech","startMs":13500,"endMs":15000})),
-        line(15300, 6400, json!({"type":"transcript","turnId":2,"isFinal":true,"startMs":13200,"endMs":15000,
-            "text":"Sorry, one more thing."})),
-        line(20000, 6400, json!({"type":"session.ended","durationMs":20000})),
+        line(
+            13650,
+            5650,
+            json!({"type":"response.paused","turnId":1,"audioMs":13500}),
+        ),
+        line(
+            14200,
+            6400,
+            json!({"type":"response.done","turnId":1,"status":"cancelled",
+            "text":"Great. Now tell me about a project.","heardText":"Great."}),
+        ),
+        line(
+            15200,
+            6400,
+            json!({"type":"vad.speech","startMs":13500,"endMs":15000}),
+        ),
+        line(
+            15300,
+            6400,
+            json!({"type":"transcript","turnId":2,"isFinal":true,"startMs":13200,"endMs":15000,
+            "text":"Sorry, one more thing."}),
+        ),
+        line(
+            20000,
+            6400,
+            json!({"type":"session.ended","durationMs":20000}),
+        ),
     ]
 }
 
@@ -46,27 +90,45 @@ fn an_answer_is_timed_on_the_call_clock_with_its_pauses_and_fillers() {
     assert_eq!(report.session_id, "s1");
     assert_eq!(report.user.as_deref(), Some("ada"));
     assert_eq!(report.duration_ms, 20000);
+    assert!(report.ended);
     let a = &report.answers[0];
     assert_eq!(a.question, "Tell me about yourself.");
     assert_eq!((a.input_start_ms, a.input_end_ms), (6000, 12000));
-    assert_eq!((a.start_ms, a.end_ms), (6100, 12100), "the input ran 100 ms behind");
+    assert_eq!(
+        (a.start_ms, a.end_ms),
+        (6100, 12100),
+        "the input ran 100 ms behind"
+    );
     assert_eq!(a.length_s, 6.0);
     assert_eq!(a.speech_ms, 1000 + 1200 + 2500);
     assert_eq!(
         a.pauses,
         [
-            AnswerPause { at_ms: 1000, length_ms: 800 },
-            AnswerPause { at_ms: 3000, length_ms: 500 }
+            AnswerPause {
+                at_ms: 1000,
+                length_ms: 800
+            },
+            AnswerPause {
+                at_ms: 3000,
+                length_ms: 500
+            }
         ]
     );
     assert_eq!(a.longest_pause_ms, 800);
     assert_eq!(a.words, 13);
     assert_eq!(a.fillers.len(), 2);
-    assert!((a.words_per_minute - 13.0 / (4.7 / 60.0)).abs() < 0.01, "{}", a.words_per_minute);
+    assert!(
+        (a.words_per_minute - 13.0 / (4.7 / 60.0)).abs() < 0.01,
+        "{}",
+        a.words_per_minute
+    );
     // The greeting's audio (5 s) ended at 5020 ms.
     assert_eq!(a.start_delay_ms, Some(6100 - 5020));
     assert!(!a.interrupted_interviewer);
-    assert!(a.cut_off, "speech over the reply 1.5 s after the answer ended");
+    assert!(
+        a.cut_off,
+        "speech over the reply 1.5 s after the answer ended"
+    );
 }
 
 #[test]
@@ -110,11 +172,18 @@ fn the_timeline_has_both_lanes_and_the_talk_ratio_follows_it() {
 #[test]
 fn observations_name_the_rule_and_the_number() {
     let report = build(&call());
-    let rules: Vec<&str> = report.observations.iter().map(|o| o.rule.as_str()).collect();
+    let rules: Vec<&str> = report
+        .observations
+        .iter()
+        .map(|o| o.rule.as_str())
+        .collect();
     assert!(rules.contains(&"short answer"), "{rules:?}");
     assert!(rules.contains(&"cut off"), "{rules:?}");
     let short = &report.observations[0];
-    assert_eq!(short.text, "2 of 2 answers were under 15 s; behavioural answers usually need 60-90 s");
+    assert_eq!(
+        short.text,
+        "2 of 2 answers were under 15 s; behavioural answers usually need 60-90 s"
+    );
 }
 
 #[test]
@@ -124,5 +193,9 @@ fn a_log_cut_short_still_gives_a_report() {
     let report = build(&lines);
     assert_eq!(report.answers.len(), 1);
     assert_eq!(report.duration_ms, 12400, "the last line's time");
-    assert!(parse_log("{\"type\":\"x\"}\nnot json\n").is_empty(), "unstamped lines are skipped");
+    assert!(!report.ended);
+    assert!(
+        parse_log("{\"type\":\"x\"}\nnot json\n").is_empty(),
+        "unstamped lines are skipped"
+    );
 }
