@@ -1,8 +1,9 @@
 """Voice-to-voice latency of spoken turns through the official OpenAI Python SDK.
 
 Run by `scripts/realtime-sdk latency WS_BASE_URL [--silence-ms N] [--chunk-ms N] [--manual]
-FILE.wav...` (24 kHz mono 16-bit WAVs): one Realtime session per file, the file streamed as a
-microphone delivers it (chunk i leaves when its last sample would have been spoken). With
+FILE.wav...` (mono 16-bit WAVs; a file at another rate than 24 kHz, e.g. 16 kHz, is resampled to
+24 kHz by this client first, as any client of the GA protocol must): one Realtime session per
+file, the file streamed as a microphone delivers it (chunk i leaves when its last sample would have been spoken). With
 server VAD (the default) silence follows until the turn's response.done; with --manual
 (turn_detection null) the client commits and sends response.create right after the chunk
 holding the end of speech, as a push-to-talk release would, and stops streaming.
@@ -30,11 +31,27 @@ RATE = 24000
 
 def pcm24k(path):
     with wave.open(path, "rb") as w:
-        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (RATE, 1, 2):
-            sys.exit(f"{path}: want 24 kHz mono 16-bit (sox IN -r 24000 -c 1 -b 16 OUT)")
+        if (w.getnchannels(), w.getsampwidth()) != (1, 2):
+            sys.exit(f"{path}: want mono 16-bit (sox IN -c 1 -b 16 OUT)")
+        rate = w.getframerate()
         samples = array.array("h")
         samples.frombytes(w.readframes(w.getnframes()))
-        return samples
+    return samples if rate == RATE else resample(samples, rate)
+
+
+def resample(samples, rate):
+    """Linear interpolation to 24 kHz: what a client without a DSP library does."""
+    n = len(samples) * RATE // rate
+    out = array.array("h", bytes(2 * n))
+    step = rate / RATE
+    for i in range(n):
+        x = i * step
+        j = int(x)
+        frac = x - j
+        a = samples[j]
+        b = samples[j + 1] if j + 1 < len(samples) else a
+        out[i] = int(round(a + (b - a) * frac))
+    return out
 
 
 def end_of_speech(samples):

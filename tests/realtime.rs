@@ -429,6 +429,61 @@ async fn a_text_only_response_answers_a_typed_item() {
 }
 
 #[tokio::test]
+async fn an_idle_timeout_commits_the_silence_and_answers_it() {
+    const IDLE_MS: u64 = 1500;
+    let (mut rt, _) = Rt::open().await;
+    rt.send(
+        json!({"type":"session.update","session":{"output_modalities":["text"],
+        "audio":{"input":{"transcription":{"model":"whisper-1"},
+            "turn_detection":{"type":"server_vad","idle_timeout_ms":IDLE_MS}}}}}),
+    )
+    .await;
+    let updated = rt.until("session.updated").await;
+    assert_eq!(
+        updated.last().expect("event")["session"]["audio"]["input"]["turn_detection"]["idle_timeout_ms"],
+        IDLE_MS
+    );
+    rt.send(
+        json!({"type":"conversation.item.create","item":{"type":"message","role":"user",
+        "content":[{"type":"input_text","text":"I mostly write backend services in Rust."}]}}),
+    )
+    .await;
+    rt.send(json!({"type":"response.create"})).await;
+    rt.until("response.done").await;
+    // Silence in 100 ms appends at about real time: the timeout counts on the input audio
+    // from the end of the answer.
+    let silence = vec![0i16; 2400];
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        rt.append(&silence).await;
+        if let Ok(e) = tokio::time::timeout(Duration::from_millis(100), rt.next()).await {
+            seen.push(e);
+        }
+        if types(&seen).contains(&"input_audio_buffer.timeout_triggered") {
+            break;
+        }
+    }
+    let triggered = first(&seen, "input_audio_buffer.timeout_triggered").clone();
+    let span = triggered["audio_end_ms"].as_u64().unwrap_or(0)
+        - triggered["audio_start_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!((IDLE_MS..IDLE_MS + 300).contains(&span), "{triggered}");
+    // The silent span is committed as an empty audio item, then answered.
+    seen.extend(rt.until("response.done").await);
+    let committed = first(&seen, "input_audio_buffer.committed");
+    assert_eq!(committed["item_id"], triggered["item_id"], "{committed}");
+    let item = first(&seen, "conversation.item.done");
+    assert_eq!(item["item"]["id"], triggered["item_id"]);
+    assert_eq!(item["item"]["content"][0]["type"], "input_audio");
+    let done = &first(&seen, "response.done")["response"];
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        !types(&seen).contains(&"conversation.item.input_audio_transcription.completed"),
+        "nothing was said: {:?}",
+        types(&seen)
+    );
+}
+
+#[tokio::test]
 async fn speech_over_a_response_cancels_it_as_turn_detected() {
     let (mut rt, _) = Rt::open().await;
     rt.send(
@@ -470,13 +525,43 @@ async fn speech_over_a_response_cancels_it_as_turn_detected() {
     // The client tells what it played: the history keeps that much.
     rt.send(
         json!({"type":"conversation.item.truncate","item_id":item_id,
-        "content_index":0,"audio_end_ms":400}),
+        "content_index":0,"audio_end_ms":300}),
     )
     .await;
     let truncated = rt.until("conversation.item.truncated").await;
-    assert_eq!(truncated.last().expect("event")["audio_end_ms"], 400);
+    assert_eq!(truncated.last().expect("event")["audio_end_ms"], 300);
+    // Beyond the audio sent, and an item that does not exist: OpenAI's errors, and the
+    // session goes on.
+    let mut seen = Vec::new();
+    for (item_id, code, message) in [
+        (
+            item_id.as_str().unwrap_or_default(),
+            "invalid_value",
+            "Audio content of",
+        ),
+        ("item_asst_999", "item_not_found", "no item"),
+    ] {
+        rt.send(
+            json!({"type":"conversation.item.truncate","item_id":item_id,
+            "content_index":0,"audio_end_ms":600_000}),
+        )
+        .await;
+        seen.extend(rt.until("error").await);
+        let error = &seen.last().expect("event")["error"];
+        assert_eq!(error["code"], code, "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message)),
+            "{error}"
+        );
+    }
     // The speech that interrupted is the next turn, answered in turn.
-    let next = rt.until("response.done").await;
+    let next = if seen.iter().any(|e| e["type"] == "response.done") {
+        seen
+    } else {
+        rt.until("response.done").await
+    };
     assert_eq!(
         first(&next, "response.done")["response"]["status"],
         "completed"

@@ -46,6 +46,11 @@ pub struct CallConfig {
     /// A manual commit is answered at once (callgate.v1); `false` holds the committed turn
     /// (decoded, the model's answer buffered) until [`CallInput::Respond`] (Realtime).
     pub answer_commits: bool,
+    /// After this much of the candidate's silence (input audio, ms) once the interviewer
+    /// has finished speaking, the silent span is committed as an empty turn and answered
+    /// ([`CallEvent::IdleTimeout`]); `None`: never (callgate.v1's silence prompts follow an
+    /// empty turn instead).
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Default for CallConfig {
@@ -55,6 +60,7 @@ impl Default for CallConfig {
             instructions: None,
             speak: true,
             answer_commits: true,
+            idle_timeout_ms: None,
         }
     }
 }
@@ -184,6 +190,16 @@ pub enum CallEvent {
         /// Which rule ended the turn.
         end_of_turn: EndOfTurn,
     },
+    /// The candidate stayed silent for the idle timeout after the interviewer finished:
+    /// the silent span is user turn `turn_id`, empty, and is answered.
+    IdleTimeout {
+        /// The user turn.
+        turn_id: u32,
+        /// Where the silence began in the input (the interviewer's audio ended), ms.
+        start_ms: u64,
+        /// Where it was cut, ms.
+        end_ms: u64,
+    },
     /// A manual commit made user turn `turn_id` of the audio since the last commit.
     Committed {
         /// The user turn.
@@ -226,6 +242,8 @@ pub enum CallEvent {
         paused_ms: u64,
         /// What the candidate said.
         text: String,
+        /// Where the backchannel's speech ended in the input, ms.
+        speech_end_ms: u64,
     },
     /// The next piece of the response's text.
     ResponseText {

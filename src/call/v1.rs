@@ -341,6 +341,7 @@ impl V1Codec {
                 turn_id,
                 paused_ms,
                 text,
+                ..
             } => ServerMessage::ResponseResumed {
                 turn_id,
                 paused_ms,
@@ -381,7 +382,8 @@ impl V1Codec {
                 ServerMessage::Error(error_event(&fault, turn_id))
             }
             CallEvent::Pong { t, server_time } => ServerMessage::Pong { t, server_time },
-            CallEvent::Committed { .. } => return None,
+            // callgate.v1 has no idle timeout (its calls never set one) and no commit event.
+            CallEvent::Committed { .. } | CallEvent::IdleTimeout { .. } => return None,
         })
     }
 }

@@ -185,6 +185,12 @@ impl SessionConfig {
             instructions: self.instructions.clone(),
             speak: !self.text_only,
             answer_commits: false,
+            idle_timeout_ms: match &self.turn_detection {
+                Some(TurnDetection::ServerVad {
+                    idle_timeout_ms, ..
+                }) => *idle_timeout_ms,
+                _ => None,
+            },
         }
     }
 

@@ -90,6 +90,9 @@ struct State {
     /// Messages the client seeded, and the characters of the system ones (the call core's
     /// bound on them, [`session::seed_fits`], is refused here with an error).
     seeded: (u32, usize),
+    /// Audio sent of each recent spoken response, by turn, in 24 kHz samples: how far a
+    /// `conversation.item.truncate` may reach (the last [`MAX_ITEMS`]).
+    audio_sent: Vec<(u32, u64)>,
 }
 
 impl RealtimeCodec {
@@ -113,6 +116,7 @@ impl RealtimeCodec {
                 item_bytes: 0,
                 next_seed: 0,
                 seeded: (0, 0),
+                audio_sent: Vec::new(),
             }),
             persona,
         }
@@ -411,13 +415,6 @@ impl State {
 
     fn item_truncate(&mut self, event: &Value) -> Result<Decoded, Fault> {
         let item_id = event.get("item_id").and_then(Value::as_str).unwrap_or("");
-        let Some(turn_id) = assistant_turn(item_id) else {
-            return Err(self.refuse(
-                "invalid_value",
-                Some("item_id"),
-                format!("{item_id:?} is not an assistant audio item of this session"),
-            ));
-        };
         let Some(played_ms) = event.get("audio_end_ms").and_then(Value::as_u64) else {
             return Err(self.refuse(
                 "missing_required_parameter",
@@ -425,6 +422,34 @@ impl State {
                 "conversation.item.truncate needs audio_end_ms".into(),
             ));
         };
+        let spoken = assistant_turn(item_id)
+            .and_then(|t| self.audio_sent.iter().find(|(turn, _)| *turn == t).copied());
+        let Some((turn_id, samples)) = spoken else {
+            let known = self.items.iter().any(|i| i["id"] == item_id);
+            return Err(if known {
+                // OpenAI's words for a user, text or seeded item.
+                self.refuse(
+                    "invalid_value",
+                    Some("item_id"),
+                    "Only model output audio messages can be truncated".into(),
+                )
+            } else {
+                self.refuse(
+                    "item_not_found",
+                    Some("item_id"),
+                    format!("no item {item_id:?} in the conversation"),
+                )
+            });
+        };
+        let sent_ms = samples * 1000 / u64::from(config::PCM_RATE);
+        if played_ms > sent_ms {
+            // OpenAI's words for a truncate beyond the audio it sent.
+            return Err(self.refuse(
+                "invalid_value",
+                Some("audio_end_ms"),
+                format!("Audio content of {sent_ms}ms is already shorter than {played_ms}ms"),
+            ));
+        }
         let content_index = event
             .get("content_index")
             .and_then(Value::as_u64)

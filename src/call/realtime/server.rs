@@ -29,15 +29,20 @@ impl State {
                 // at OpenAI's speech_started; the response stays silent meanwhile.
                 self.speech_started(turn_id + 1, audio_ms)
             }
-            CallEvent::ResponseResumed { .. } => {
-                // A backchannel: the response plays on, and the next speech is new speech.
-                self.speech_open = false;
-                Vec::new()
-            }
+            CallEvent::ResponseResumed {
+                turn_id,
+                speech_end_ms,
+                ..
+            } => self.backchannel_stopped(turn_id + 1, speech_end_ms),
             CallEvent::SpeechStopped {
                 turn_id, audio_ms, ..
             } => self.speech_stopped(turn_id, audio_ms),
             CallEvent::Committed { turn_id, .. } => self.committed(turn_id),
+            CallEvent::IdleTimeout {
+                turn_id,
+                start_ms,
+                end_ms,
+            } => self.timeout_triggered(turn_id, (start_ms, end_ms)),
             CallEvent::Transcript {
                 turn_id,
                 text,
@@ -80,6 +85,33 @@ impl State {
         let mut out = vec![self.server_event("input_audio_buffer.speech_stopped", body)];
         out.extend(self.committed(turn_id));
         out
+    }
+
+    /// The idle timeout, as OpenAI sends it: `timeout_triggered` with the silent span, then
+    /// that span committed as an empty audio item (its answer follows).
+    fn timeout_triggered(&mut self, turn_id: u32, (start_ms, end_ms): (u64, u64)) -> Vec<Message> {
+        let item_id = user_item(turn_id);
+        let body = json!({"audio_start_ms": start_ms, "audio_end_ms": end_ms, "item_id": item_id});
+        let mut out = vec![self.server_event("input_audio_buffer.timeout_triggered", body)];
+        out.extend(self.committed(turn_id));
+        let item = user_audio_item(&item_id, None, "completed");
+        self.remember(&item);
+        let body = json!({"item": item, "previous_item_id": null});
+        out.push(self.server_event("conversation.item.done", body));
+        out
+    }
+
+    /// A backchannel ended the speech over a response: `speech_stopped` closes the
+    /// `speech_started` the client saw, and nothing is committed (it is not a turn); the
+    /// response's audio deltas go on from where they were held. The next speech is new
+    /// speech, under the same item id (no turn was taken).
+    fn backchannel_stopped(&mut self, turn_id: u32, audio_ms: u64) -> Vec<Message> {
+        if !self.speech_open {
+            return Vec::new();
+        }
+        self.speech_open = false;
+        let body = json!({"audio_end_ms": audio_ms, "item_id": user_item(turn_id)});
+        vec![self.server_event("input_audio_buffer.speech_stopped", body)]
     }
 
     /// `committed` and the user item's `conversation.item.added`, once per turn.
@@ -158,6 +190,12 @@ impl State {
             return Vec::new();
         }
         let text_only = self.config.text_only;
+        if !text_only {
+            self.audio_sent.push((turn_id, 0));
+            if self.audio_sent.len() > super::MAX_ITEMS {
+                self.audio_sent.remove(0);
+            }
+        }
         self.response = Some(Reply {
             turn_id,
             text_only,
@@ -192,6 +230,9 @@ impl State {
     fn response_audio(&mut self, turn_id: u32, samples: &[i16]) -> Vec<Message> {
         if self.reply_for(turn_id).is_none_or(|r| r.text_only) {
             return Vec::new();
+        }
+        if let Some((_, sent)) = self.audio_sent.iter_mut().find(|(t, _)| *t == turn_id) {
+            *sent += samples.len() as u64;
         }
         let bytes: Vec<u8> = match self.config.output_format {
             AudioFormat::Pcm => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),

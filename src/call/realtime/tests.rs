@@ -211,6 +211,54 @@ fn a_barge_in_is_turn_detected_and_keeps_what_was_heard() {
 }
 
 #[test]
+fn a_backchannel_closes_its_speech_and_the_response_plays_on() {
+    let c = codec();
+    let _ = c.encode(CallEvent::ResponseStarted {
+        turn_id: 2,
+        status: ResponseStatus::Thinking,
+        eta_ms: None,
+    });
+    let paused = json_of(&c.encode(CallEvent::ResponsePaused {
+        turn_id: 2,
+        audio_ms: 1000,
+    }));
+    assert_eq!(paused[0]["type"], "input_audio_buffer.speech_started");
+    assert_eq!(
+        (&paused[0]["audio_start_ms"], &paused[0]["item_id"]),
+        (&json!(1000), &json!("item_user_3"))
+    );
+    let resumed = json_of(&c.encode(CallEvent::ResponseResumed {
+        turn_id: 2,
+        paused_ms: 600,
+        text: "Mm-hmm.".into(),
+        speech_end_ms: 1400,
+    }));
+    // Closed, and nothing committed: a backchannel is not a turn.
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(resumed[0]["type"], "input_audio_buffer.speech_stopped");
+    assert_eq!(
+        (&resumed[0]["audio_end_ms"], &resumed[0]["item_id"]),
+        (&json!(1400), &json!("item_user_3"))
+    );
+    let audio = CallEvent::ResponseAudio {
+        turn_id: 2,
+        seq: 7,
+        first: false,
+        last: false,
+        samples: vec![1i16; 480].into(),
+    };
+    let delta = json_of(&c.encode(audio));
+    assert_eq!(delta[0]["type"], "response.output_audio.delta");
+    assert_eq!(delta[0]["response_id"], "resp_2");
+    // The next speech over it is new speech, announced again.
+    let again = c.encode(CallEvent::ResponsePaused {
+        turn_id: 2,
+        audio_ms: 3000,
+    });
+    assert_eq!(kinds(&again), ["input_audio_buffer.speech_started"]);
+}
+
+#[test]
 fn a_client_cancel_is_client_cancelled() {
     let c = codec();
     let none = decode(&c, json!({"type":"response.cancel"})).expect_err("nothing to cancel");
@@ -283,7 +331,7 @@ fn bad_events_get_realtime_errors_naming_the_event() {
         (
             json!({"type":"conversation.item.truncate","event_id":"c4","item_id":"x",
                 "content_index":0,"audio_end_ms":10}),
-            "invalid_value",
+            "item_not_found",
             "item_id",
         ),
         (
@@ -336,9 +384,53 @@ fn items_are_seeded_retrieved_truncated_and_deleted() {
         got[0]["item"]["content"][0]["text"],
         "Tell me about yourself."
     );
-    let truncate = json!({"type":"conversation.item.truncate","item_id":"item_asst_4",
-        "content_index":0,"audio_end_ms":1500});
-    let d = decode(&c, truncate).expect("valid");
+    // Two seconds of turn 4's answer went out.
+    let _ = c.encode(CallEvent::ResponseStarted {
+        turn_id: 4,
+        status: ResponseStatus::Thinking,
+        eta_ms: None,
+    });
+    let _ = c.encode(CallEvent::ResponseAudio {
+        turn_id: 4,
+        seq: 0,
+        first: true,
+        last: false,
+        samples: vec![0i16; 48_000].into(),
+    });
+    let truncate = |item_id: &str, ms: u64| {
+        json!({"type":"conversation.item.truncate","item_id":item_id,
+            "content_index":0,"audio_end_ms":ms})
+    };
+    // OpenAI's errors: past the audio sent, and an item that is not model audio.
+    for (item_id, ms, code, message) in [
+        (
+            "item_asst_4",
+            2001,
+            "invalid_value",
+            "Audio content of 2000ms is already shorter than 2001ms",
+        ),
+        (
+            "seed1",
+            0,
+            "invalid_value",
+            "Only model output audio messages can be truncated",
+        ),
+        (
+            "item_asst_9",
+            0,
+            "item_not_found",
+            "no item \"item_asst_9\" in the conversation",
+        ),
+    ] {
+        let fault = decode(&c, truncate(item_id, ms)).expect_err("refused");
+        let e = json_of(&c.encode(CallEvent::fault(fault)));
+        let error = &e[0]["error"];
+        assert_eq!(
+            (&error["code"], &error["message"]),
+            (&json!(code), &json!(message))
+        );
+    }
+    let d = decode(&c, truncate("item_asst_4", 1500)).expect("valid");
     assert!(matches!(
         d.input,
         Some(CallInput::PlaybackPosition {

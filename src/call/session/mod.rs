@@ -5,6 +5,7 @@
 
 mod conversation;
 mod end_of_turn;
+mod idle;
 mod ingest;
 mod overlap;
 mod partials;
@@ -155,6 +156,8 @@ pub struct Session {
     held_turn: Option<u32>,
     /// Replaces the prompt of the next turn spawned (one response's `instructions`).
     next_prompt: Option<String>,
+    /// The candidate's silence since the interviewer finished (`idle_timeout_ms`).
+    idle: idle::IdleWatch,
 }
 
 /// Where a session's background results come back: finished turns and partial transcripts,
@@ -218,6 +221,7 @@ impl Session {
             user: None,
             held_turn: None,
             next_prompt: None,
+            idle: idle::IdleWatch::default(),
             settings,
         };
         let feedback = SessionFeedback {
@@ -559,6 +563,14 @@ impl Session {
         }
         if f.status.is_none() {
             return;
+        }
+        if self.response.is_none()
+            && self.speaking_turn.is_none()
+            && let Some(s) = self.started.as_ref()
+        {
+            // The floor is free once the client has played what it was sent.
+            self.idle
+                .floor_free(s.ingest.vad.position_ms() + f.playout_ms);
         }
         self.turn_log.push(TurnRecord {
             turn_id: f.turn_id,

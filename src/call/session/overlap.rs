@@ -288,8 +288,23 @@ impl Session {
             return;
         };
         let paused_ms = o.held_at.elapsed().as_millis() as u64;
+        // The VAD's end of the speech, or the start of the silence it is in now.
+        let speech_end_ms = o.vad_stop.map_or_else(
+            || {
+                self.vad_now().map_or(o.onset_ms, |now| {
+                    now.position_ms
+                        .saturating_sub(now.silence_ms)
+                        .max(o.onset_ms)
+                })
+            },
+            |(end_ms, _)| end_ms,
+        );
         if let Some(r) = self.response.as_ref().filter(|r| r.turn_id == o.turn_id) {
-            r.floor.send_replace(Floor::Reopened { paused_ms, text });
+            r.floor.send_replace(Floor::Reopened {
+                paused_ms,
+                text,
+                speech_end_ms,
+            });
             self.engines.metrics.responses_resumed.inc();
         }
         if let Some(s) = self.started.as_mut() {

@@ -124,6 +124,7 @@ impl Session {
             return Ok(());
         };
         s.ingest.speech_started(at_ms);
+        self.idle.floor_taken();
         if self.response.is_some() {
             // Maybe a cough: only count it once it lasts (see after_audio), but send no
             // more of the response meanwhile.
@@ -212,11 +213,44 @@ impl Session {
         if self.overlap.is_some() {
             return self.follow_overlap(now).await;
         }
+        self.check_idle(now.position_ms).await?;
         if policy.server_ends_turns() {
             self.follow_turn(now).await
         } else {
             self.cap_manual_turn().await
         }
+    }
+
+    /// The candidate stayed silent for the idle timeout once the interviewer finished: the
+    /// silent span becomes an empty turn (the client is told) and the conversation as it
+    /// stands is answered.
+    async fn check_idle(&mut self, position_ms: u64) -> Result<(), ClientGone> {
+        let floor_free = self.response.is_none()
+            && self.speaking_turn.is_none()
+            && self.speculation.is_none()
+            && !self.pending_barge_in;
+        let timeout_ms = self.started.as_ref().and_then(|s| s.config.idle_timeout_ms);
+        if !floor_free {
+            return Ok(());
+        }
+        let Some((start_ms, end_ms)) = self.idle.due(position_ms, timeout_ms) else {
+            return Ok(());
+        };
+        tracing::debug!(start_ms, end_ms, "idle timeout");
+        // The silence is the committed span: nothing of it is left for the next turn.
+        self.forget_input();
+        self.drop_speculation();
+        let turn_id = self.next_turn_id;
+        self.next_turn_id += 1;
+        self.outbox
+            .emit(CallEvent::IdleTimeout {
+                turn_id,
+                start_ms,
+                end_ms,
+            })
+            .await?;
+        self.spawn_turn(turn_id, UserInput::Nothing, false);
+        Ok(())
     }
 
     pub(super) async fn typed_turn(&mut self, text: String) -> Result<(), ClientGone> {
@@ -468,6 +502,7 @@ impl Session {
         // Reap finished turns so a long call's set holds only live ones.
         while self.turn_tasks.try_join_next().is_some() {}
         self.turn_tasks.spawn(task.run(input));
+        self.idle.floor_taken();
         self.speculation = Some(Speculation {
             turn_id,
             cancel,

@@ -81,6 +81,8 @@ pub enum Floor {
         paused_ms: u64,
         /// What the candidate said.
         text: String,
+        /// Where the candidate's speech ended in the input, ms.
+        speech_end_ms: u64,
     },
 }
 
@@ -112,6 +114,8 @@ pub struct TurnFinished {
     /// The user's turn held no answer and the response was a silence prompt ("Take your
     /// time."): not part of the interview's history.
     pub prompted: bool,
+    /// Audio of a completed response the client still had to play when it ended, ms.
+    pub playout_ms: u64,
     /// The `response.done` to send once the session has this: a client that ends the call
     /// at `response.done` then finds the turn counted in `session.ended`.
     done: Option<CallEvent>,
@@ -556,6 +560,13 @@ impl TurnTask {
             }
         };
         self.count(status, &latency);
+        // Audio is sent ahead of playback: a completed answer is still being heard.
+        let playout_ms = match (status, report.first_audio_at) {
+            (DoneStatus::Completed, Some(first)) => report
+                .sent_ms
+                .saturating_sub(first.elapsed().as_millis() as u64),
+            _ => 0,
+        };
         let done = CallEvent::ResponseDone {
             turn_id: self.turn_id,
             status,
@@ -571,6 +582,7 @@ impl TurnTask {
             heard_text,
             status: Some(status),
             prompted: false,
+            playout_ms,
             done: Some(done),
         }
     }
@@ -645,10 +657,15 @@ async fn announce_floor(
         let event = match floor.borrow_and_update().clone() {
             Floor::Open | Floor::Hushed => continue,
             Floor::Held { audio_ms } => CallEvent::ResponsePaused { turn_id, audio_ms },
-            Floor::Reopened { paused_ms, text } => CallEvent::ResponseResumed {
+            Floor::Reopened {
+                paused_ms,
+                text,
+                speech_end_ms,
+            } => CallEvent::ResponseResumed {
                 turn_id,
                 paused_ms,
                 text,
+                speech_end_ms,
             },
         };
         let _ = outbox.emit(event).await;
@@ -674,6 +691,7 @@ impl TurnFinished {
             heard_text: String::new(),
             status: None,
             prompted: false,
+            playout_ms: 0,
             done: None,
         }
     }

@@ -215,7 +215,7 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
             let addr = crate::server::spawn(&spawn_config(&args)?, shutdown.clone())
                 .await
                 .map_err(|e| BenchError::Spawn(e.to_string()))?;
-            format!("ws://{addr}/v1/call")
+            format!("ws://{addr}{}", args.stream.protocol.path())
         }
     };
     let opts = Arc::new(ReplayOptions {
@@ -245,6 +245,7 @@ pub async fn run(args: BenchArgs) -> Result<bool, BenchError> {
     );
     let report = Report {
         version: 1,
+        protocol: args.stream.protocol,
         url,
         spawned: args.spawn,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -453,6 +454,18 @@ pub fn check_args(args: &BenchArgs) -> Result<(), BenchError> {
         return Err(BenchError::Usage(
             "--server-config, --asr-workers, --asr-threads and --speculative-ms configure \
              the in-process gateway: add --spawn, or set them on the server"
+                .into(),
+        ));
+    }
+    if let Some(why) = args.stream.unsupported() {
+        return Err(BenchError::Usage(why.into()));
+    }
+    if args.stream.protocol == super::replay::Protocol::Realtime
+        && (args.barge_in || args.backchannel)
+    {
+        return Err(BenchError::Usage(
+            "--barge-in and --backchannel measure callgate.v1's pause and resume events: \
+             drop --protocol realtime"
                 .into(),
         ));
     }

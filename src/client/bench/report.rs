@@ -139,6 +139,8 @@ pub struct Report {
     pub version: u32,
     /// The endpoint benchmarked.
     pub url: String,
+    /// The wire protocol the calls spoke.
+    pub protocol: crate::client::replay::Protocol,
     /// Whether the gateway ran in the bench's own process.
     pub spawned: bool,
     /// CPUs the client machine reports.
@@ -697,6 +699,7 @@ pub(crate) mod tests {
         );
         let report = Report {
             version: 1,
+            protocol: Default::default(),
             url: "ws://x".into(),
             spawned: true,
             cpus: 2,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{DEFAULT_CHUNK_MS, DEFAULT_TAIL_TIMEOUT, ReplayOptions};
+use super::{DEFAULT_CHUNK_MS, DEFAULT_TAIL_TIMEOUT, Protocol, ReplayOptions};
 use crate::client::{TurnModeName, TurnTaking};
 use crate::protocol::DEFAULT_OUTPUT_SAMPLE_RATE;
 
@@ -68,9 +68,30 @@ pub struct StreamArgs {
     /// session.resume for up to 20 s and resends the audio the server did not get).
     #[arg(long)]
     pub no_resume: bool,
+    /// The wire protocol: callgate.v1 (URL .../v1/call) or the OpenAI Realtime protocol
+    /// (URL .../v1/realtime; the file is sent as 24 kHz PCM, resampled if need be).
+    #[arg(long, value_enum, default_value = "v1")]
+    pub protocol: Protocol,
+    /// --protocol realtime: no turn detection; the client commits and asks for the answer
+    /// right after the chunk holding the end of speech (a push-to-talk release).
+    #[arg(long)]
+    pub push_to_talk: bool,
 }
 
 impl StreamArgs {
+    /// Why these flags cannot run together, if they cannot.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        match self.protocol {
+            Protocol::V1 if self.push_to_talk => Some(
+                "--push-to-talk is for --protocol realtime (callgate.v1 ends turns on the server)",
+            ),
+            Protocol::Realtime if self.turn_detection.is_some() && self.push_to_talk => {
+                Some("--push-to-talk turns turn detection off: drop --turn-detection")
+            }
+            _ => None,
+        }
+    }
+
     /// Replay options for `url` streamed as these flags say (no files, no output folder).
     pub fn options(&self, url: String) -> ReplayOptions {
         ReplayOptions {
@@ -88,6 +109,8 @@ impl StreamArgs {
             tail_timeout: Duration::try_from_secs_f64(self.tail_timeout)
                 .unwrap_or(DEFAULT_TAIL_TIMEOUT),
             resume: !self.no_resume,
+            protocol: self.protocol,
+            push_to_talk: self.push_to_talk,
             ..ReplayOptions::new(url, Vec::new())
         }
     }

@@ -36,6 +36,7 @@ mod input;
 mod pacing;
 mod player;
 mod printer;
+mod realtime;
 pub mod report;
 mod run;
 mod settle;
@@ -100,6 +101,32 @@ pub struct ReplayOptions {
     /// When the connection drops without a close frame, take the call over on a new one
     /// (`session.resume`) and resend the audio the server did not get.
     pub resume: bool,
+    /// The wire protocol the calls speak.
+    pub protocol: Protocol,
+    /// Realtime only: the client commits right after the chunk holding the end of speech
+    /// and asks for the answer (`turn_detection: null`), as a push-to-talk release does.
+    pub push_to_talk: bool,
+}
+
+/// The wire protocol of the calls replayed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// callgate.v1 (`/v1/call`).
+    #[default]
+    V1,
+    /// The OpenAI Realtime GA protocol (`/v1/realtime`), 24 kHz PCM in base64 events.
+    Realtime,
+}
+
+impl Protocol {
+    /// The endpoint's path on a callgate server.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::V1 => "/v1/call",
+            Self::Realtime => "/v1/realtime",
+        }
+    }
 }
 
 /// A clip spoken over the AI's answer (`callgate bench --barge-in`, `--backchannel`): once
@@ -144,6 +171,8 @@ impl ReplayOptions {
             quiet: false,
             barge_in: None,
             resume: true,
+            protocol: Protocol::V1,
+            push_to_talk: false,
         }
     }
 }
@@ -177,6 +206,12 @@ pub async fn replay(opts: &ReplayOptions) -> Result<Vec<TurnReport>, ClientError
 /// (JSON lines with `--json`, else one summary line per turn). Returns whether every turn
 /// completed; the CLI exits non-zero when it did not.
 pub async fn run(args: ReplayArgs) -> Result<bool, ClientError> {
+    if let Some(why) = args.stream.unsupported() {
+        return Err(ClientError::BadUrl {
+            url: args.url,
+            reason: why.into(),
+        });
+    }
     let (json, call_reports) = (args.json, args.report);
     let opts = ReplayOptions::from(args);
     let reports = replay(&opts).await?;

@@ -131,6 +131,9 @@ pub async fn replay_file_with_speech(
     audio: &Interleaved,
     speech: Option<SpeechBounds>,
 ) -> Result<Vec<TurnReport>, ClientError> {
+    if opts.protocol == super::Protocol::Realtime {
+        return super::realtime::replay_file(opts, path, audio, speech).await;
+    }
     let mut run = FileRun::new(opts);
     run.announce(path, audio);
     let barge = match &opts.barge_in {
