@@ -199,7 +199,6 @@ fn candidate_speech(lines: &[LogLine], clock: &Clock) -> Vec<Speech> {
 
 fn replies(lines: &[LogLine], clock: &Clock) -> BTreeMap<u32, Reply> {
     let mut replies: BTreeMap<u32, Reply> = BTreeMap::new();
-    let mut paused_since: BTreeMap<u32, u64> = BTreeMap::new();
     for line in lines {
         let Some(turn) = line.turn() else { continue };
         match line.kind() {
@@ -208,7 +207,6 @@ fn replies(lines: &[LogLine], clock: &Clock) -> BTreeMap<u32, Reply> {
                 r.audio_from.get_or_insert((clock.at(line), line.output_ms));
             }
             "response.paused" => {
-                paused_since.insert(turn, clock.at(line));
                 let r = replies.entry(turn).or_default();
                 r.cut_by = line.u64("audioMs");
                 r.paused_at = Some(clock.at(line));

@@ -247,13 +247,8 @@ fn answer(n: usize, a: &Answer) -> String {
     };
     let _ = write!(
         out,
-        "<p class=\"note\">{:.0} s, {} words, {:.0} wpm, {} fillers, {} pauses (longest {:.1} s){}{}{}</p></section>",
-        a.length_s,
-        a.words,
-        a.words_per_minute,
-        a.fillers.len(),
-        a.pauses.len(),
-        a.longest_pause_ms as f64 / 1000.0,
+        "<p class=\"note\">{}{}{}{}</p></section>",
+        escape(&a.summary()),
         if start.is_empty() {
             String::new()
         } else {

@@ -184,6 +184,21 @@ pub struct Answer {
     pub cut_off: bool,
 }
 
+impl Answer {
+    /// Its figures in a few words, as the page and the terminal show them.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.1} s, {} words, {:.0} wpm, {} fillers, {} pauses (longest {:.1} s)",
+            self.length_s,
+            self.words,
+            self.words_per_minute,
+            self.fillers.len(),
+            self.pauses.len(),
+            self.longest_pause_ms as f64 / 1000.0
+        )
+    }
+}
+
 /// A pause inside an answer.
 #[derive(
     Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS, Eq,

@@ -28,18 +28,7 @@ pub fn render(r: &Report) -> String {
         let start = a.start_delay_ms.map_or(String::new(), |d| {
             format!(", started {:+.1} s after the question", d as f64 / 1000.0)
         });
-        let _ = writeln!(
-            out,
-            "  {}. {:.1} s, {} words, {:.0} wpm, {} fillers, {} pauses (longest {:.1} s){start}: {}",
-            i + 1,
-            a.length_s,
-            a.words,
-            a.words_per_minute,
-            a.fillers.len(),
-            a.pauses.len(),
-            a.longest_pause_ms as f64 / 1000.0,
-            a.transcript
-        );
+        let _ = writeln!(out, "  {}. {}{start}: {}", i + 1, a.summary(), a.transcript);
     }
     out
 }
