@@ -152,7 +152,12 @@ output: OutputFormat,
 /**
  * Limits the client must respect.
  */
-limits: Limits, } | { "type": "session.resumed", 
+limits: Limits, 
+/**
+ * The interviewer's voice, as `--voice` names it: `piper:en_US-joe-medium` (the
+ * default neural voice) or `espeak:NAME`.
+ */
+voice: string, } | { "type": "session.resumed", 
 /**
  * The session that was resumed.
  */

@@ -139,12 +139,25 @@ serve_settings! {
     /// API key for the OpenAI-compatible server (prefer the environment variable).
     #[arg(env = "CALLGATE_LLM_API_KEY", hide_env_values = true)]
     llm_api_key: String;
-    /// espeak-ng voice.
+    /// The interviewer's voice: `auto` (the Piper voice scripts/fetch-models installs, else
+    /// espeak-ng), `piper[:NAME|:PATH.onnx]`, or `espeak:NAME` (a bare espeak-ng name such
+    /// as `en-gb+f3` works too). A persona's `voice` overrides it for its calls.
     #[arg(env = "CALLGATE_VOICE")]
-    voice: String = "en-us".into();
-    /// espeak-ng speech rate.
+    voice: String = crate::tts::VoiceSpec::DEFAULT.into();
+    /// espeak-ng speech rate (Piper voices speak at their own pace).
     #[arg(env = "CALLGATE_TTS_RATE")]
-    tts_rate: u32 = 175, allowed within(80..=450, " words per minute");
+    tts_rate: u32 = crate::tts::espeak::DEFAULT_RATE_WPM as u32, allowed within(80..=450, " words per minute");
+    /// Piper synthesis threads shared by all calls (one ONNX session each).
+    #[arg(env = "CALLGATE_TTS_WORKERS")]
+    tts_workers: usize = crate::tts::piper::DEFAULT_WORKERS, allowed within(1..=16, "");
+    /// ONNX Runtime threads per Piper worker: 2 makes a sentence 1.6 times faster on an
+    /// idle 2-core machine, and costs throughput when many calls speak at once.
+    #[arg(env = "CALLGATE_TTS_THREADS")]
+    tts_threads: usize = crate::onnx::DEFAULT_THREADS, allowed within(1..=16, "");
+    /// Audio a Piper voice keeps of the sentences it spoke, so a repeated one (the
+    /// greeting, an acknowledgement, a scripted question) costs nothing; 0 turns it off.
+    #[arg(env = "CALLGATE_TTS_CACHE_MB")]
+    tts_cache_mb: usize = 32, allowed within(0..=4096, " MB");
     /// Folder of extra persona TOML files (added to, or overriding, the built-in ones in
     /// personas/).
     #[arg(env = "CALLGATE_PERSONAS_DIR")]
@@ -409,10 +422,16 @@ pub struct ServeConfig {
     pub asr_keep_fillers: bool,
     /// LLM backend.
     pub llm: LlmBackend,
-    /// espeak-ng voice.
-    pub voice: String,
-    /// Words per minute.
+    /// The interviewer's voice.
+    pub voice: crate::tts::VoiceSpec,
+    /// Words per minute (espeak-ng).
     pub tts_rate: u32,
+    /// Piper threads.
+    pub tts_workers: usize,
+    /// ONNX threads per Piper thread.
+    pub tts_threads: usize,
+    /// Piper's sentence cache, MB.
+    pub tts_cache_mb: usize,
     /// Extra personas.
     pub personas_dir: Option<PathBuf>,
     /// Default persona.
@@ -501,8 +520,11 @@ impl Filled {
             asr_prompt: self.asr_prompt,
             asr_keep_fillers: self.asr_keep_fillers,
             llm,
-            voice: self.voice,
+            voice: crate::tts::VoiceSpec::parse(&self.voice),
             tts_rate: self.tts_rate,
+            tts_workers: self.tts_workers,
+            tts_threads: self.tts_threads,
+            tts_cache_mb: self.tts_cache_mb,
             personas_dir: self.personas_dir,
             persona: self.persona,
             calls_dir: Some(self.calls_dir).filter(|p| !p.as_os_str().is_empty()),

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use callgate::protocol::{self, DoneStatus, ErrorCode, ServerMessage};
-use callgate::tts::{Speech, Synthesizer, TtsError};
+use callgate::tts::{Speech, Synthesizer, TtsError, Urgency};
 
 use crate::util::{
     FakeReply, Got, TestCall, done_of, fake_llm, is_done, openai_backend, session_id_of,
@@ -229,16 +229,21 @@ impl Synthesizer for RefusesMarkedSentences {
         &self,
         text: String,
         cancel: CancellationToken,
+        urgency: Urgency,
     ) -> BoxFuture<'static, Result<Speech, TtsError>> {
         if text.contains("BROKEN") {
             Box::pin(async { Err(TtsError::Synthesis(-1)) })
         } else {
-            self.0.synthesize(text, cancel)
+            self.0.synthesize(text, cancel, urgency)
         }
     }
 
     fn name(&self) -> &'static str {
         "refuses-marked"
+    }
+
+    fn voice(&self) -> String {
+        self.0.voice()
     }
 }
 

@@ -148,6 +148,8 @@ pub enum CallEvent {
         session_id: String,
         /// Proves ownership of the call to a new connection.
         resume_token: String,
+        /// The interviewer's voice (`piper:en_US-joe-medium`, `espeak:en-us`).
+        voice: String,
     },
     /// A new connection took the call over.
     Resumed {

@@ -37,8 +37,10 @@ pub struct Engines {
     pub decode: DecodeOptions,
     /// The interviewer.
     pub llm: Arc<dyn ChatModel>,
-    /// Speech synthesis.
+    /// The interviewer's voice unless the call's persona names its own.
     pub tts: Arc<dyn Synthesizer>,
+    /// The voices personas name, by persona id.
+    pub persona_voices: std::collections::BTreeMap<String, Arc<dyn Synthesizer>>,
     /// Personas by id.
     pub personas: PersonaSet,
     /// Process metrics.
@@ -131,7 +133,7 @@ pub enum EngineError {
     /// The LLM backend is misconfigured.
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
-    /// espeak-ng could not start.
+    /// A voice could not start.
     #[error(transparent)]
     Tts(#[from] crate::tts::TtsError),
     /// A persona file is invalid.
@@ -150,6 +152,14 @@ pub enum EngineError {
 }
 
 impl Engines {
+    /// The voice of a call with persona `persona_id`.
+    pub fn voice_for(&self, persona_id: &str) -> Arc<dyn Synthesizer> {
+        self.persona_voices
+            .get(persona_id)
+            .unwrap_or(&self.tts)
+            .clone()
+    }
+
     /// Builds the engines a [`crate::config::ServeConfig`] describes: loads whisper, starts
     /// espeak-ng, loads personas, and sets up the LLM backend.
     pub async fn from_config(cfg: &crate::config::ServeConfig) -> Result<Self, EngineError> {
@@ -164,14 +174,25 @@ impl Engines {
         let vad = load_vad(cfg.vad).await?;
         let turn_model = load_turn_model(cfg.turn_model).await?;
         let asr = AsrPool::new(Arc::new(whisper), cfg.asr_workers).preempting(cfg.asr_preempt);
-        let tts = crate::tts::EspeakSynthesizer::new(crate::tts::EspeakConfig {
-            voice: cfg.voice.clone(),
+        let options = crate::tts::VoiceOptions {
             rate_wpm: cfg.tts_rate,
-        })
-        .await?;
+            piper_workers: cfg.tts_workers,
+            piper_threads: cfg.tts_threads,
+            cache_bytes: cfg.tts_cache_mb << 20,
+        };
+        let tts = crate::tts::open_voice(&cfg.voice, options).await?;
+        tracing::info!(voice = tts.voice(), "voice ready");
         let mut personas = PersonaSet::builtin();
         if let Some(dir) = &cfg.personas_dir {
             personas.load_dir(dir)?;
+        }
+        let mut persona_voices = std::collections::BTreeMap::new();
+        for persona in personas.iter() {
+            if let Some(name) = &persona.voice {
+                let spec = crate::tts::VoiceSpec::parse(name);
+                let voice = crate::tts::open_voice(&spec, options).await?;
+                persona_voices.insert(persona.id.clone(), voice);
+            }
         }
         if personas.get(&cfg.persona).is_none() {
             return Err(EngineError::UnknownPersona(cfg.persona.clone()));
@@ -212,7 +233,8 @@ impl Engines {
                 ..DecodeOptions::default()
             },
             llm,
-            tts: Arc::new(tts),
+            tts,
+            persona_voices,
             personas,
             metrics: Arc::new(Metrics::default()),
             llm_timeouts: LlmTimeouts::from_config(cfg),

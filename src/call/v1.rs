@@ -116,7 +116,7 @@ impl V1Codec {
         Ok(CallInput::Start(request))
     }
 
-    fn started(&self, session_id: &str, resume_token: &str) -> ServerMessage {
+    fn started(&self, session_id: &str, resume_token: &str, voice: String) -> ServerMessage {
         let (input, output) = match self.lock().as_ref() {
             Some(n) => (n.input.clone(), n.output.clone()),
             None => (
@@ -137,6 +137,7 @@ impl V1Codec {
             limits: Limits {
                 max_frame_bytes: MAX_FRAME_BYTES,
             },
+            voice,
         }
     }
 }
@@ -279,7 +280,8 @@ impl V1Codec {
             CallEvent::Started {
                 session_id,
                 resume_token,
-            } => self.started(&session_id, &resume_token),
+                voice,
+            } => self.started(&session_id, &resume_token, voice),
             CallEvent::Resumed {
                 session_id,
                 next_seq,

@@ -159,6 +159,8 @@ pub struct SessionInfo {
     pub output: OutputFormat,
     /// Largest frame the server accepts.
     pub max_frame_bytes: usize,
+    /// The interviewer's voice.
+    pub voice: String,
 }
 
 /// What `session.ended` said.
@@ -210,6 +212,7 @@ impl CallClient {
                     input,
                     output,
                     limits,
+                    voice,
                     ..
                 } => Some(SessionInfo {
                     session_id,
@@ -217,6 +220,7 @@ impl CallClient {
                     input,
                     output,
                     max_frame_bytes: limits.max_frame_bytes,
+                    voice,
                 }),
                 _ => None,
             })

@@ -160,6 +160,7 @@ impl Peer {
             input: start.input.clone(),
             output: start.output.clone(),
             limits: Limits::default(),
+            voice: "espeak:en-us".into(),
         })
         .await;
         self.log.start = Some(start);

@@ -99,6 +99,10 @@ pub struct Persona {
     /// recogniser so they come out spelled right.
     #[serde(default)]
     pub vocabulary: Vec<String>,
+    /// The interviewer's voice for this persona's calls, as `--voice` names one (the
+    /// server's voice when absent).
+    #[serde(default)]
+    pub voice: Option<String>,
     /// The longest response, in sentences: the model's answer is stopped there, so the
     /// interviewer asks one question at a time (the greeting may take twice as many).
     #[serde(default = "default_max_sentences")]

@@ -442,6 +442,9 @@ pub enum ServerMessage {
         output: OutputFormat,
         /// Limits the client must respect.
         limits: Limits,
+        /// The interviewer's voice, as `--voice` names it: `piper:en_US-joe-medium` (the
+        /// default neural voice) or `espeak:NAME`.
+        voice: String,
     },
     /// A resumed call: where to restart sending, and the conversation so far.
     #[serde(rename = "session.resumed")]
@@ -1308,13 +1311,14 @@ mod tests {
             },
             output: OutputFormat::default(),
             limits: Limits::default(),
+            voice: "piper:en_US-joe-medium".into(),
         });
         assert_eq!(
             v,
             json!({"type":"session.started","sessionId":"s","resumeToken":"r","protocol":"callgate.v1",
                 "input":{"sampleRate":48000,"channels":1,"encoding":"pcm_s16le"},
                 "output":{"sampleRate":24000,"encoding":"pcm_s16le","transport":"binary"},
-                "limits":{"maxFrameBytes":65536}})
+                "limits":{"maxFrameBytes":65536},"voice":"piper:en_US-joe-medium"})
         );
     }
 

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Speech, Synthesizer, TtsError};
+use super::{Speech, Synthesizer, TtsError, Urgency};
 
 /// Jobs waiting for the espeak thread; a full queue makes callers wait (backpressure).
 const QUEUE_DEPTH: usize = 64;
@@ -29,11 +29,17 @@ pub struct EspeakConfig {
     pub rate_wpm: u32,
 }
 
+/// espeak-ng's voice unless one is named.
+pub const DEFAULT_VOICE: &str = "en-us";
+
+/// espeak-ng's speaking rate unless one is set, words per minute.
+pub const DEFAULT_RATE_WPM: c_int = 175;
+
 impl Default for EspeakConfig {
     fn default() -> Self {
         Self {
-            voice: "en-us".into(),
-            rate_wpm: 175,
+            voice: DEFAULT_VOICE.into(),
+            rate_wpm: DEFAULT_RATE_WPM as u32,
         }
     }
 }
@@ -108,6 +114,7 @@ impl Synthesizer for EspeakSynthesizer {
         &self,
         text: String,
         cancel: CancellationToken,
+        _urgency: Urgency,
     ) -> BoxFuture<'static, Result<Speech, TtsError>> {
         let jobs = self.jobs.clone();
         let voice = self.voice.clone();
@@ -149,6 +156,10 @@ impl Synthesizer for EspeakSynthesizer {
     fn name(&self) -> &'static str {
         "espeak-ng"
     }
+
+    fn voice(&self) -> String {
+        format!("espeak:{}", self.voice.to_string_lossy())
+    }
 }
 
 /// Work for the espeak thread.
@@ -161,6 +172,12 @@ enum Request {
         reply: oneshot::Sender<Result<(), TtsError>>,
     },
     Synthesize(Job),
+    /// Phonemes of each text, for a neural voice (see [`phonemize`]).
+    Phonemize {
+        voice: CString,
+        texts: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<String>, TtsError>>,
+    },
 }
 
 #[derive(Debug)]
@@ -309,6 +326,16 @@ fn serve(mut queue: mpsc::Receiver<Request>, sample_rate: u32) {
             } => {
                 let _ = reply.send(select_voice(&mut current, &voice, rate_wpm));
             }
+            Request::Phonemize {
+                voice,
+                texts,
+                reply,
+            } => {
+                let rate = current.as_ref().map_or(DEFAULT_RATE_WPM, |(_, r)| *r);
+                let result = select_voice(&mut current, &voice, rate)
+                    .and_then(|()| texts.iter().map(|t| text_to_phonemes(t)).collect());
+                let _ = reply.send(result);
+            }
             Request::Synthesize(job) => {
                 if job.cancel.is_cancelled() || job.reply.is_closed() {
                     let _ = job.reply.send(Err(TtsError::Cancelled));
@@ -353,6 +380,61 @@ fn select_voice(
     }
     *current = Some((voice.clone(), rate_wpm));
     Ok(())
+}
+
+/// The IPA phonemes of `text` (stress marks included, no separators), as Piper voices are
+/// trained on. espeak-ng returns a text clause by clause; their phonemes are joined by a
+/// space, and the punctuation between them is lost (callers split at punctuation first).
+fn text_to_phonemes(text: &str) -> Result<String, TtsError> {
+    let text = CString::new(text.replace('\0', " ")).map_err(|_| TtsError::Synthesis(-1))?;
+    let mut cursor: *const std::ffi::c_void = text.as_ptr().cast();
+    let mut phonemes = String::new();
+    while !cursor.is_null() {
+        // SAFETY: on the espeak thread after initialization; `cursor` points into `text`
+        // (NUL-terminated, alive for the loop) or is null, which espeak sets at the end. The
+        // returned string is espeak's static buffer, copied before the next call.
+        let clause = unsafe {
+            let out = sys::espeak_TextToPhonemes(
+                &mut cursor,
+                sys::espeakCHARS_UTF8 as c_int,
+                sys::espeakPHONEMES_IPA as c_int,
+            );
+            if out.is_null() {
+                break;
+            }
+            std::ffi::CStr::from_ptr(out).to_string_lossy().into_owned()
+        };
+        let clause = clause.trim();
+        if clause.is_empty() {
+            continue;
+        }
+        if !phonemes.is_empty() {
+            phonemes.push(' ');
+        }
+        phonemes.push_str(clause);
+    }
+    Ok(phonemes)
+}
+
+/// The IPA phonemes of each of `texts` in `voice`'s language, from the shared espeak thread
+/// (espeak-ng's phonemizer shares its global state with its synthesizer).
+pub async fn phonemize(voice: &str, texts: Vec<String>) -> Result<Vec<String>, TtsError> {
+    let voice = CString::new(voice)
+        .map_err(|_| TtsError::Config("voice name contains a NUL byte".into()))?;
+    let worker = tokio::task::spawn_blocking(worker)
+        .await
+        .map_err(|_| TtsError::WorkerGone)??;
+    let (reply, answer) = oneshot::channel();
+    worker
+        .jobs
+        .send(Request::Phonemize {
+            voice,
+            texts,
+            reply,
+        })
+        .await
+        .map_err(|_| TtsError::WorkerGone)?;
+    answer.await.unwrap_or(Err(TtsError::WorkerGone))
 }
 
 /// Synthesizes one text on the espeak thread, collecting the callback's samples.
@@ -418,7 +500,7 @@ mod tests {
     async fn say(tts: &EspeakSynthesizer, text: &str) -> Speech {
         let start = Instant::now();
         let speech = tts
-            .synthesize(text.to_owned(), CancellationToken::new())
+            .synthesize(text.to_owned(), CancellationToken::new(), Urgency::Now)
             .await
             .expect("synthesis");
         eprintln!(
@@ -453,7 +535,7 @@ mod tests {
             let tts = tts.clone();
             let text = if i % 2 == 0 { short } else { long };
             tasks.push(tokio::spawn(async move {
-                tts.synthesize(text.to_owned(), CancellationToken::new())
+                tts.synthesize(text.to_owned(), CancellationToken::new(), Urgency::Now)
                     .await
             }));
         }
@@ -475,7 +557,7 @@ mod tests {
         let tts = engine().await;
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let result = tts.synthesize("Hello there.".into(), cancel).await;
+        let result = tts.synthesize("Hello there.".into(), cancel, Urgency::Now).await;
         assert_eq!(result, Err(TtsError::Cancelled));
     }
 
@@ -484,7 +566,7 @@ mod tests {
         let tts = engine().await;
         let long = "This is a long answer that goes on and on. ".repeat(40);
         let cancel = CancellationToken::new();
-        let job = tts.synthesize(long, cancel.clone());
+        let job = tts.synthesize(long, cancel.clone(), Urgency::Now);
         let canceller = async {
             tokio::time::sleep(Duration::from_millis(5)).await;
             cancel.cancel();
@@ -504,6 +586,19 @@ mod tests {
         }
         let speech = say(&tts, "nul\0inside").await;
         assert!(speech.duration() > Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn phonemes_come_out_in_ipa_with_stress_marks() {
+        let got = phonemize("en-us", vec!["Hello world".into(), String::new()])
+            .await
+            .expect("phonemize");
+        assert_eq!(got.len(), 2);
+        assert!(got[0].contains('ˈ') && got[0].contains(' '), "{got:?}");
+        assert!(got[0].starts_with("h"), "{got:?}");
+        assert_eq!(got[1], "");
+        let err = phonemize("xx-nonexistent", vec!["Hi".into()]).await;
+        assert!(matches!(err, Err(TtsError::Voice { .. })), "{err:?}");
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! Speech synthesis: the `Synthesizer` trait and the in-process espeak-ng engine.
+//! Speech synthesis: the `Synthesizer` trait, the engines behind it (Piper, the default
+//! neural voice, and the in-process espeak-ng), and which voice a name means.
 //!
 //! # Cancellation
 //! Each call gets the turn's `CancellationToken`. A synthesizer must return
@@ -10,16 +11,32 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+pub mod cache;
 pub mod espeak;
+pub mod piper;
+mod text;
+mod voice;
 
 pub use espeak::{EspeakConfig, EspeakSynthesizer};
+pub use piper::{PiperConfig, PiperSynthesizer};
+pub use text::first_clause_end;
+pub use voice::{VoiceOptions, VoiceSpec, open_voice};
+
+/// How soon a sentence is needed: decides its place in an engine's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// The candidate is waiting for it (a response's first sentence).
+    Now,
+    /// Synthesized ahead, while earlier sentences play.
+    Ahead,
+}
 
 /// Synthesized audio for one piece of text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Speech {
     /// 16-bit signed mono PCM samples.
     pub samples: Vec<i16>,
-    /// Samples per second (22050 for espeak-ng).
+    /// Samples per second (22050 for espeak-ng and the default Piper voice).
     pub sample_rate: u32,
 }
 
@@ -41,10 +58,15 @@ pub trait Synthesizer: Send + Sync {
         &self,
         text: String,
         cancel: CancellationToken,
+        urgency: Urgency,
     ) -> BoxFuture<'static, Result<Speech, TtsError>>;
 
     /// A short, stable engine name for logs and metrics.
     fn name(&self) -> &'static str;
+
+    /// The voice, as `--voice` would name it (`piper:en_US-joe-medium`, `espeak:en-us`):
+    /// told to the client in `session.started` and kept in the report.
+    fn voice(&self) -> String;
 }
 
 /// Why synthesis failed.
@@ -70,6 +92,9 @@ pub enum TtsError {
     /// The engine reported an error while synthesizing.
     #[error("synthesis failed (engine error {0})")]
     Synthesis(i32),
+    /// A neural engine's inference failed.
+    #[error("synthesis failed: {0}")]
+    Engine(String),
     /// The engine's thread is gone (it panicked); nothing more can be synthesized.
     #[error("speech engine thread has stopped")]
     WorkerGone,

@@ -52,6 +52,7 @@ const ui = {
   ai: $('ai'),
   aiName: $('ai-name'),
   aiStatus: $('ai-status'),
+  aiVoice: $('ai-voice'),
   mute: /** @type {HTMLButtonElement} */ ($('mute')),
   ptt: /** @type {HTMLButtonElement} */ ($('ptt')),
   end: /** @type {HTMLButtonElement} */ ($('end')),
@@ -284,6 +285,7 @@ function onEvent(m) {
     case 'session.started':
       call.sessions.push(m.sessionId);
       document.body.dataset.sessionId = m.sessionId;
+      ui.aiVoice.textContent = `Voice: ${m.voice}`;
       break;
     case 'session.resumed':
       document.body.dataset.resumes = String(connection.resumes);

@@ -12,6 +12,7 @@ fn codec() -> RealtimeCodec {
     let started = CallEvent::Started {
         session_id: "abc".into(),
         resume_token: "secret".into(),
+        voice: "espeak:en-us".into(),
     };
     assert_eq!(kinds(&c.encode(started)), ["session.created"]);
     c

@@ -459,6 +459,7 @@ impl Session {
             .emit(CallEvent::Started {
                 session_id,
                 resume_token,
+                voice: self.engines.voice_for(&persona_id).voice(),
             })
             .await?;
         if start.greet {

@@ -28,7 +28,7 @@ use crate::protocol::{
     DoneStatus, EndReason, ServerMessage, decode_output_frame, encode_input_frame,
     parse_server_message,
 };
-use crate::tts::{Speech, Synthesizer, TtsError};
+use crate::tts::{Speech, Synthesizer, TtsError, Urgency};
 
 /// Hears, at once, how much audio it was given: "1230 ms", or the words a test sets (see
 /// the module docs for why).
@@ -69,6 +69,7 @@ impl Synthesizer for InstantVoice {
         &self,
         text: String,
         _cancel: CancellationToken,
+        _urgency: Urgency,
     ) -> BoxFuture<'static, Result<Speech, TtsError>> {
         let samples = 16 * 150 * text.split_whitespace().count();
         let tone = (0..samples)
@@ -82,6 +83,10 @@ impl Synthesizer for InstantVoice {
 
     fn name(&self) -> &'static str {
         "instant"
+    }
+
+    fn voice(&self) -> String {
+        "instant".into()
     }
 }
 
@@ -204,6 +209,7 @@ fn hub_transcribing(
         decode: DecodeOptions::default(),
         llm: Arc::new(crate::llm::ScriptedInterviewer::new()),
         tts: Arc::new(InstantVoice),
+        persona_voices: Default::default(),
         personas,
         metrics: Arc::default(),
         llm_timeouts: LlmTimeouts::default(),

@@ -427,13 +427,10 @@ impl TurnTask {
             cancel: self.cancel.clone(),
             floor: self.floor.clone(),
             audible: self.audible.clone(),
+            tts: self.engines.voice_for(&self.request.persona.id),
         };
         // Aborted with the turn: an aborted turn leaves no speaker or announcer behind.
-        let speaker = AbortOnDropHandle::new(tokio::spawn(speak(
-            voice,
-            self.engines.clone(),
-            sentence_rx,
-        )));
+        let speaker = AbortOnDropHandle::new(tokio::spawn(speak(voice, sentence_rx)));
         let announcing = self.cancel.child_token();
         let announcer = AbortOnDropHandle::new(tokio::spawn(announce_floor(
             self.turn_id,

@@ -1,6 +1,7 @@
 //! The speaking side of a turn: sentences -> synthesis -> output frames paced to real time,
 //! and what the client can have heard of them when the turn stops.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -8,13 +9,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::Floor;
 use crate::audio::resample::resample_all;
 use crate::audio::{f32_to_i16, i16_to_mono_f32};
-use crate::call::Engines;
 use crate::call::events::{CallEvent, Fault};
 use crate::call::outbox::Outbox;
+use crate::tts::{Speech, Synthesizer, TtsError, Urgency, first_clause_end};
 
 /// Output audio goes out in frames of this length: small enough to start playback early,
 /// large enough to keep the frame count (and the writer queue) modest.
@@ -107,14 +109,27 @@ pub(super) struct Voice {
     pub(super) floor: watch::Receiver<Floor>,
     /// Set when the first frame goes out.
     pub(super) audible: Arc<AtomicBool>,
+    /// The call's voice.
+    pub(super) tts: Arc<dyn Synthesizer>,
 }
 
 /// Synthesizes sentences in order and sends their audio; returns where each sentence lies.
+/// Synthesis runs a sentence ahead of playback, so a slower voice's next sentence is ready
+/// when the one playing ends.
 pub(super) async fn speak(
     voice: Voice,
-    engines: Arc<Engines>,
     mut sentences: mpsc::Receiver<(String, usize)>,
 ) -> SpeakerReport {
+    let (rendered_tx, mut rendered) = mpsc::channel(1);
+    let renderer = Renderer {
+        tts: voice.tts.clone(),
+        cancel: voice.cancel.clone(),
+        output_rate: voice.output_rate,
+    };
+    // Aborted with the speaker: nothing is synthesized for a turn that stopped.
+    let _rendering = AbortOnDropHandle::new(tokio::spawn(async move {
+        renderer.run(&mut sentences, rendered_tx).await
+    }));
     let mut speaker = Speaker {
         voice,
         report: SpeakerReport::default(),
@@ -128,19 +143,27 @@ pub(super) async fn speak(
         let next = tokio::select! {
             biased;
             _ = speaker.voice.cancel.cancelled() => return speaker.report,
-            s = sentences.recv() => s,
+            r = rendered.recv() => r,
         };
-        let Some((sentence, text_end)) = next else {
+        let Some(Rendered {
+            text_end,
+            audio,
+            tts_ms,
+        }) = next
+        else {
             break;
         };
-        match speaker.synthesize(&engines, sentence).await {
-            Ok(Some(audio)) => {
+        match audio {
+            Ok(audio) => {
+                speaker.report.tts_first_ms.get_or_insert(tts_ms);
                 if speaker.send(audio, text_end).await.is_err() {
                     return speaker.report;
                 }
             }
-            Ok(None) => return speaker.report,
-            Err(Synthesis::Skipped(e)) => last_tts_error = Some(e),
+            Err(Synthesis::Skipped(e)) => {
+                speaker.skipped(&e).await;
+                last_tts_error = Some(e);
+            }
             Err(Synthesis::Broken(e)) => {
                 speaker.report.error = Some(e);
                 break;
@@ -158,6 +181,86 @@ enum Synthesis {
     Broken(String),
 }
 
+/// One sentence, synthesized and at the output rate (or why not).
+struct Rendered {
+    text_end: usize,
+    audio: Result<Vec<i16>, Synthesis>,
+    /// How long synthesis took, ms.
+    tts_ms: u64,
+}
+
+/// Turns a turn's sentences into output-rate audio, in order.
+struct Renderer {
+    tts: Arc<dyn Synthesizer>,
+    cancel: CancellationToken,
+    output_rate: u32,
+}
+
+impl Renderer {
+    /// Until the sentences end, the turn is cancelled or the speaker is gone. The first
+    /// sentence is the one the candidate waits for; the rest are synthesized ahead.
+    async fn run(
+        &self,
+        sentences: &mut mpsc::Receiver<(String, usize)>,
+        out: mpsc::Sender<Rendered>,
+    ) {
+        let mut urgency = Urgency::Now;
+        let mut pending = VecDeque::new();
+        loop {
+            let next = match pending.pop_front() {
+                Some(piece) => Some(piece),
+                None => tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return,
+                    s = sentences.recv() => s,
+                },
+            };
+            let Some((mut sentence, mut text_end)) = next else {
+                return;
+            };
+            if urgency == Urgency::Now
+                && let Some(cut) = first_clause_end(&sentence)
+            {
+                // The candidate waits for the first audio: a long first sentence is
+                // spoken clause first, and the rest follows while that clause plays.
+                let rest = sentence.split_off(cut);
+                let rest_end = text_end;
+                text_end -= rest.len();
+                pending.push_back((rest.trim_start().to_owned(), rest_end));
+            }
+            let started = Instant::now();
+            let audio = match self.tts.synthesize(sentence, self.cancel.clone(), urgency).await {
+                Ok(speech) => self.resample(speech).await,
+                Err(TtsError::Cancelled) => return,
+                Err(e) => Err(Synthesis::Skipped(e.to_string())),
+            };
+            urgency = Urgency::Ahead;
+            let rendered = Rendered {
+                text_end,
+                audio,
+                tts_ms: started.elapsed().as_millis() as u64,
+            };
+            if out.send(rendered).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Resampling a whole sentence is a block of CPU work: kept off the async workers.
+    async fn resample(&self, speech: Speech) -> Result<Vec<i16>, Synthesis> {
+        let (rate, samples, output_rate) = (speech.sample_rate, speech.samples, self.output_rate);
+        let job = tokio::task::spawn_blocking(move || {
+            resample_all(&i16_to_mono_f32(&samples, 1), rate, output_rate).map(|o| f32_to_i16(&o))
+        })
+        .await;
+        match job {
+            Ok(Ok(audio)) => Ok(audio),
+            Ok(Err(e)) => Err(Synthesis::Broken(e.to_string())),
+            Err(e) => Err(Synthesis::Broken(e.to_string())),
+        }
+    }
+}
+
 /// The state of one turn's audio output.
 struct Speaker {
     voice: Voice,
@@ -173,42 +276,6 @@ struct Speaker {
 }
 
 impl Speaker {
-    /// One sentence as output-rate PCM; `Ok(None)` when cancelled.
-    async fn synthesize(
-        &mut self,
-        engines: &Engines,
-        sentence: String,
-    ) -> Result<Option<Vec<i16>>, Synthesis> {
-        let started = Instant::now();
-        let speech = match engines
-            .tts
-            .synthesize(sentence, self.voice.cancel.clone())
-            .await
-        {
-            Ok(s) => s,
-            Err(crate::tts::TtsError::Cancelled) => return Ok(None),
-            Err(e) => {
-                self.skipped(&e.to_string()).await;
-                return Err(Synthesis::Skipped(e.to_string()));
-            }
-        };
-        self.report
-            .tts_first_ms
-            .get_or_insert(started.elapsed().as_millis() as u64);
-        // Resampling a whole sentence is a block of CPU work: keep it off the async workers.
-        let (rate, samples, output_rate) =
-            (speech.sample_rate, speech.samples, self.voice.output_rate);
-        let job = tokio::task::spawn_blocking(move || {
-            resample_all(&i16_to_mono_f32(&samples, 1), rate, output_rate).map(|o| f32_to_i16(&o))
-        })
-        .await;
-        match job {
-            Ok(Ok(audio)) => Ok(Some(audio)),
-            Ok(Err(e)) => Err(Synthesis::Broken(e.to_string())),
-            Err(e) => Err(Synthesis::Broken(e.to_string())),
-        }
-    }
-
     /// One unspeakable sentence should not silence the rest of the answer: skip it, and
     /// tell the client once.
     async fn skipped(&mut self, error: &str) {

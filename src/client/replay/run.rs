@@ -162,6 +162,12 @@ pub async fn replay_file_with_speech(
         };
     run.output_rate = call.session.output.sample_rate;
     let session_id = call.session.session_id.clone();
+    let opened = format!(
+        "{}: call {session_id}, interviewer voice {}",
+        path.display(),
+        call.session.voice
+    );
+    run.printer.line(&opened, false);
     let (outcome, marks) = run
         .stream(&mut call, path, (audio, speech), barge.as_ref())
         .await;
