@@ -155,7 +155,11 @@ mod tests {
         // Room for 20 samples of 2 bytes.
         let voice = CachedVoice::new(Arc::new(Counting(runs.clone())), 40);
         assert_eq!(say(&voice, "aaaaaaaaaa").await, Ok(10));
-        assert_eq!(say(&voice, " aaaaaaaaaa ").await, Ok(10), "same sentence, trimmed");
+        assert_eq!(
+            say(&voice, " aaaaaaaaaa ").await,
+            Ok(10),
+            "same sentence, trimmed"
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(say(&voice, "bbbbbbbbbb").await, Ok(10));
         // "a" was used last: "b" goes when "c" needs the room.

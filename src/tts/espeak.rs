@@ -557,7 +557,9 @@ mod tests {
         let tts = engine().await;
         let cancel = CancellationToken::new();
         cancel.cancel();
-        let result = tts.synthesize("Hello there.".into(), cancel, Urgency::Now).await;
+        let result = tts
+            .synthesize("Hello there.".into(), cancel, Urgency::Now)
+            .await;
         assert_eq!(result, Err(TtsError::Cancelled));
     }
 

@@ -277,15 +277,17 @@ impl Pool {
             let (queue, model, ready) = (queue.clone(), model.to_path_buf(), ready_tx.clone());
             std::thread::Builder::new()
                 .name(format!("piper-{i}"))
-                .spawn(move || match crate::onnx::session_with_threads(&model, threads) {
-                    Ok(session) => {
-                        let _ = ready.send(Ok(()));
-                        serve(&queue, session, scales);
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(TtsError::Init(e.to_string())));
-                    }
-                })
+                .spawn(
+                    move || match crate::onnx::session_with_threads(&model, threads) {
+                        Ok(session) => {
+                            let _ = ready.send(Ok(()));
+                            serve(&queue, session, scales);
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(TtsError::Init(e.to_string())));
+                        }
+                    },
+                )
                 .map_err(|e| TtsError::Init(format!("cannot start a Piper thread: {e}")))?;
         }
         drop(ready_tx);

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::cache::CachedVoice;
-use super::{EspeakConfig, EspeakSynthesizer, PiperConfig, PiperSynthesizer, Synthesizer, TtsError};
+use super::{
+    EspeakConfig, EspeakSynthesizer, PiperConfig, PiperSynthesizer, Synthesizer, TtsError,
+};
 
 /// A voice as named on the command line or in a persona.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,13 +137,19 @@ mod tests {
             VoiceSpec::parse("piper:/opt/v.onnx"),
             VoiceSpec::Piper("/opt/v.onnx".into())
         );
-        assert_eq!(VoiceSpec::parse("espeak"), VoiceSpec::Espeak("en-us".into()));
+        assert_eq!(
+            VoiceSpec::parse("espeak"),
+            VoiceSpec::Espeak("en-us".into())
+        );
         assert_eq!(
             VoiceSpec::parse("espeak:en-gb+f3"),
             VoiceSpec::Espeak("en-gb+f3".into())
         );
         // The names that worked before there was a second engine still do.
         assert_eq!(VoiceSpec::parse("en-us"), VoiceSpec::Espeak("en-us".into()));
-        assert_eq!(VoiceSpec::parse("en-gb+f3"), VoiceSpec::Espeak("en-gb+f3".into()));
+        assert_eq!(
+            VoiceSpec::parse("en-gb+f3"),
+            VoiceSpec::Espeak("en-gb+f3".into())
+        );
     }
 }

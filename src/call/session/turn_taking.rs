@@ -498,6 +498,7 @@ impl Session {
             finished: self.finished_tx.clone(),
             speak,
             announced: false,
+            prefetch: None,
         };
         // Reap finished turns so a long call's set holds only live ones.
         while self.turn_tasks.try_join_next().is_some() {}

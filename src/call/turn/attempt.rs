@@ -115,6 +115,19 @@ impl<'a> LlmAttempt<'a> {
         }
     }
 
+    /// The text buffered so far, and whether the model has finished.
+    pub(super) fn buffered_text(&self) -> (String, bool) {
+        let text = self
+            .buffered
+            .iter()
+            .filter_map(|item| match item {
+                Ok(LlmEvent::Text(t)) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        (text, self.stream_done)
+    }
+
     /// The next piece of the answer: buffered items first, then the stream, within the
     /// stall limits; retries an overloaded model that has said nothing yet.
     pub(super) async fn next(

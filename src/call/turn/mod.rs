@@ -23,6 +23,7 @@ use crate::llm::persona::QUESTION;
 use crate::llm::{ChatMessage, ChatRequest, SentenceSplitter};
 use crate::protocol::{DoneStatus, Latency, ResponseStatus};
 use attempt::{LlmAttempt, Next};
+pub(in crate::call) use speaker::Prefetch;
 use speaker::{SpeakerReport, Voice, heard_ms, heard_prefix, locate, speak};
 
 /// A committed turn whose transcript is further off than this is told it is queued.
@@ -152,6 +153,9 @@ pub struct TurnTask {
     /// A `response.started` went out (set by the task; start with `false`): the turn then
     /// ends with a `response.done` whatever stops it.
     pub(in crate::call) announced: bool,
+    /// The answer's first piece, synthesized while the turn waits for its commit (set by
+    /// the task; start with `None`).
+    pub(in crate::call) prefetch: Option<Prefetch>,
 }
 
 /// How a committed response ended.
@@ -403,6 +407,9 @@ impl TurnTask {
     /// Phase 2: hold the model's tokens until the turn is committed. A committed turn
     /// always gets a response.started and a response.done, even when cancelled at once, so
     /// the commit is looked at before the cancellation.
+    ///
+    /// Meanwhile the first words of the answer are synthesized, so a slow voice's first
+    /// audio is ready when the turn is committed.
     async fn hold(&mut self, llm: &mut LlmAttempt<'_>) -> Option<Commit> {
         let mut commit = self.commit.take()?;
         loop {
@@ -410,9 +417,29 @@ impl TurnTask {
                 biased;
                 c = &mut commit => return c.ok(),
                 _ = self.cancel.cancelled() => return None,
-                _ = llm.buffer_next() => {}
+                _ = llm.buffer_next() => self.prefetch_first_piece(llm),
             }
         }
+    }
+
+    /// Starts synthesizing the answer's first piece once the buffered text holds it.
+    fn prefetch_first_piece(&mut self, llm: &LlmAttempt<'_>) {
+        if self.prefetch.is_some() || !self.speak {
+            return;
+        }
+        let (text, done) = llm.buffered_text();
+        let mut splitter = SentenceSplitter::new();
+        let first = splitter.push(&text).into_iter().next();
+        let Some(sentence) = first.or_else(|| done.then(|| splitter.finish()).flatten()) else {
+            return;
+        };
+        let tts = self.engines.voice_for(&self.request.persona.id);
+        tracing::debug!(
+            turn_id = self.turn_id,
+            sentence,
+            "synthesizing the first piece before the commit"
+        );
+        self.prefetch = Some(Prefetch::start(tts, &sentence, &self.cancel));
     }
 
     /// Phase 3: stream the answer into sentences for the speaker, with the attempt's
@@ -428,6 +455,7 @@ impl TurnTask {
             floor: self.floor.clone(),
             audible: self.audible.clone(),
             tts: self.engines.voice_for(&self.request.persona.id),
+            prefetch: self.prefetch.take(),
         };
         // Aborted with the turn: an aborted turn leaves no speaker or announcer behind.
         let speaker = AbortOnDropHandle::new(tokio::spawn(speak(voice, sentence_rx)));

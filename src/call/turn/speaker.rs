@@ -111,13 +111,43 @@ pub(super) struct Voice {
     pub(super) audible: Arc<AtomicBool>,
     /// The call's voice.
     pub(super) tts: Arc<dyn Synthesizer>,
+    /// The first piece, if it was synthesized before the turn was committed.
+    pub(super) prefetch: Option<Prefetch>,
+}
+
+/// The first piece of an answer, synthesized ahead of the commit.
+pub(in crate::call) struct Prefetch {
+    text: String,
+    job: AbortOnDropHandle<Result<Speech, TtsError>>,
+}
+
+impl Prefetch {
+    /// Starts synthesizing the piece of `first_sentence` that is spoken first.
+    pub(super) fn start(
+        tts: Arc<dyn Synthesizer>,
+        first_sentence: &str,
+        cancel: &CancellationToken,
+    ) -> Self {
+        let text = first_piece(first_sentence).to_owned();
+        let job = tts.synthesize(text.clone(), cancel.clone(), Urgency::Now);
+        Self {
+            text,
+            job: AbortOnDropHandle::new(tokio::spawn(job)),
+        }
+    }
+}
+
+/// What of a response's first sentence is synthesized first: its first clause when it is
+/// long (the candidate is waiting), else all of it.
+fn first_piece(sentence: &str) -> &str {
+    first_clause_end(sentence).map_or(sentence, |cut| &sentence[..cut])
 }
 
 /// Synthesizes sentences in order and sends their audio; returns where each sentence lies.
 /// Synthesis runs a sentence ahead of playback, so a slower voice's next sentence is ready
 /// when the one playing ends.
 pub(super) async fn speak(
-    voice: Voice,
+    mut voice: Voice,
     mut sentences: mpsc::Receiver<(String, usize)>,
 ) -> SpeakerReport {
     let (rendered_tx, mut rendered) = mpsc::channel(1);
@@ -125,6 +155,7 @@ pub(super) async fn speak(
         tts: voice.tts.clone(),
         cancel: voice.cancel.clone(),
         output_rate: voice.output_rate,
+        prefetch: voice.prefetch.take(),
     };
     // Aborted with the speaker: nothing is synthesized for a turn that stopped.
     let _rendering = AbortOnDropHandle::new(tokio::spawn(async move {
@@ -194,13 +225,14 @@ struct Renderer {
     tts: Arc<dyn Synthesizer>,
     cancel: CancellationToken,
     output_rate: u32,
+    prefetch: Option<Prefetch>,
 }
 
 impl Renderer {
     /// Until the sentences end, the turn is cancelled or the speaker is gone. The first
     /// sentence is the one the candidate waits for; the rest are synthesized ahead.
     async fn run(
-        &self,
+        mut self,
         sentences: &mut mpsc::Receiver<(String, usize)>,
         out: mpsc::Sender<Rendered>,
     ) {
@@ -229,7 +261,7 @@ impl Renderer {
                 pending.push_back((rest.trim_start().to_owned(), rest_end));
             }
             let started = Instant::now();
-            let audio = match self.tts.synthesize(sentence, self.cancel.clone(), urgency).await {
+            let audio = match self.synthesize(sentence, urgency).await {
                 Ok(speech) => self.resample(speech).await,
                 Err(TtsError::Cancelled) => return,
                 Err(e) => Err(Synthesis::Skipped(e.to_string())),
@@ -244,6 +276,23 @@ impl Renderer {
                 return;
             }
         }
+    }
+
+    /// The prefetched audio when `text` is what was prefetched, else a new synthesis.
+    async fn synthesize(&mut self, text: String, urgency: Urgency) -> Result<Speech, TtsError> {
+        if let Some(prefetch) = self.prefetch.take() {
+            if prefetch.text == text {
+                return prefetch.job.await.unwrap_or(Err(TtsError::WorkerGone));
+            }
+            tracing::debug!(
+                prefetched = prefetch.text,
+                text,
+                "the answer began otherwise than prefetched"
+            );
+        }
+        self.tts
+            .synthesize(text, self.cancel.clone(), urgency)
+            .await
     }
 
     /// Resampling a whole sentence is a block of CPU work: kept off the async workers.

@@ -16,7 +16,11 @@ fn voice_json() -> String {
 #[test]
 fn runs_group_clauses_up_to_the_limit() {
     let c = |p: &str, e| (p.to_owned(), e);
-    let clauses = [c("aaaa", Some(',')), c("bbbb", Some(',')), c("cccc", Some('.'))];
+    let clauses = [
+        c("aaaa", Some(',')),
+        c("bbbb", Some(',')),
+        c("cccc", Some('.')),
+    ];
     assert_eq!(group_runs(&clauses, 100), ["aaaa, bbbb, cccc."]);
     assert_eq!(group_runs(&clauses, 11), ["aaaa, bbbb,", "cccc."]);
     // A clause over the limit is still spoken, alone.
@@ -30,7 +34,10 @@ fn ids_are_framed_and_padded_and_unknown_symbols_dropped() {
     assert_eq!(voice.name, "x-medium");
     assert_eq!(voice.scales, [0.667, 1.0, 0.8]);
     // '?' is not in this voice's map.
-    assert_eq!(voice.input_ids("hˈə, ?"), [1, 0, 20, 0, 120, 0, 59, 0, 8, 0, 3, 0, 2]);
+    assert_eq!(
+        voice.input_ids("hˈə, ?"),
+        [1, 0, 20, 0, 120, 0, 59, 0, 8, 0, 3, 0, 2]
+    );
     // A multi-character key cannot be one phoneme: it is ignored, not an error.
     assert!(!voice.ids.values().any(|v| v == &vec![99]));
     let no_pad = voice_json().replace("\"_\"", "\"u\"");
@@ -79,7 +86,11 @@ async fn a_sentence_becomes_seconds_of_audible_speech() {
     assert_eq!(speech.sample_rate, 22050);
     let secs = speech.duration().as_secs_f64();
     assert!((1.5..=5.0).contains(&secs), "{secs} s");
-    assert!(rms(&speech.samples) > 1000.0, "rms {}", rms(&speech.samples));
+    assert!(
+        rms(&speech.samples) > 1000.0,
+        "rms {}",
+        rms(&speech.samples)
+    );
     let empty = say(&tts, " ... ").await;
     assert!(empty.samples.is_empty());
 }
@@ -91,7 +102,11 @@ async fn a_long_sentence_is_cut_into_runs_and_cancel_stops_between_them() {
                 then I found the lock everyone waited on, and finally I split it in two."
         .to_string();
     let solo = say(&tts, &long).await;
-    assert!(solo.duration() > Duration::from_secs(4), "{:?}", solo.duration());
+    assert!(
+        solo.duration() > Duration::from_secs(4),
+        "{:?}",
+        solo.duration()
+    );
     let cancel = CancellationToken::new();
     let job = tts.synthesize(long, cancel.clone(), Urgency::Ahead);
     let started = Instant::now();
@@ -101,7 +116,11 @@ async fn a_long_sentence_is_cut_into_runs_and_cancel_stops_between_them() {
     };
     let (result, ()) = tokio::join!(job, canceller);
     assert_eq!(result, Err(TtsError::Cancelled));
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
     // The pool is not stuck: the next sentence comes out.
     assert!(say(&tts, "Still here.").await.duration() > Duration::from_millis(400));
 }
@@ -117,7 +136,8 @@ async fn concurrent_callers_get_their_own_audio_and_share_one_pool() {
         let tts = tts.clone();
         let text = texts[i % 2].to_owned();
         tasks.push(tokio::spawn(async move {
-            tts.synthesize(text, CancellationToken::new(), Urgency::Now).await
+            tts.synthesize(text, CancellationToken::new(), Urgency::Now)
+                .await
         }));
     }
     for (i, task) in tasks.into_iter().enumerate() {
