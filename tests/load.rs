@@ -75,8 +75,10 @@ async fn a_burst_of_calls_in_lockstep_completes_and_is_told_of_the_queue() {
         "only {} of {BURST_CALLS} calls were told they wait: {queued:?}",
         queued.len()
     );
+    // The bound only catches a nonsensical estimate: with the Piper voice synthesizing the
+    // first answers on the same two cores, the last of 24 finals waited 75 s (CI, 3e3fd75).
     assert!(
-        queued.iter().all(|&eta| (500..60_000).contains(&eta)),
+        queued.iter().all(|&eta| (500..150_000).contains(&eta)),
         "{queued:?}"
     );
     for r in &turns {
