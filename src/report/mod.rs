@@ -24,9 +24,17 @@ pub fn read(dir: &Path) -> std::io::Result<Report> {
 pub fn write_files(dir: &Path) -> std::io::Result<Report> {
     let report = read(dir)?;
     let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("report.json"), json)?;
-    std::fs::write(dir.join("report.html"), html::render(&report))?;
+    write_whole(&dir.join("report.json"), &json)?;
+    write_whole(&dir.join("report.html"), html::render(&report).as_bytes())?;
     Ok(report)
+}
+
+/// Writes `path` through a temporary file renamed over it, so a reader (the server's
+/// `/report`, a test waiting for the file) sees the old file or the new one, never a part.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
 }
 
 /// Thresholds behind the observations; docs/report.md shows this table.
