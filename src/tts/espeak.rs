@@ -172,7 +172,7 @@ enum Request {
         reply: oneshot::Sender<Result<(), TtsError>>,
     },
     Synthesize(Job),
-    /// Phonemes of each text, for a neural voice (see [`phonemize`]).
+    /// Phonemes of each text, for a neural voice (see [`Phonemizer`]).
     Phonemize {
         voice: CString,
         texts: Vec<String>,
@@ -416,25 +416,43 @@ fn text_to_phonemes(text: &str) -> Result<String, TtsError> {
     Ok(phonemes)
 }
 
-/// The IPA phonemes of each of `texts` in `voice`'s language, from the shared espeak thread
-/// (espeak-ng's phonemizer shares its global state with its synthesizer).
-pub async fn phonemize(voice: &str, texts: Vec<String>) -> Result<Vec<String>, TtsError> {
-    let voice = CString::new(voice)
-        .map_err(|_| TtsError::Config("voice name contains a NUL byte".into()))?;
-    let worker = tokio::task::spawn_blocking(worker)
-        .await
-        .map_err(|_| TtsError::WorkerGone)??;
-    let (reply, answer) = oneshot::channel();
-    worker
-        .jobs
-        .send(Request::Phonemize {
+/// IPA phonemes in one voice's language, from the shared espeak thread (espeak-ng's
+/// phonemizer shares its global state with its synthesizer).
+#[derive(Debug, Clone)]
+pub struct Phonemizer {
+    voice: CString,
+    jobs: mpsc::Sender<Request>,
+}
+
+impl Phonemizer {
+    /// Starts espeak-ng (once per process) and checks that it knows `voice`.
+    pub async fn new(voice: &str) -> Result<Self, TtsError> {
+        let voice = CString::new(voice)
+            .map_err(|_| TtsError::Config("voice name contains a NUL byte".into()))?;
+        let worker = tokio::task::spawn_blocking(worker)
+            .await
+            .map_err(|_| TtsError::WorkerGone)??;
+        let phonemizer = Self {
             voice,
-            texts,
-            reply,
-        })
-        .await
-        .map_err(|_| TtsError::WorkerGone)?;
-    answer.await.unwrap_or(Err(TtsError::WorkerGone))
+            jobs: worker.jobs.clone(),
+        };
+        phonemizer.phonemize(vec![String::new()]).await?;
+        Ok(phonemizer)
+    }
+
+    /// The phonemes of each of `texts`.
+    pub async fn phonemize(&self, texts: Vec<String>) -> Result<Vec<String>, TtsError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Request::Phonemize {
+                voice: self.voice.clone(),
+                texts,
+                reply,
+            })
+            .await
+            .map_err(|_| TtsError::WorkerGone)?;
+        answer.await.unwrap_or(Err(TtsError::WorkerGone))
+    }
 }
 
 /// Synthesizes one text on the espeak thread, collecting the callback's samples.
@@ -592,14 +610,17 @@ mod tests {
 
     #[tokio::test]
     async fn phonemes_come_out_in_ipa_with_stress_marks() {
-        let got = phonemize("en-us", vec!["Hello world".into(), String::new()])
+        let got = Phonemizer::new("en-us")
+            .await
+            .expect("en-us")
+            .phonemize(vec!["Hello world".into(), String::new()])
             .await
             .expect("phonemize");
         assert_eq!(got.len(), 2);
         assert!(got[0].contains('ˈ') && got[0].contains(' '), "{got:?}");
         assert!(got[0].starts_with("h"), "{got:?}");
         assert_eq!(got[1], "");
-        let err = phonemize("xx-nonexistent", vec!["Hi".into()]).await;
+        let err = Phonemizer::new("xx-nonexistent").await;
         assert!(matches!(err, Err(TtsError::Voice { .. })), "{err:?}");
     }
 

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::espeak::Phonemizer;
 use super::text::clauses;
 use super::{Speech, Synthesizer, TtsError, Urgency};
 
@@ -358,6 +359,7 @@ impl Default for PiperConfig {
 #[derive(Clone)]
 pub struct PiperSynthesizer {
     pool: Arc<Pool>,
+    phonemizer: Phonemizer,
     label: String,
 }
 
@@ -383,9 +385,13 @@ impl PiperSynthesizer {
         let pool = tokio::task::spawn_blocking(move || Pool::get(&model, workers, threads))
             .await
             .map_err(|_| TtsError::WorkerGone)??;
-        super::espeak::phonemize(&pool.voice.espeak_voice, vec![String::new()]).await?;
+        let phonemizer = Phonemizer::new(&pool.voice.espeak_voice).await?;
         let label = format!("piper:{}", pool.voice.name);
-        Ok(Self { pool, label })
+        Ok(Self {
+            pool,
+            phonemizer,
+            label,
+        })
     }
 
     /// The sample rate of every [`Speech`] this synthesizer returns.
@@ -428,7 +434,7 @@ impl Synthesizer for PiperSynthesizer {
         cancel: CancellationToken,
         urgency: Urgency,
     ) -> BoxFuture<'static, Result<Speech, TtsError>> {
-        let pool = self.pool.clone();
+        let (pool, phonemizer) = (self.pool.clone(), self.phonemizer.clone());
         Box::pin(async move {
             let sample_rate = pool.voice.sample_rate;
             if cancel.is_cancelled() {
@@ -442,7 +448,7 @@ impl Synthesizer for PiperSynthesizer {
                 });
             }
             let texts = clauses.iter().map(|(t, _)| t.clone()).collect();
-            let phonemes = super::espeak::phonemize(&pool.voice.espeak_voice, texts).await?;
+            let phonemes = phonemizer.phonemize(texts).await?;
             let phonemized: Vec<_> = phonemes
                 .into_iter()
                 .zip(clauses.iter().map(|(_, end)| *end))
