@@ -17,7 +17,7 @@ use callgate::audio::resample::resample_all;
 use callgate::audio::{ASR_SAMPLE_RATE, i16_to_mono_f32};
 use callgate::tts::{
     EspeakConfig, EspeakSynthesizer, PiperConfig, PiperSynthesizer, Speech, Synthesizer, Urgency,
-    first_clause_end,
+    first_piece_ends,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -62,8 +62,8 @@ const SENTENCES: [&str; 30] = [
 #[derive(Default)]
 struct Tally {
     synth_ms: Vec<f64>,
-    /// The sentence's first piece as a response's first sentence is spoken (its first
-    /// clause when [`first_clause_end`] cuts it, else all of it).
+    /// The sentence's first piece as a response's first sentence is spoken (up to the
+    /// first of [`first_piece_ends`], else all of it), synthesized cold (no cache).
     first_piece_ms: Vec<f64>,
     audio_s: f64,
     busy_s: f64,
@@ -96,8 +96,8 @@ async fn measure(
             .await?;
         let took = started.elapsed().as_secs_f64();
         tally.synth_ms.push(took * 1000.0);
-        let first_piece_ms = match first_clause_end(text) {
-            Some(cut) => {
+        let first_piece_ms = match first_piece_ends(text).first() {
+            Some(&cut) => {
                 let started = Instant::now();
                 tts.synthesize(text[..cut].into(), cancel.clone(), Urgency::Now)
                     .await?;

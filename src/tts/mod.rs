@@ -19,7 +19,7 @@ mod voice;
 
 pub use espeak::{EspeakConfig, EspeakSynthesizer};
 pub use piper::{PiperConfig, PiperSynthesizer};
-pub use text::first_clause_end;
+pub use text::first_piece_ends;
 pub use voice::{VoiceOptions, VoiceSpec, open_voice};
 
 /// How soon a sentence is needed: decides its place in an engine's queue.

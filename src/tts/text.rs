@@ -1,7 +1,7 @@
 //! Where speech may be cut: the clauses of a sentence (Piper's runs are made of them) and
-//! the first clause of a long sentence (spoken first, so the first audio comes sooner).
+//! the first pieces of a response (spoken first, so the first audio comes sooner).
 
-/// A first sentence this long (words) is spoken clause first.
+/// A first sentence this long (words) is cut early even without an opener.
 const SPLIT_SENTENCE_WORDS: usize = 8;
 
 /// Marks that end a clause when a space or the end follows.
@@ -52,22 +52,47 @@ const PHRASE_STARTS: [&str; 22] = [
     "if", "in", "of", "on", "or", "so", "that", "to", "when", "with",
 ];
 
-/// Where a long sentence's first piece ends: after a comma, semicolon or colon within its
-/// first [`FIRST_PIECE_WORDS`] words (past a lone opener such as "So," or "Great,", which
-/// spoken alone sounds clipped and gains nothing), else before the first phrase-starting
-/// word there. `None` keeps the sentence whole (it is short, or has no such place).
-pub fn first_clause_end(sentence: &str) -> Option<usize> {
-    if sentence.split_whitespace().count() < SPLIT_SENTENCE_WORDS {
+/// The most words an opener ("Okay,", "I see,") has.
+const OPENER_WORDS: usize = 2;
+
+/// Where the pieces of a response's first sentence end, as byte offsets into it (the last
+/// piece ends with the sentence); empty keeps the sentence whole. The candidate is waiting
+/// for the first audio, and the rest is synthesized while the first piece plays.
+///
+/// - An opener of one or two words with a comma ("Okay,", "Thanks,", "I see,") is a piece
+///   of its own when two or more words follow. Interviewers open most replies with one of a handful of
+///   openers, so the voice cache has it ready and the first audio costs no synthesis; what
+///   follows is then cut once more by the next rule.
+/// - A sentence of [`SPLIT_SENTENCE_WORDS`] or more is cut after a comma, semicolon or colon
+///   within its first [`FIRST_PIECE_WORDS`] words, else before the first word there that
+///   starts a phrase.
+pub fn first_piece_ends(sentence: &str) -> Vec<usize> {
+    let words = word_spans(sentence);
+    let opener = words
+        .iter()
+        .take(OPENER_WORDS)
+        .position(|(start, end)| sentence[*start..*end].ends_with(','))
+        .filter(|last| words.len() - last > 2);
+    let Some(last) = opener else {
+        return long_sentence_cut(sentence, &words).into_iter().collect();
+    };
+    let rest = &words[last + 1..];
+    std::iter::once(words[last].1)
+        .chain(long_sentence_cut(sentence, rest))
+        .collect()
+}
+
+/// The cut of a long run of `words` (spans in `sentence`), if it has one early.
+fn long_sentence_cut(sentence: &str, words: &[(usize, usize)]) -> Option<usize> {
+    if words.len() < SPLIT_SENTENCE_WORDS {
         return None;
     }
-    let words = word_spans(sentence);
     let at_comma = words
         .iter()
-        .enumerate()
         .skip(1)
         .take(FIRST_PIECE_WORDS - 1)
-        .find(|(_, (start, end))| sentence[*start..*end].ends_with([',', ';', ':']))
-        .map(|(_, (_, end))| *end);
+        .find(|(start, end)| sentence[*start..*end].ends_with([',', ';', ':']))
+        .map(|(_, end)| *end);
     let before_phrase = || {
         words
             .iter()
@@ -127,27 +152,72 @@ mod tests {
         );
     }
 
-    fn first_piece(s: &str) -> Option<&str> {
-        first_clause_end(s).map(|i| &s[..i])
+    fn pieces(s: &str) -> Vec<&str> {
+        let mut start = 0;
+        let mut out = Vec::new();
+        for end in first_piece_ends(s).into_iter().chain([s.len()]) {
+            out.push(s[start..end].trim());
+            start = end;
+        }
+        out
     }
 
     #[test]
-    fn a_long_first_sentence_is_cut_after_an_early_clause_or_before_a_phrase() {
+    fn a_first_sentence_is_cut_after_its_opener_then_after_an_early_clause_or_before_a_phrase() {
         let s = "Hi there, thanks for joining, I'm Sam from the platform team.";
-        assert_eq!(first_piece(s), Some("Hi there,"));
-        // A one-word opener is not a clause of its own: the next comma is used.
+        assert_eq!(
+            pieces(s),
+            [
+                "Hi there,",
+                "thanks for joining,",
+                "I'm Sam from the platform team."
+            ]
+        );
+        assert_eq!(
+            pieces("I see, remote teams, interesting."),
+            ["I see,", "remote teams, interesting."]
+        );
+        let s = "Hi, thanks for joining, I'm Sam from the platform team.";
+        assert_eq!(
+            pieces(s),
+            [
+                "Hi,",
+                "thanks for joining,",
+                "I'm Sam from the platform team."
+            ]
+        );
         let s = "Great, so tell me, how did you measure whether the change worked?";
-        assert_eq!(first_piece(s), Some("Great, so tell me,"));
+        assert_eq!(
+            pieces(s),
+            [
+                "Great,",
+                "so tell me,",
+                "how did you measure whether the change worked?"
+            ]
+        );
         // No early comma: before the first word that starts a phrase.
         let s = "Tell me about a time you worked closely with a team.";
-        assert_eq!(first_piece(s), Some("Tell me"));
-        let s = "Okay, you have five years of experience with Rust, got it.";
-        assert_eq!(first_piece(s), Some("Okay, you have five years"));
-        // Short sentences stay whole, and so do long ones with no place to cut early.
-        assert_eq!(first_piece("Thanks, that helps a lot."), None);
         assert_eq!(
-            first_piece("Describe one particularly memorable debugging session you led."),
-            None
+            pieces(s),
+            ["Tell me", "about a time you worked closely with a team."]
         );
+        let s = "Okay, you have five years of experience with Rust, got it.";
+        assert_eq!(
+            pieces(s),
+            [
+                "Okay,",
+                "you have five years",
+                "of experience with Rust, got it."
+            ]
+        );
+        assert_eq!(
+            pieces("Thanks, that helps a lot."),
+            ["Thanks,", "that helps a lot."]
+        );
+        // Short sentences stay whole, and so do long ones with no place to cut early.
+        assert_eq!(pieces("Thanks, noted."), ["Thanks, noted."]);
+        assert_eq!(pieces("Understood, thanks."), ["Understood, thanks."]);
+        let s = "Describe one particularly memorable debugging session you led.";
+        assert_eq!(pieces(s), [s]);
     }
 }

@@ -16,7 +16,7 @@ use crate::audio::resample::resample_all;
 use crate::audio::{f32_to_i16, i16_to_mono_f32};
 use crate::call::events::{CallEvent, Fault};
 use crate::call::outbox::Outbox;
-use crate::tts::{Speech, Synthesizer, TtsError, Urgency, first_clause_end};
+use crate::tts::{Speech, Synthesizer, TtsError, Urgency, first_piece_ends};
 
 /// Output audio goes out in frames of this length: small enough to start playback early,
 /// large enough to keep the frame count (and the writer queue) modest.
@@ -137,10 +137,30 @@ impl Prefetch {
     }
 }
 
-/// What of a response's first sentence is synthesized first: its first clause when it is
-/// long (the candidate is waiting), else all of it.
+/// What of a response's first sentence is synthesized first (the candidate is waiting).
 fn first_piece(sentence: &str) -> &str {
-    first_clause_end(sentence).map_or(sentence, |cut| &sentence[..cut])
+    first_piece_ends(sentence)
+        .first()
+        .map_or(sentence, |&cut| &sentence[..cut])
+}
+
+/// A response's first sentence as the pieces it is spoken in, each with where it ends in
+/// the full text (`text_end` is where the sentence ends).
+fn split_first(sentence: &str, text_end: usize) -> Vec<(String, usize)> {
+    let mut start = 0;
+    let mut pieces = Vec::new();
+    for end in first_piece_ends(sentence)
+        .into_iter()
+        .chain([sentence.len()])
+    {
+        let piece = sentence[start..end].trim();
+        pieces.push((
+            piece.to_owned(),
+            text_end.saturating_sub(sentence.len() - end),
+        ));
+        start = end;
+    }
+    pieces
 }
 
 /// Synthesizes sentences in order and sends their audio; returns where each sentence lies.
@@ -237,6 +257,7 @@ impl Renderer {
         out: mpsc::Sender<Rendered>,
     ) {
         let mut urgency = Urgency::Now;
+        let mut first_sentence = true;
         let mut pending = VecDeque::new();
         loop {
             let next = match pending.pop_front() {
@@ -247,26 +268,29 @@ impl Renderer {
                     s = sentences.recv() => s,
                 },
             };
-            let Some((mut sentence, mut text_end)) = next else {
+            let Some((sentence, text_end)) = next else {
                 return;
             };
-            if urgency == Urgency::Now
-                && let Some(cut) = first_clause_end(&sentence)
-            {
-                // The candidate waits for the first audio: a long first sentence is
-                // spoken clause first, and the rest follows while that clause plays.
-                let rest = sentence.split_off(cut);
-                let rest_end = text_end;
-                text_end -= rest.len();
-                pending.push_back((rest.trim_start().to_owned(), rest_end));
-            }
+            let (sentence, text_end) = if std::mem::take(&mut first_sentence) {
+                // The rest follows while the first piece plays.
+                pending.extend(split_first(&sentence, text_end));
+                match pending.pop_front() {
+                    Some(first) => first,
+                    None => return,
+                }
+            } else {
+                (sentence, text_end)
+            };
             let started = Instant::now();
             let audio = match self.synthesize(sentence, urgency).await {
                 Ok(speech) => self.resample(speech).await,
                 Err(TtsError::Cancelled) => return,
                 Err(e) => Err(Synthesis::Skipped(e.to_string())),
             };
-            urgency = Urgency::Ahead;
+            if pending.is_empty() {
+                // The first sentence is out: what follows is synthesized ahead of need.
+                urgency = Urgency::Ahead;
+            }
             let rendered = Rendered {
                 text_end,
                 audio,
@@ -519,5 +543,21 @@ mod tests {
         assert_eq!(locate(text, "Yes.", &mut from), 4);
         assert_eq!(locate(text, "Yes.", &mut from), 9);
         assert_eq!(locate(text, "No.", &mut from), 13);
+    }
+
+    #[test]
+    fn a_first_sentence_splits_into_pieces_that_end_where_the_text_does() {
+        let text = "Hello. Okay, five years with Rust, got it. Next?";
+        let sentence = "Okay, five years with Rust, got it.";
+        let end = text.find(" Next").unwrap();
+        let pieces = split_first(sentence, end);
+        assert_eq!(
+            pieces,
+            [
+                ("Okay,".to_owned(), text.find(',').unwrap() + 1),
+                ("five years with Rust, got it.".to_owned(), end),
+            ]
+        );
+        assert_eq!(split_first("Thanks.", 7), [("Thanks.".to_owned(), 7)]);
     }
 }
