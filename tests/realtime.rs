@@ -484,6 +484,121 @@ async fn an_idle_timeout_commits_the_silence_and_answers_it() {
 }
 
 #[tokio::test]
+async fn with_create_response_false_a_vad_turn_waits_for_response_create() {
+    let (mut rt, _) = Rt::open().await;
+    rt.send(json!({"type":"session.update","session":{"audio":{"input":{
+        "transcription":{"model":"whisper-1"},
+        "turn_detection":{"type":"server_vad","create_response":false}}}}}))
+        .await;
+    let updated = rt.until("session.updated").await;
+    let td = &updated.last().expect("event")["session"]["audio"]["input"]["turn_detection"];
+    assert_eq!(td["create_response"], false, "{td}");
+    rt.say("I led a team of four engineers.", 1500).await;
+    let committed = rt.until("conversation.item.added").await;
+    let item_id = first(&committed, "input_audio_buffer.committed")["item_id"].clone();
+    // The server ended the turn, and holds it until asked.
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), rt.next()).await;
+    assert!(quiet.is_err(), "the held turn said {:?}", quiet.ok());
+    // Speaking on does not lose the held turn: it joins the conversation unanswered.
+    rt.say("We shipped it in six weeks.", 1500).await;
+    let mut seen = rt.until("conversation.item.added").await;
+    let second_id = seen
+        .iter()
+        .filter(|e| e["type"] == "input_audio_buffer.committed")
+        .last()
+        .map(|e| e["item_id"].clone())
+        .expect("the second turn committed");
+    assert!(
+        !types(&seen).contains(&"response.created"),
+        "{:?}",
+        types(&seen)
+    );
+    rt.send(json!({"type":"response.create"})).await;
+    seen.extend(rt.until("response.done").await);
+    let transcript_of = |id: &Value| {
+        seen.iter()
+            .find(|e| {
+                e["type"] == "conversation.item.input_audio_transcription.completed"
+                    && e["item_id"] == *id
+            })
+            .and_then(|e| e["transcript"].as_str())
+            .map(str::to_lowercase)
+            .unwrap_or_default()
+    };
+    assert!(
+        transcript_of(&item_id).contains("team"),
+        "{:?}",
+        types(&seen)
+    );
+    assert!(
+        transcript_of(&second_id).contains("weeks"),
+        "{:?}",
+        types(&seen)
+    );
+    let done: Vec<_> = seen
+        .iter()
+        .filter(|e| e["type"] == "response.done")
+        .collect();
+    assert_eq!(done.len(), 1, "one answer for both turns");
+    assert_eq!(done[0]["response"]["status"], "completed");
+}
+
+#[tokio::test]
+async fn with_interrupt_response_false_speech_over_a_response_is_answered_after_it() {
+    let (mut rt, _) = Rt::open().await;
+    rt.send(json!({"type":"session.update","session":{"audio":{"input":{
+        "transcription":{"model":"whisper-1"},
+        "turn_detection":{"type":"server_vad","interrupt_response":false}}}}}))
+        .await;
+    rt.until("session.updated").await;
+    rt.send(
+        json!({"type":"conversation.item.create","item":{"type":"message","role":"user",
+        "content":[{"type":"input_text","text":"Please tell me about the role in detail."}]}}),
+    )
+    .await;
+    rt.until("conversation.item.done").await;
+    rt.send(json!({"type":"response.create"})).await;
+    let opened = rt.until("response.output_audio.delta").await;
+    let response_id = first(&opened, "response.created")["response"]["id"].clone();
+    let mut speech_and_silence =
+        speech("Sorry, can I ask about the salary range first?", 24_000, 1);
+    speech_and_silence.extend(std::iter::repeat_n(0i16, 24 * 1200));
+    rt.append(&speech_and_silence).await;
+    let mut seen = Vec::new();
+    let done = loop {
+        let e = rt.next().await;
+        assert!(e["type"] != "closed", "closed");
+        seen.push(e.clone());
+        if e["type"] == "response.done" && e["response"]["id"] == response_id {
+            break e;
+        }
+    };
+    // Heard whole, though the candidate spoke over it.
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "input_audio_buffer.speech_started"),
+        "{:?}",
+        types(&seen)
+    );
+    // The speech is the next turn, answered once the response is done.
+    let next = rt.until("response.done").await;
+    let heard = first(
+        &next,
+        "conversation.item.input_audio_transcription.completed",
+    );
+    assert!(
+        heard["transcript"]
+            .as_str()
+            .is_some_and(|t| t.to_lowercase().contains("salary")),
+        "{heard}"
+    );
+    let second = &next.last().expect("event")["response"];
+    assert_ne!(second["id"], response_id);
+    assert_eq!(second["status"], "completed", "{second}");
+}
+
+#[tokio::test]
 async fn speech_over_a_response_cancels_it_as_turn_detected() {
     let (mut rt, _) = Rt::open().await;
     rt.send(

@@ -46,6 +46,13 @@ pub struct CallConfig {
     /// A manual commit is answered at once (callgate.v1); `false` holds the committed turn
     /// (decoded, the model's answer buffered) until [`CallInput::Respond`] (Realtime).
     pub answer_commits: bool,
+    /// A turn the server ends (its VAD) is answered at once; `false` holds it like a
+    /// held commit (Realtime `create_response: false`).
+    pub answer_turns: bool,
+    /// Speech over a response pauses it and may stop it; `false`: the response plays on,
+    /// and the speech is the next turn, answered once the response is done (Realtime
+    /// `interrupt_response: false`).
+    pub interruptible: bool,
     /// After this much of the candidate's silence (input audio, ms) once the interviewer
     /// has finished speaking, the silent span is committed as an empty turn and answered
     /// ([`CallEvent::IdleTimeout`]); `None`: never (callgate.v1's silence prompts follow an
@@ -60,6 +67,8 @@ impl Default for CallConfig {
             instructions: None,
             speak: true,
             answer_commits: true,
+            answer_turns: true,
+            interruptible: true,
             idle_timeout_ms: None,
         }
     }

@@ -82,18 +82,18 @@ pub enum TurnDetection {
         threshold: f64,
         /// Echoed.
         idle_timeout_ms: Option<u64>,
-        /// Echoed: a VAD turn is always answered.
+        /// `false`: a VAD turn waits for `response.create`.
         create_response: bool,
-        /// Echoed: speech over a response always interrupts it.
+        /// `false`: speech over a response lets it play on, and is answered after it.
         interrupt_response: bool,
     },
     /// callgate's smart end of turn, as eager as asked.
     SemanticVad {
         /// `low`, `medium`, `high` or `auto`.
         eagerness: String,
-        /// Echoed.
+        /// As for `server_vad`.
         create_response: bool,
-        /// Echoed.
+        /// As for `server_vad`.
         interrupt_response: bool,
     },
 }
@@ -185,6 +185,14 @@ impl SessionConfig {
             instructions: self.instructions.clone(),
             speak: !self.text_only,
             answer_commits: false,
+            answer_turns: self
+                .turn_detection
+                .as_ref()
+                .is_none_or(TurnDetection::creates),
+            interruptible: self
+                .turn_detection
+                .as_ref()
+                .is_none_or(TurnDetection::interrupts),
             idle_timeout_ms: match &self.turn_detection {
                 Some(TurnDetection::ServerVad {
                     idle_timeout_ms, ..
@@ -290,6 +298,30 @@ impl SessionConfig {
 }
 
 impl TurnDetection {
+    /// Whether a turn it ends is answered without a `response.create`.
+    fn creates(&self) -> bool {
+        match self {
+            Self::ServerVad {
+                create_response, ..
+            }
+            | Self::SemanticVad {
+                create_response, ..
+            } => *create_response,
+        }
+    }
+
+    /// Whether speech over a response interrupts it.
+    fn interrupts(&self) -> bool {
+        match self {
+            Self::ServerVad {
+                interrupt_response, ..
+            }
+            | Self::SemanticVad {
+                interrupt_response, ..
+            } => *interrupt_response,
+        }
+    }
+
     fn to_json(&self) -> Value {
         match self {
             Self::ServerVad {

@@ -243,6 +243,7 @@ impl Session {
             decided_at: Instant::now(),
             endpoint_ms: Some(decided_at_ms.saturating_sub(speech_end_ms)),
             end_of_turn: Some(end),
+            answer: true,
         };
         // Keep the speculative turn if it is this one; otherwise decode now.
         let speculated = self
@@ -259,6 +260,14 @@ impl Session {
         self.pieces.hand_over(next);
         if let Some(s) = self.started.as_mut() {
             s.ingest.utterance.clear();
+        }
+        if self.holds_turn_end() {
+            // Decoded and its answer buffered, like a held commit.
+            self.answer_when_free = self.response.is_some()
+                && self.started.as_ref().is_some_and(|s| s.config.answer_turns);
+            self.held_turn = Some(turn_id);
+            self.held_commit = Some(commit);
+            return Ok(());
         }
         self.commit_speculation(commit);
         Ok(())

@@ -125,7 +125,13 @@ impl Session {
         };
         s.ingest.speech_started(at_ms);
         self.idle.floor_taken();
-        if self.response.is_some() {
+        let interruptible = s.config.interruptible;
+        if self.response.is_some() && !interruptible {
+            // The response plays on; the speech is a turn of its own, answered after it.
+            if s.policy.server_ends_turns() {
+                self.begin_user_turn(at_ms).await?;
+            }
+        } else if self.response.is_some() {
             // Maybe a cough: only count it once it lasts (see after_audio), but send no
             // more of the response meanwhile.
             self.pending_barge_in = true;
@@ -178,6 +184,7 @@ impl Session {
     }
 
     async fn begin_user_turn(&mut self, at_ms: u64) -> Result<(), ClientGone> {
+        self.file_held_turn();
         let turn_id = self.next_turn_id;
         self.speaking_turn = Some(turn_id);
         self.partials.turn_began();
@@ -262,6 +269,7 @@ impl Session {
         }
         // Typing over the AI interrupts it, as speaking would.
         self.cancel_response();
+        self.file_held_turn();
         self.drop_speculation();
         let turn_id = self.speaking_turn.take().unwrap_or(self.next_turn_id);
         self.next_turn_id = turn_id + 1;
@@ -517,6 +525,7 @@ impl Session {
                 decided_at: Instant::now(),
                 endpoint_ms: None,
                 end_of_turn: None,
+                answer: true,
             });
         }
     }
@@ -560,6 +569,28 @@ impl Session {
         if let Some(r) = self.response.take() {
             tracing::debug!(turn_id = r.turn_id, "cancelling response");
             r.cancel.cancel();
+        }
+    }
+
+    /// The candidate speaks on while a turn the server ended waits for its answer: that
+    /// turn joins the conversation unanswered (its transcript goes out), so the new speech
+    /// cannot drop it, and the next answer answers both.
+    fn file_held_turn(&mut self) {
+        let Some(held) = self.held_turn.take() else {
+            return;
+        };
+        self.held_commit = None;
+        self.answer_when_free = false;
+        if self.speculation.as_ref().is_some_and(|s| s.turn_id == held)
+            && let Some(spec) = self.speculation.take()
+        {
+            tracing::debug!(turn_id = held, "held turn filed unanswered");
+            let _ = spec.commit.send(Commit {
+                decided_at: Instant::now(),
+                endpoint_ms: None,
+                end_of_turn: None,
+                answer: false,
+            });
         }
     }
 

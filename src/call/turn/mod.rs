@@ -58,6 +58,9 @@ pub struct Commit {
     pub endpoint_ms: Option<u64>,
     /// The rule that ended the user's turn.
     pub end_of_turn: Option<crate::protocol::EndOfTurn>,
+    /// `false`: the turn only joins the conversation (its transcript is sent and kept),
+    /// with no response: a held turn the candidate spoke on from.
+    pub answer: bool,
 }
 
 /// Whether a response may speak. The session holds the floor while the candidate talks
@@ -316,6 +319,9 @@ impl TurnTask {
                 return TurnFinished::dropped(self.turn_id);
             };
             self.transcript(heard.text.trim(), heard.span_ms).await;
+            if !c.answer {
+                return TurnFinished::filed(self.turn_id, heard.text);
+            }
             return self.prompt_after_silence(c, heard.text).await;
         }
         let mut request = self.request.clone();
@@ -327,6 +333,10 @@ impl TurnTask {
         let Some(c) = self.hold(&mut llm).await else {
             return TurnFinished::dropped(self.turn_id);
         };
+        if !c.answer {
+            self.transcript(&heard.text, heard.span_ms).await;
+            return TurnFinished::filed(self.turn_id, heard.text);
+        }
         self.speak_response(c, heard, &mut llm).await
     }
 
@@ -708,6 +718,15 @@ impl Heard {
 }
 
 impl TurnFinished {
+    /// A turn kept in the conversation without a response (see [`Commit::answer`]).
+    fn filed(turn_id: u32, user_text: String) -> Self {
+        Self {
+            user_text: user_text.trim().to_owned(),
+            status: Some(DoneStatus::Completed),
+            ..Self::dropped(turn_id)
+        }
+    }
+
     fn dropped(turn_id: u32) -> Self {
         Self {
             turn_id,
