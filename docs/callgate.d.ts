@@ -671,6 +671,69 @@ text: string,
  */
 answer: number | null, };
 
+export type History = { 
+/**
+ * The user's ended calls, newest first (at most [`LISTED_CALLS`]).
+ */
+calls: Array<PastCall>, 
+/**
+ * How the headline figures moved from the oldest to the newest of the last
+ * [`TREND_CALLS`] calls with answers; empty with fewer than two such calls.
+ */
+trends: Array<Trend>, };
+
+export type PastCall = { 
+/**
+ * The call (its report is `/v1/calls/<sessionId>/report.html`).
+ */
+sessionId: string, 
+/**
+ * When it started (Unix ms).
+ */
+startedAt: number, 
+/**
+ * The interviewer persona.
+ */
+persona: string | null, 
+/**
+ * How long it lasted.
+ */
+durationMs: number, 
+/**
+ * How many answers the candidate gave.
+ */
+answers: number, 
+/**
+ * Headline figure: words per minute over all answers.
+ */
+wordsPerMinute: number, 
+/**
+ * Headline figure: fillers a minute over all answers.
+ */
+fillersPerMinute: number, };
+
+export type Trend = { 
+/**
+ * What moved, as a person says it ("fillers per minute").
+ */
+figure: string, 
+/**
+ * Its value in the oldest of those calls.
+ */
+from: number, 
+/**
+ * Its value in the newest.
+ */
+to: number, 
+/**
+ * How many calls it spans.
+ */
+calls: number, 
+/**
+ * One line: "fillers per minute 7.5 -> 4.1 over your last 5 calls".
+ */
+summary: string, };
+
 export type Feedback = { 
 /**
  * `rules_only`: the observations are all there is.

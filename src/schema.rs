@@ -29,6 +29,8 @@ pub fn json_schema() -> Value {
     let server = generator.subschema_for::<ServerMessage>();
     // Not a frame: the body of GET /v1/calls/<id>/report, in `$defs` for clients to use.
     generator.subschema_for::<crate::report::Report>();
+    // The body of GET /v1/calls.
+    generator.subschema_for::<crate::report::history::History>();
     let defs = generator.take_definitions(true);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -73,6 +75,9 @@ pub fn typescript() -> String {
         report::Span::decl(&cfg),
         report::Speaker::decl(&cfg),
         report::Observation::decl(&cfg),
+        report::history::History::decl(&cfg),
+        report::history::PastCall::decl(&cfg),
+        report::history::Trend::decl(&cfg),
         report::Feedback::decl(&cfg),
     ];
     let mut out = String::from(

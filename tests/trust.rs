@@ -671,3 +671,55 @@ async fn with_tokens_a_calls_recordings_are_its_users_alone() {
         "HTTP/1.1 200 OK"
     );
 }
+
+#[tokio::test]
+async fn with_tokens_the_call_history_lists_a_users_own_ended_calls_newest_first() {
+    let dir = calls_dir("history");
+    let addr = spawn_gateway(recorded_in(&dir, with_secret())).await;
+    let mut ids = Vec::new();
+    for user in ["ada", "bob", "ada"] {
+        let mut ws = as_user(addr, user).await;
+        let started = start_session(&mut ws, json!({})).await;
+        ids.push(started["sessionId"].as_str().expect("id").to_owned());
+        send(&mut ws, json!({"type":"session.end"})).await;
+        while next_event(&mut ws, CHATTER).await["type"] != "session.ended" {}
+        // Distinct start times (ms), so "newest first" has one answer.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let history = |headers: String| async move {
+        let reply = crate::util::http_get_with(&addr.to_string(), "/v1/calls", &headers).await;
+        let status = reply.lines().next().unwrap_or_default().to_owned();
+        let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+        (status, body.unwrap_or_default())
+    };
+    let bearer = |user: &str| format!("Authorization: Bearer {}\r\n", token(user));
+    let listed = |body: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        v["calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["sessionId"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // Reports are written by the recorder's thread after session.ended.
+    let mut ada = Vec::new();
+    for _ in 0..50 {
+        ada = listed(&history(bearer("ada")).await.1);
+        if ada.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ada, [ids[2].clone(), ids[0].clone()], "ada's, newest first");
+    assert_eq!(listed(&history(bearer("bob")).await.1), [ids[1].clone()]);
+    assert_eq!(
+        listed(&history(bearer("carol")).await.1),
+        Vec::<String>::new()
+    );
+    assert_eq!(history(String::new()).await.0, "HTTP/1.1 401 Unauthorized");
+    // Without tokens there is no user to list for.
+    let open = spawn_gateway(recorded_in(&dir, ServeSettings::default())).await;
+    let reply = crate::util::http_get_with(&open.to_string(), "/v1/calls", "").await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+}

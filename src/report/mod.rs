@@ -4,6 +4,7 @@
 
 mod build;
 pub mod fillers;
+pub mod history;
 pub mod html;
 pub mod png;
 pub mod text;

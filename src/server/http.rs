@@ -79,6 +79,7 @@ pub async fn route(
             server.engines.metrics.render(),
         ),
         "/v1/personas" => personas(server),
+        "/v1/calls" => call_history(&req, server).await,
         p if p.starts_with("/v1/calls/") => call_files(&req, server, path).await,
         p => match web::asset(p) {
             Some(reply) => send_reply(reply).await,
@@ -265,20 +266,9 @@ fn personas(server: &Server) -> Response<Body> {
 /// `/v1/calls/<id>[/<file>]`. With tokens on, a call's recordings are its user's alone:
 /// no token or a bad one is 401, and someone else's call looks like no call at all (404).
 async fn call_files(req: &Request<Incoming>, server: &Server, path: String) -> Response<Body> {
-    let auth = &server.access.auth;
-    let owner_needed = if auth.enabled() {
-        let token = auth::request_token(header(req, header::AUTHORIZATION), req.uri().query());
-        match token.map(|t| auth.verify(&t)) {
-            Some(Ok(claims)) => Some(claims.sub),
-            Some(Err(e)) => return unauthorized(&e.to_string()),
-            None => {
-                return unauthorized(
-                    "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN",
-                );
-            }
-        }
-    } else {
-        None
+    let owner_needed = match caller(req, server) {
+        Ok(user) => user,
+        Err(refused) => return refused,
     };
     let calls_dir = server.settings.calls_dir.clone();
     // The lookups touch the file system: not on a tokio worker.
@@ -295,6 +285,47 @@ async fn call_files(req: &Request<Incoming>, server: &Server, path: String) -> R
     match found {
         Ok(Some(reply)) => send_reply(reply).await,
         _ => not_found(),
+    }
+}
+
+/// With tokens on, the user a request's token names (`None` with tokens off); no token or
+/// a bad one is a 401.
+fn caller(req: &Request<Incoming>, server: &Server) -> Result<Option<String>, Response<Body>> {
+    let auth = &server.access.auth;
+    if !auth.enabled() {
+        return Ok(None);
+    }
+    let token = auth::request_token(header(req, header::AUTHORIZATION), req.uri().query());
+    match token.map(|t| auth.verify(&t)) {
+        Some(Ok(claims)) => Ok(Some(claims.sub)),
+        Some(Err(e)) => Err(unauthorized(&e.to_string())),
+        None => Err(unauthorized(
+            "a token is needed: Authorization: Bearer TOKEN or ?access_token=TOKEN",
+        )),
+    }
+}
+
+/// `/v1/calls`: the token's user's ended calls and how their figures moved. Without
+/// tokens there is no user to list for (a session id stays the only key to a call): 404.
+async fn call_history(req: &Request<Incoming>, server: &Server) -> Response<Body> {
+    let user = match caller(req, server) {
+        Ok(Some(user)) => user,
+        Ok(None) => return not_found(),
+        Err(refused) => return refused,
+    };
+    let calls_dir = server.settings.calls_dir.clone();
+    // Reads every call's report: not on a tokio worker.
+    let history = tokio::task::spawn_blocking(move || match calls_dir {
+        Some(dir) => crate::report::history::history(&dir, &user),
+        None => crate::report::history::History {
+            calls: Vec::new(),
+            trends: Vec::new(),
+        },
+    })
+    .await;
+    match history.map(|h| serde_json::to_vec(&h)) {
+        Ok(Ok(body)) => bytes(StatusCode::OK, "application/json", body),
+        _ => text(StatusCode::INTERNAL_SERVER_ERROR, "history unavailable\n"),
     }
 }
 

@@ -1,7 +1,7 @@
 // @ts-check
 // What the page offers once a call is over: a one-line summary, the transcript as a text
-// download, and links to what the server kept of each of the call's sessions (its report,
-// and with `--record` its recordings).
+// download, links to what the server kept of each of the call's sessions (its report,
+// and with `--record` its recordings), and with a token the user's last calls.
 
 /**
  * @param {HTMLElement} el
@@ -75,4 +75,59 @@ export async function offerRecordings(list, sessions, token) {
       // The server may not keep calls (calls-dir disabled): the text transcript remains.
     }
   }
+}
+
+/**
+ * The user's last calls and how their figures moved (`GET /v1/calls`); only when the
+ * server checks tokens (without one there is no history to show).
+ * @param {HTMLElement} el the history block (its `#trends` and `#past-calls` lists)
+ * @param {string} token the page's access token ('' for none)
+ */
+export async function showHistory(el, token) {
+  if (!token) return;
+  try {
+    const res = await fetch('/v1/calls', { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) return;
+    /** @type {{calls: PastCall[], trends: {summary: string}[]}} */
+    const history = await res.json();
+    if (history.calls.length === 0) return;
+    const trends = /** @type {HTMLElement} */ (el.querySelector('#trends'));
+    trends.replaceChildren(...history.trends.map((t) => item(t.summary)));
+    const list = /** @type {HTMLElement} */ (el.querySelector('#past-calls'));
+    const query = `?access_token=${encodeURIComponent(token)}`;
+    list.replaceChildren(...history.calls.map((c) => pastCall(c, query)));
+    el.hidden = false;
+  } catch {
+    // No history is no loss: the call's own report and transcript are above.
+  }
+}
+
+/**
+ * @typedef {{sessionId: string, startedAt: number, persona: string | null, durationMs: number,
+ *   answers: number, wordsPerMinute: number, fillersPerMinute: number}} PastCall
+ */
+
+/** @param {string} text */
+function item(text) {
+  const li = document.createElement('li');
+  li.textContent = text;
+  return li;
+}
+
+/**
+ * @param {PastCall} c
+ * @param {string} query the token, for the report link
+ */
+function pastCall(c, query) {
+  const when = new Date(c.startedAt).toLocaleString();
+  const li = item(
+    `${when}, ${c.persona ?? 'interview'}, ${duration(c.durationMs)}: ${c.answers} answers, ` +
+      `${Math.round(c.wordsPerMinute)} wpm, ${c.fillersPerMinute.toFixed(1)} fillers/min `,
+  );
+  const a = document.createElement('a');
+  a.href = `/v1/calls/${c.sessionId}/report.html${query}`;
+  a.target = '_blank';
+  a.textContent = 'report';
+  li.append(a);
+  return li;
 }

@@ -8,7 +8,7 @@
 
 import { CallAudio } from './audio.js';
 import { Connection } from './connection.js';
-import { offerRecordings, showSummary, transcriptLink } from './after.js';
+import { offerRecordings, showHistory, showSummary, transcriptLink } from './after.js';
 import { asPatience, cancelledDone, samplesToMs, sessionStart } from './protocol.js';
 import { TranscriptView } from './transcript.js';
 
@@ -61,6 +61,7 @@ const ui = {
   after: $('after'),
   summary: $('summary'),
   downloads: $('downloads'),
+  history: $('history'),
   again: /** @type {HTMLButtonElement} */ ($('again')),
 };
 
@@ -456,7 +457,12 @@ function finish() {
   showSummary(ui.summary, view.answers(), call.durationMs);
   ui.downloads.replaceChildren(transcriptLink(view.asText()));
   offerRecordings(ui.downloads, call.sessions, ACCESS_TOKEN);
+  // The call's report is written just after it ends: look a moment later.
+  setTimeout(() => showHistory(ui.history, ACCESS_TOKEN), HISTORY_DELAY_MS);
 }
+
+/** How long after the end of a call its report is looked for in the history, ms. */
+const HISTORY_DELAY_MS = 1500;
 
 // For tests and for the curious: the live state, read-only by convention.
 /** @type {any} */ (window).callgate = { call, connection, audio, view };
