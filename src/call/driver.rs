@@ -302,7 +302,7 @@ impl CallLoop {
                 Some(new) = self.links_rx.recv() => self.on_resume(new).await,
                 Some(f) = self.feedback.finished.recv() => {
                     self.session.on_turn_finished(f);
-                    self.session.answer_when_free().await.into()
+                    Step::Continue
                 }
                 Some(p) = self.feedback.partials.recv() => self.session.on_partial(p).await.into(),
                 Some(c) = self.feedback.clues.recv() => self.session.on_clue(c).await.into(),

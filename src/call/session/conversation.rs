@@ -99,7 +99,6 @@ impl Session {
         }
         let held = self.held_turn.take();
         let ended = self.held_commit.take();
-        self.answer_when_free = false;
         if held.is_some() && held == self.speculation.as_ref().map(|s| s.turn_id) {
             // Its request was built at the commit: per-response instructions cannot reach
             // a model already answering it.
@@ -123,21 +122,12 @@ impl Session {
         Ok(())
     }
 
-    /// A response finished: a turn spoken over it without interrupting it is answered now.
-    pub async fn answer_when_free(&mut self) -> Result<(), ClientGone> {
-        if self.answer_when_free && self.response.is_none() {
-            tracing::debug!(turn_id = ?self.held_turn, "answering the turn spoken over the response");
-            return self.respond(None).await;
-        }
-        Ok(())
-    }
-
     /// Whether a turn the server ended is held rather than answered now: the client asks
-    /// for answers itself, or a response it was not to interrupt is still going.
+    /// for answers itself.
     pub(super) fn holds_turn_end(&self) -> bool {
-        self.started.as_ref().is_some_and(|s| {
-            !s.config.answer_turns || (self.response.is_some() && !s.config.interruptible)
-        })
+        self.started
+            .as_ref()
+            .is_some_and(|s| !s.config.answer_turns)
     }
 
     /// The persona the next turn is prompted with: one response's instructions, once.
