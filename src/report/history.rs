@@ -14,7 +14,9 @@ pub const LISTED_CALLS: usize = 20;
 pub const TREND_CALLS: usize = 5;
 
 /// The body of `GET /v1/calls`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
+#[derive(
+    Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct History {
     /// The user's ended calls, newest first (at most [`LISTED_CALLS`]).

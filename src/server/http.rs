@@ -317,10 +317,7 @@ async fn call_history(req: &Request<Incoming>, server: &Server) -> Response<Body
     // Reads every call's report: not on a tokio worker.
     let history = tokio::task::spawn_blocking(move || match calls_dir {
         Some(dir) => crate::report::history::history(&dir, &user),
-        None => crate::report::history::History {
-            calls: Vec::new(),
-            trends: Vec::new(),
-        },
+        None => crate::report::history::History::default(),
     })
     .await;
     match history.map(|h| serde_json::to_vec(&h)) {
