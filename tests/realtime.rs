@@ -507,7 +507,7 @@ async fn with_create_response_false_a_vad_turn_waits_for_response_create() {
         .filter(|e| e["type"] == "input_audio_buffer.committed")
         .last()
         .map(|e| e["item_id"].clone())
-        .expect("the second turn committed");
+        .unwrap_or_else(|| panic!("the second turn was not committed: {:?}", types(&seen)));
     assert!(
         !types(&seen).contains(&"response.created"),
         "{:?}",
@@ -541,6 +541,67 @@ async fn with_create_response_false_a_vad_turn_waits_for_response_create() {
         .collect();
     assert_eq!(done.len(), 1, "one answer for both turns");
     assert_eq!(done[0]["response"]["status"], "completed");
+}
+
+#[tokio::test]
+async fn with_interrupt_response_false_speech_over_a_response_is_answered_after_it() {
+    let (mut rt, _) = Rt::open().await;
+    rt.send(json!({"type":"session.update","session":{"audio":{"input":{
+        "transcription":{"model":"whisper-1"},
+        "turn_detection":{"type":"server_vad","interrupt_response":false}}}}}))
+        .await;
+    rt.until("session.updated").await;
+    rt.send(
+        json!({"type":"conversation.item.create","item":{"type":"message","role":"user",
+        "content":[{"type":"input_text","text":"Please tell me about the role in detail."}]}}),
+    )
+    .await;
+    rt.until("conversation.item.done").await;
+    rt.send(json!({"type":"response.create"})).await;
+    let opened = rt.until("response.output_audio.delta").await;
+    let response_id = first(&opened, "response.created")["response"]["id"].clone();
+    let mut speech_and_silence =
+        speech("Sorry, can I ask about the salary range first?", 24_000, 1);
+    speech_and_silence.extend(std::iter::repeat_n(0i16, 24 * 1200));
+    rt.append(&speech_and_silence).await;
+    let mut seen = Vec::new();
+    let done = loop {
+        let e = rt.next().await;
+        assert!(e["type"] != "closed", "closed");
+        seen.push(e.clone());
+        if e["type"] == "response.done" && e["response"]["id"] == response_id {
+            break e;
+        }
+    };
+    // Heard whole, though the candidate spoke over it.
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    // The next response begins only after this one's response.done.
+    assert!(
+        !seen.iter().any(|e| e["type"] == "response.created"),
+        "{:?}",
+        types(&seen)
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e["type"] == "input_audio_buffer.speech_started"),
+        "{:?}",
+        types(&seen)
+    );
+    // The speech is the next turn, answered once the response is done.
+    let next = rt.until("response.done").await;
+    let heard = first(
+        &next,
+        "conversation.item.input_audio_transcription.completed",
+    );
+    assert!(
+        heard["transcript"]
+            .as_str()
+            .is_some_and(|t| t.to_lowercase().contains("salary")),
+        "{heard}"
+    );
+    let second = &next.last().expect("event")["response"];
+    assert_ne!(second["id"], response_id);
+    assert_eq!(second["status"], "completed", "{second}");
 }
 
 #[tokio::test]

@@ -300,9 +300,10 @@ impl CallLoop {
                     Step::Continue
                 }
                 Some(new) = self.links_rx.recv() => self.on_resume(new).await,
-                Some(f) = self.feedback.finished.recv() => {
+                Some(mut f) = self.feedback.finished.recv() => {
+                    let done_sent = f.done_sent.take();
                     self.session.on_turn_finished(f);
-                    Step::Continue
+                    self.session.answer_when_free(done_sent).await.into()
                 }
                 Some(p) = self.feedback.partials.recv() => self.session.on_partial(p).await.into(),
                 Some(c) = self.feedback.clues.recv() => self.session.on_clue(c).await.into(),

@@ -49,6 +49,10 @@ pub struct CallConfig {
     /// A turn the server ends (its VAD) is answered at once; `false` holds it like a
     /// held commit (Realtime `create_response: false`).
     pub answer_turns: bool,
+    /// Speech over a response pauses it and may stop it; `false`: the response plays on,
+    /// and the speech is the next turn, answered once the response is done (Realtime
+    /// `interrupt_response: false`).
+    pub interruptible: bool,
     /// After this much of the candidate's silence (input audio, ms) once the interviewer
     /// has finished speaking, the silent span is committed as an empty turn and answered
     /// ([`CallEvent::IdleTimeout`]); `None`: never (callgate.v1's silence prompts follow an
@@ -64,6 +68,7 @@ impl Default for CallConfig {
             speak: true,
             answer_commits: true,
             answer_turns: true,
+            interruptible: true,
             idle_timeout_ms: None,
         }
     }

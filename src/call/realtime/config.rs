@@ -84,7 +84,7 @@ pub enum TurnDetection {
         idle_timeout_ms: Option<u64>,
         /// `false`: a VAD turn waits for `response.create`.
         create_response: bool,
-        /// Echoed: speech over a response always interrupts it.
+        /// `false`: speech over a response lets it play on, and is answered after it.
         interrupt_response: bool,
     },
     /// callgate's smart end of turn, as eager as asked.
@@ -189,6 +189,10 @@ impl SessionConfig {
                 .turn_detection
                 .as_ref()
                 .is_none_or(TurnDetection::creates),
+            interruptible: self
+                .turn_detection
+                .as_ref()
+                .is_none_or(TurnDetection::interrupts),
             idle_timeout_ms: match &self.turn_detection {
                 Some(TurnDetection::ServerVad {
                     idle_timeout_ms, ..
@@ -303,6 +307,18 @@ impl TurnDetection {
             | Self::SemanticVad {
                 create_response, ..
             } => *create_response,
+        }
+    }
+
+    /// Whether speech over a response interrupts it.
+    fn interrupts(&self) -> bool {
+        match self {
+            Self::ServerVad {
+                interrupt_response, ..
+            }
+            | Self::SemanticVad {
+                interrupt_response, ..
+            } => *interrupt_response,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Session;
@@ -99,6 +100,7 @@ impl Session {
         }
         let held = self.held_turn.take();
         let ended = self.held_commit.take();
+        self.answer_when_free = false;
         if held.is_some() && held == self.speculation.as_ref().map(|s| s.turn_id) {
             // Its request was built at the commit: per-response instructions cannot reach
             // a model already answering it.
@@ -122,12 +124,30 @@ impl Session {
         Ok(())
     }
 
+    /// A response finished: a turn spoken over it without interrupting it is answered now,
+    /// once the finished response's `response.done` is out (`done_sent`), so that the
+    /// client hears of one response ending before the next begins.
+    pub async fn answer_when_free(
+        &mut self,
+        done_sent: Option<oneshot::Receiver<()>>,
+    ) -> Result<(), ClientGone> {
+        if !self.answer_when_free || self.response.is_some() {
+            return Ok(());
+        }
+        if let Some(done_sent) = done_sent {
+            // Err: the turn task is gone, and its response.done with it.
+            let _ = done_sent.await;
+        }
+        tracing::debug!(turn_id = ?self.held_turn, "answering the turn spoken over the response");
+        self.respond(None).await
+    }
+
     /// Whether a turn the server ended is held rather than answered now: the client asks
-    /// for answers itself.
+    /// for answers itself, or a response it was not to interrupt is still going.
     pub(super) fn holds_turn_end(&self) -> bool {
-        self.started
-            .as_ref()
-            .is_some_and(|s| !s.config.answer_turns)
+        self.started.as_ref().is_some_and(|s| {
+            !s.config.answer_turns || (self.response.is_some() && !s.config.interruptible)
+        })
     }
 
     /// The persona the next turn is prompted with: one response's instructions, once.

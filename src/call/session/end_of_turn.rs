@@ -263,6 +263,8 @@ impl Session {
         }
         if self.holds_turn_end() {
             // Decoded and its answer buffered, like a held commit.
+            self.answer_when_free = self.response.is_some()
+                && self.started.as_ref().is_some_and(|s| s.config.answer_turns);
             self.held_turn = Some(turn_id);
             self.held_commit = Some(commit);
             return Ok(());

@@ -152,10 +152,13 @@ pub struct Session {
     last_rate_error: Option<Instant>,
     /// The authenticated user (`sub`), when the server checks tokens.
     user: Option<String>,
-    /// A committed turn held until the client asks for its answer.
+    /// A committed turn held until the client asks for its answer (or, with
+    /// `answer_when_free`, until the response in flight is done).
     held_turn: Option<u32>,
     /// How the held turn was ended, for its answer's latency report.
     held_commit: Option<Commit>,
+    /// The held turn is answered as soon as the response in flight is done.
+    answer_when_free: bool,
     /// Replaces the prompt of the next turn spawned (one response's `instructions`).
     next_prompt: Option<String>,
     /// The candidate's silence since the interviewer finished (`idle_timeout_ms`).
@@ -223,6 +226,7 @@ impl Session {
             user: None,
             held_turn: None,
             held_commit: None,
+            answer_when_free: false,
             next_prompt: None,
             idle: idle::IdleWatch::default(),
             settings,

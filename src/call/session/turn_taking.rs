@@ -125,7 +125,13 @@ impl Session {
         };
         s.ingest.speech_started(at_ms);
         self.idle.floor_taken();
-        if self.response.is_some() {
+        let interruptible = s.config.interruptible;
+        if self.response.is_some() && !interruptible {
+            // The response plays on; the speech is a turn of its own, answered after it.
+            if s.policy.server_ends_turns() {
+                self.begin_user_turn(at_ms).await?;
+            }
+        } else if self.response.is_some() {
             // Maybe a cough: only count it once it lasts (see after_audio), but send no
             // more of the response meanwhile.
             self.pending_barge_in = true;
@@ -574,6 +580,7 @@ impl Session {
             return;
         };
         self.held_commit = None;
+        self.answer_when_free = false;
         if self.speculation.as_ref().is_some_and(|s| s.turn_id == held)
             && let Some(spec) = self.speculation.take()
         {

@@ -123,6 +123,9 @@ pub struct TurnFinished {
     /// The `response.done` to send once the session has this: a client that ends the call
     /// at `response.done` then finds the turn counted in `session.ended`.
     done: Option<CallEvent>,
+    /// Resolves once that `response.done` went out: what the session does next for the
+    /// client (the next response) must not overtake it.
+    pub done_sent: Option<oneshot::Receiver<()>>,
 }
 
 /// Everything a turn task needs.
@@ -197,12 +200,15 @@ impl TurnTask {
             finished.status = Some(DoneStatus::Cancelled);
         }
         let done = finished.done.take();
+        let (sent, done_sent) = oneshot::channel();
+        finished.done_sent = Some(done_sent);
         // The session reads its feedback before the client's next message, so sending this
         // first orders the turn's record before anything the client does at its end.
         let _ = self.finished.send(finished).await;
         if let Some(done) = done {
             self.emit(done).await;
         }
+        let _ = sent.send(());
     }
 
     /// Phase 1: the user's words. `Err` ends the turn early (dropped, or ASR failed).
@@ -258,10 +264,14 @@ impl TurnTask {
             Err(Ok(c)) => c,
         };
         // Handed on to the later phases, which wait for the commit as usual.
+        let answer = committed.answer;
         let (tx, again) = oneshot::channel();
         let _ = tx.send(committed);
         self.commit = Some(again);
-        self.announce_queue().await;
+        if answer {
+            // A turn filed unanswered has no response to queue.
+            self.announce_queue().await;
+        }
         tokio::select! {
             _ = self.cancel.cancelled() => None,
             o = asr => o.ok(),
@@ -619,6 +629,7 @@ impl TurnTask {
             prompted: false,
             playout_ms,
             done: Some(done),
+            done_sent: None,
         }
     }
 
@@ -737,6 +748,7 @@ impl TurnFinished {
             prompted: false,
             playout_ms: 0,
             done: None,
+            done_sent: None,
         }
     }
 }
