@@ -292,10 +292,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             "callgate serving: ws://{}/v1/call",
             listener.local_addr()?
         );
-        let server = callgate::server::Server::with_access(
+        let cluster = callgate::server::ClusterNode::from_config(&cfg).await?;
+        let server = callgate::server::Server::in_cluster(
             std::sync::Arc::new(engines),
             settings,
             callgate::server::Access::from_config(&cfg),
+            cluster,
         );
         callgate::server::run(listener, server, shutdown_signal(), cfg.drain).await;
         tracing::info!("stopped");

@@ -265,6 +265,18 @@ serve_settings! {
     /// upgrade gets HTTP 503.
     #[arg(env = "CALLGATE_MAX_UNSTARTED")]
     max_unstarted: usize = 1024, allowed within(1..=1_000_000, "");
+    /// Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]) that turns on cluster mode: this node
+    /// joins the directory other nodes on that Redis read (`GET /v1/cluster`), and
+    /// --max-calls-per-user counts the user's calls on every node. Unset: a single node.
+    #[arg(env = "CALLGATE_REDIS", hide_env_values = true)]
+    redis: String;
+    /// This node's id in the cluster directory (letters, digits, '-', '_', '.').
+    #[arg(env = "CALLGATE_NODE_ID")]
+    node_id: String, shown "random at start";
+    /// The address other nodes and the load balancer reach this node at, e.g.
+    /// 10.0.0.5:8080, as the cluster directory lists it.
+    #[arg(env = "CALLGATE_ADVERTISE")]
+    advertise: String, shown "the listen address";
 }
 
 /// `callgate serve`'s arguments: a settings file, then the settings themselves (each flag
@@ -464,6 +476,19 @@ pub struct ServeConfig {
     pub allowed_origins: Vec<String>,
     /// Call limits.
     pub limits: LimitSettings,
+    /// Cluster mode, when a Redis URL is given.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Where the cluster directory lives and how this node appears in it.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The Redis URL.
+    pub redis: String,
+    /// This node's id.
+    pub node_id: String,
+    /// Where other nodes reach this node; `None`: its listen address.
+    pub advertise: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -510,6 +535,7 @@ impl Filled {
         })?;
         let llm = self.llm_backend()?;
         let limits = self.limits()?;
+        let cluster = self.cluster()?;
         Ok(ServeConfig {
             listen,
             model: self.model,
@@ -547,7 +573,37 @@ impl Filled {
                 .filter(|o| !o.is_empty())
                 .collect(),
             limits,
+            cluster,
         })
+    }
+
+    /// Cluster mode's settings; the node id and address only count with a Redis URL.
+    fn cluster(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        let Some(redis) = self.redis.clone().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        if !redis.starts_with("redis://") && !redis.starts_with("unix://") {
+            return Err(ConfigError::invalid(
+                "redis",
+                "expected redis://HOST:PORT (or unix:///PATH)",
+            ));
+        }
+        let node_id = match self.node_id.clone().filter(|id| !id.is_empty()) {
+            Some(id) => id,
+            None => crate::call::random_id()[..12].to_owned(),
+        };
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if node_id.len() > 64 || !node_id.chars().all(plain) {
+            return Err(ConfigError::invalid(
+                "node-id",
+                format!("{node_id:?}: use up to 64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        Ok(Some(ClusterConfig {
+            redis,
+            node_id,
+            advertise: self.advertise.clone().filter(|a| !a.is_empty()),
+        }))
     }
 
     /// The listen address, refused when it is reachable from other machines and nothing
@@ -787,5 +843,44 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.resolve().expect("valid").calls_dir, None);
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_redis_url_and_a_plain_node_id() {
+        let with = |redis: &str, node_id: Option<&str>| ServeSettings {
+            redis: Some(redis.into()),
+            node_id: node_id.map(str::to_owned),
+            ..Default::default()
+        };
+        assert!(
+            ServeSettings::default()
+                .resolve()
+                .expect("valid")
+                .cluster
+                .is_none()
+        );
+        let c = with("redis://127.0.0.1:6379", Some("gw-1"))
+            .resolve()
+            .expect("valid");
+        let cluster = c.cluster.expect("cluster mode");
+        assert_eq!(
+            (cluster.node_id.as_str(), cluster.advertise),
+            ("gw-1", None)
+        );
+        let random = with("redis://127.0.0.1:6379", None)
+            .resolve()
+            .expect("valid");
+        assert_eq!(random.cluster.expect("cluster mode").node_id.len(), 12);
+        let err = with("http://127.0.0.1:6379", None)
+            .resolve()
+            .expect_err("not redis");
+        assert!(
+            err.to_string().starts_with("redis: expected redis://"),
+            "{err}"
+        );
+        let err = with("redis://h", Some("a b"))
+            .resolve()
+            .expect_err("a space");
+        assert!(err.to_string().starts_with("node-id: "), "{err}");
     }
 }

@@ -29,6 +29,7 @@ pub mod asr;
 pub mod audio;
 pub mod call;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod eot;
 pub mod llm;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use callgate::protocol::{self, DoneStatus, ErrorCode, ServerMessage};
 
-use crate::util::{Got, TestCall};
+use crate::util::{Got, TestCall, free_port};
 
 /// A llama.cpp server process; its stdout and stderr go to `log`.
 struct LlmServer {
@@ -30,13 +30,6 @@ impl Drop for LlmServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 async fn start_llm() -> (LlmServer, String) {

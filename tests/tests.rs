@@ -4,6 +4,7 @@ mod admission;
 mod asr;
 mod bench;
 mod browser;
+mod cluster;
 mod config;
 mod eot;
 mod faults;

@@ -513,6 +513,14 @@ pub fn recorded_in(
     }
 }
 
+/// A loopback port nothing listens on now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A plain HTTP GET against a gateway; returns the whole response, head and body (a binary
 /// body lossily, as text).
 pub async fn http_get(addr: &str, path: &str) -> String {

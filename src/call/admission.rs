@@ -1,6 +1,6 @@
 //! Who may start a call: the token a start carries (when the server checks tokens), the
-//! server's call limit and the per-user limit. A refusal is a [`Fault`] the adapter turns
-//! into an error and a close.
+//! server's call limit and the per-user limit (across the cluster in cluster mode). A
+//! refusal is a [`Fault`] the adapter turns into an error and a close.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::events::{Fault, StartRequest};
 use super::limits::{LimitSettings, UserCallGuard, UserCalls};
+use crate::cluster::{Cluster, ClusterSlot};
 
 /// Checks a call token and names its user; the server's JWT verifier implements it.
 pub trait TokenVerifier: Send + Sync {
@@ -38,6 +39,16 @@ pub struct Admission {
     /// One permit per call the server may hold (`--max-calls`); a call keeps its permit
     /// for its whole life, so concurrent starts cannot overshoot the limit.
     pub call_permits: Arc<Semaphore>,
+    /// The cluster, whose nodes count each user's calls together (`--redis`).
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+/// One of a user's calls, counted on this node and, in cluster mode, across the cluster;
+/// uncounted on drop.
+#[derive(Debug)]
+pub struct UserSlot {
+    _here: UserCallGuard,
+    _cluster: Option<ClusterSlot>,
 }
 
 /// What a start may go on with.
@@ -45,29 +56,35 @@ pub struct Admitted {
     /// The call's user, from the upgrade request or the start's token.
     pub user: Option<String>,
     /// The user's counted call, held for the call's life.
-    pub slot: Option<UserCallGuard>,
+    pub slot: Option<UserSlot>,
     /// The server's counted call, held for the call's life.
     pub permit: OwnedSemaphorePermit,
 }
 
 impl Admission {
-    /// A start policy of `verifier` for a server of `max_calls` calls.
-    pub fn new(verifier: Arc<dyn TokenVerifier>, max_calls: usize) -> Self {
+    /// A start policy of `verifier` for a server of `max_calls` calls, counting users'
+    /// calls with `cluster`'s other nodes when there is one.
+    pub fn new(
+        verifier: Arc<dyn TokenVerifier>,
+        max_calls: usize,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
         Self {
             verifier,
             user_calls: Arc::default(),
             call_permits: Arc::new(Semaphore::new(max_calls)),
+            cluster,
         }
     }
 
     /// Decides on `start` for a connection whose upgrade authenticated `user`, with `slot`
     /// and `permit` already held (a start that failed validation keeps both for the next
     /// attempt).
-    pub fn admit(
+    pub async fn admit(
         &self,
         start: &StartRequest,
         user: Option<String>,
-        slot: Option<UserCallGuard>,
+        slot: Option<UserSlot>,
         permit: Option<OwnedSemaphorePermit>,
         limits: &LimitSettings,
     ) -> Result<Admitted, Fault> {
@@ -88,7 +105,7 @@ impl Admission {
             };
         let slot = match (&user, slot) {
             (_, Some(slot)) => Some(slot),
-            (Some(u), None) => Some(self.user_slot(u, limits.max_calls_per_user)?),
+            (Some(u), None) => Some(self.user_slot(u, limits.max_calls_per_user).await?),
             (None, None) => None,
         };
         Ok(Admitted { user, slot, permit })
@@ -101,13 +118,29 @@ impl Admission {
         })
     }
 
-    fn user_slot(&self, user: &str, max: usize) -> Result<UserCallGuard, Fault> {
-        self.user_calls
-            .try_open(user, max)
-            .ok_or_else(|| Fault::RateLimited {
-                what: format!("this user already has {max} calls open"),
-                retry_after_ms: 5000,
-                user_message: Some("You already have a call open. End it before starting another."),
-            })
+    async fn user_slot(&self, user: &str, max: usize) -> Result<UserSlot, Fault> {
+        let full = || Fault::RateLimited {
+            what: format!("this user already has {max} calls open"),
+            retry_after_ms: 5000,
+            user_message: Some("You already have a call open. End it before starting another."),
+        };
+        let here = self.user_calls.try_open(user, max).ok_or_else(full)?;
+        let cluster = match &self.cluster {
+            None => None,
+            Some(cluster) => match cluster.try_user_slot(user, max).await {
+                Ok(Some(slot)) => Some(slot),
+                Ok(None) => return Err(full()),
+                Err(e) => {
+                    // Redis out of reach must not stop every call: the limit holds on this
+                    // node meanwhile.
+                    tracing::warn!(error = %e, "per-user limit counted on this node only");
+                    None
+                }
+            },
+        };
+        Ok(UserSlot {
+            _here: here,
+            _cluster: cluster,
+        })
     }
 }

@@ -21,9 +21,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::admission::Admission;
+use super::admission::{Admission, UserSlot};
 use super::events::{CallEvent, CallInput, Fault};
-use super::limits::{UnstartedGuard, UserCallGuard};
+use super::limits::UnstartedGuard;
 use super::outbox::{ClientGone, Outbox};
 use super::registry::{CallRegistry, Registered};
 use super::session::{Control, Session, SessionFeedback};
@@ -213,7 +213,7 @@ struct CallLoop {
     links_tx: mpsc::Sender<Link>,
     links_rx: mpsc::Receiver<Link>,
     registered: Option<String>,
-    user_slot: Option<UserCallGuard>,
+    user_slot: Option<UserSlot>,
     /// The server's count of this call (`--max-calls`), from its admission to its end.
     call_permit: Option<OwnedSemaphorePermit>,
     /// Counts the connection as waiting to start; dropped once the call starts.
@@ -408,13 +408,17 @@ impl CallLoop {
                 self.resume_elsewhere(&session_id, &resume_token).await
             }
             CallInput::Start(start) => {
-                let admitted = self.hub.admission.admit(
-                    &start,
-                    self.session.user().map(str::to_owned),
-                    self.user_slot.take(),
-                    self.call_permit.take(),
-                    &self.hub.settings.limits,
-                );
+                let admitted = self
+                    .hub
+                    .admission
+                    .admit(
+                        &start,
+                        self.session.user().map(str::to_owned),
+                        self.user_slot.take(),
+                        self.call_permit.take(),
+                        &self.hub.settings.limits,
+                    )
+                    .await;
                 match admitted {
                     Ok(a) => {
                         self.session.set_user(a.user);

@@ -33,6 +33,18 @@ impl CallRegistry {
         self.calls.is_empty()
     }
 
+    /// The calls as the cluster directory lists them (the resume token only as its hash).
+    pub fn directory(&self) -> Vec<crate::cluster::CallEntry> {
+        self.calls
+            .iter()
+            .map(|call| crate::cluster::CallEntry {
+                session_id: call.key().clone(),
+                user: call.user.clone(),
+                resume_hash: crate::cluster::secret_hash(&call.resume_token),
+            })
+            .collect()
+    }
+
     pub(super) fn insert(&self, session_id: String, call: Registered) {
         self.calls.insert(session_id, call);
     }

@@ -79,6 +79,7 @@ pub async fn route(
             server.engines.metrics.render(),
         ),
         "/v1/personas" => personas(server),
+        "/v1/cluster" => cluster_view(server).await,
         "/v1/calls" => call_history(&req, server).await,
         p if p.starts_with("/v1/calls/") => call_files(&req, server, path).await,
         p => match web::asset(p) {
@@ -261,6 +262,19 @@ fn personas(server: &Server) -> Response<Body> {
     let body = serde_json::json!({ "personas": list, "default": server.settings.default_persona })
         .to_string();
     bytes(StatusCode::OK, "application/json", body)
+}
+
+/// `/v1/cluster`: the nodes on this node's Redis and their load (operators' view, like
+/// `/metrics`: no user's data is in it). 404 on a single node.
+async fn cluster_view(server: &Server) -> Response<Body> {
+    let Some(node) = &server.cluster else {
+        return text(StatusCode::NOT_FOUND, "cluster mode is off (no --redis)\n");
+    };
+    match node.cluster.view().await.map(|v| serde_json::to_vec(&v)) {
+        Ok(Ok(body)) => bytes(StatusCode::OK, "application/json", body),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
 }
 
 /// `/v1/calls/<id>[/<file>]`. With tokens on, a call's recordings are its user's alone:

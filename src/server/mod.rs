@@ -1,5 +1,6 @@
 //! The listener: HTTP/1.1 through hyper on one port (the routes and the `/v1/call`
-//! WebSocket upgrade are in [`http`]), one task per connection, graceful shutdown.
+//! WebSocket upgrade are in [`http`]), one task per connection, graceful shutdown, and the
+//! node's heartbeat in cluster mode.
 
 pub mod auth;
 pub mod http;
@@ -26,6 +27,7 @@ use crate::call::admission::Admission;
 use crate::call::driver::CallHub;
 use crate::call::limits::Unstarted;
 use crate::call::{CallSettings, Engines};
+use crate::cluster::{Cluster, NodeEntry};
 use crate::protocol::MAX_FRAME_BYTES;
 use auth::Authenticator;
 
@@ -50,6 +52,34 @@ pub struct Server {
     hub: Arc<CallHub>,
     /// Upgraded connections that have not started a call yet.
     unstarted: Arc<Unstarted>,
+    /// This node in a cluster (`--redis`).
+    cluster: Option<ClusterNode>,
+}
+
+/// This node in a cluster: its link to the directory and how other nodes reach it.
+pub struct ClusterNode {
+    /// The link to Redis.
+    pub cluster: Arc<Cluster>,
+    /// Where other nodes reach this one; `None`: the address it listens on.
+    pub advertise: Option<String>,
+}
+
+impl ClusterNode {
+    /// Joins the cluster `cfg` names, if it names one: a Redis out of reach is an error
+    /// at start, not a node that quietly runs alone.
+    pub async fn from_config(
+        cfg: &crate::config::ServeConfig,
+    ) -> Result<Option<Self>, crate::cluster::ClusterError> {
+        let Some(c) = &cfg.cluster else {
+            return Ok(None);
+        };
+        let cluster = Cluster::connect(&c.redis, &c.node_id).await?;
+        tracing::info!(node_id = c.node_id, "joined the cluster");
+        Ok(Some(Self {
+            cluster,
+            advertise: c.advertise.clone(),
+        }))
+    }
 }
 
 /// Who may open a call: the token check and the browser origin allowlist.
@@ -79,7 +109,21 @@ impl Server {
 
     /// A server over built engines with these access rules.
     pub fn with_access(engines: Arc<Engines>, settings: CallSettings, access: Access) -> Arc<Self> {
-        let admission = Admission::new(Arc::new(access.auth.clone()), settings.limits.max_calls);
+        Self::in_cluster(engines, settings, access, None)
+    }
+
+    /// A server over built engines with these access rules, a node of `cluster` if given.
+    pub fn in_cluster(
+        engines: Arc<Engines>,
+        settings: CallSettings,
+        access: Access,
+        cluster: Option<ClusterNode>,
+    ) -> Arc<Self> {
+        let admission = Admission::new(
+            Arc::new(access.auth.clone()),
+            settings.limits.max_calls,
+            cluster.as_ref().map(|c| c.cluster.clone()),
+        );
         let hub = CallHub::new(engines.clone(), settings.clone(), admission);
         Arc::new(Self {
             engines,
@@ -88,7 +132,23 @@ impl Server {
             access,
             hub,
             unstarted: Arc::default(),
+            cluster,
         })
+    }
+
+    /// What the cluster directory says of this node now.
+    fn node_entry(&self, id: &str, address: &str, started_at_ms: u64) -> NodeEntry {
+        let (finals, partials) = self.engines.asr.queued();
+        NodeEntry {
+            id: id.to_owned(),
+            address: address.to_owned(),
+            calls: self.hub.calls.len(),
+            max_calls: self.settings.limits.max_calls,
+            asr_queued: finals + partials,
+            started_at_ms,
+            heartbeat_at_ms: crate::cluster::unix_ms(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
     }
 }
 
@@ -98,6 +158,9 @@ pub enum SpawnError {
     /// An engine could not be built.
     #[error(transparent)]
     Engines(#[from] crate::call::EngineError),
+    /// The cluster's Redis could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -122,10 +185,12 @@ pub async fn spawn(
     };
     let listener = TcpListener::bind(cfg.listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    let server = Server::with_access(
+    let cluster = ClusterNode::from_config(cfg).await?;
+    let server = Server::in_cluster(
         Arc::new(engines),
         CallSettings::from_config(cfg),
         Access::from_config(cfg),
+        cluster,
     );
     tokio::spawn(run(listener, server, shutdown.cancelled_owned(), cfg.drain));
     Ok(addr)
@@ -142,6 +207,7 @@ pub async fn run(
     drain: Duration,
 ) {
     server.hub.set_drain(drain);
+    let heartbeat = keep_in_cluster(&server, &listener);
     let root = CancellationToken::new();
     let mut connections = JoinSet::new();
     // Every call's task, so the drain ends when the last one has returned.
@@ -191,6 +257,34 @@ pub async fn run(
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+    if let Some((stop, task)) = heartbeat {
+        // After the last call: the node leaves the directory with nothing left in it.
+        stop.cancel();
+        let _ = task.await;
+    }
+}
+
+/// Starts the cluster heartbeat of a clustered server; stopped by cancelling the token.
+fn keep_in_cluster(
+    server: &Arc<Server>,
+    listener: &TcpListener,
+) -> Option<(CancellationToken, tokio::task::JoinHandle<()>)> {
+    let node = server.cluster.as_ref()?;
+    let address = node.advertise.clone().unwrap_or_else(|| {
+        listener
+            .local_addr()
+            .map_or_else(|_| "unknown".into(), |a| a.to_string())
+    });
+    let started_at_ms = crate::cluster::unix_ms();
+    let id = node.cluster.node_id().to_owned();
+    let stop = CancellationToken::new();
+    let (for_entry, for_calls) = (server.clone(), server.clone());
+    let task = tokio::spawn(node.cluster.clone().keep_alive(
+        move || for_entry.node_entry(&id, &address, started_at_ms),
+        move || for_calls.hub.calls.directory(),
+        stop.clone(),
+    ));
+    Some((stop, task))
 }
 
 /// The HTTP/1.1 server settings every connection gets: the head size limit and the time

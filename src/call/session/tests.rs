@@ -216,7 +216,7 @@ fn hub_transcribing(
         vad: crate::audio::vad::SpeechDetector::Energy,
         turn_model: None,
     };
-    let admission = Admission::new(Arc::new(Open), settings.limits.max_calls);
+    let admission = Admission::new(Arc::new(Open), settings.limits.max_calls, None);
     CallHub::new(Arc::new(engines), settings, admission)
 }
 

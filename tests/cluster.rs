@@ -1,0 +1,211 @@
+//! Cluster mode on a real Redis (Debian's redis-server, started here on a free loopback
+//! port) with real `callgate serve` processes: the node directory, and the per-user call
+//! limit counted across nodes and released when a node dies.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::util::{TestCall, free_port, http_get, repo_root};
+
+const SECRET: &str = "cluster-secret-0123456789";
+
+/// A child process killed (SIGKILL) when dropped; its output goes to `log`.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(command: &mut Command, name: &str) -> Self {
+        let log = std::env::temp_dir().join(format!("callgate-{name}-{}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e} (scripts/setup installs it)"));
+        Self { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until something listens on `port`, or panics with `process`'s log.
+async fn listening(port: u16, process: &Process, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not listen within 60 s:\n{}", process.log_text());
+}
+
+/// A Redis server of its own, nothing saved to disk.
+async fn start_redis() -> (Process, String) {
+    let port = free_port();
+    let redis = Process::spawn(
+        Command::new("redis-server").args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
+        &format!("redis-{port}"),
+    );
+    listening(port, &redis, "redis-server").await;
+    (redis, format!("redis://127.0.0.1:{port}"))
+}
+
+/// A `callgate serve` node `id` on `redis`, one call per user.
+async fn start_node(id: &str, redis: &str) -> (Process, String) {
+    let port = free_port();
+    let calls = std::env::temp_dir().join(format!("callgate-cluster-{id}-{port}"));
+    let node = Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_callgate"))
+            .current_dir(repo_root())
+            .env("RUST_LOG", "callgate=debug")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--redis", redis, "--node-id", id, "--jwt-secret", SECRET])
+            .args(["--max-calls-per-user", "1", "--voice", "espeak:en-us"])
+            .arg("--calls-dir")
+            .arg(&calls),
+        &format!("node-{id}-{port}"),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    listening(port, &node, &format!("node {id}")).await;
+    (node, addr)
+}
+
+/// The directory as `addr` shows it.
+async fn cluster_view(addr: &str) -> Value {
+    let reply = http_get(addr, "/v1/cluster").await;
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+/// `addr`'s directory, polled until `done` says so or 15 s (heartbeats are 2 s apart).
+async fn view_until(addr: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let view = cluster_view(addr).await;
+        if done(&view) || Instant::now() > deadline {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The ids of a directory's nodes.
+fn node_ids(view: &Value) -> Vec<&str> {
+    view["nodes"]
+        .as_array()
+        .map(|nodes| nodes.iter().filter_map(|n| n["id"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Connects to `addr` as `user` and sends `session.start`: the first event back, and the
+/// call (kept open while it is held).
+async fn start_as(addr: &str, user: &str) -> (Value, TestCall) {
+    let token = callgate::server::auth::mint(SECRET, user, Duration::from_secs(600)).expect("mint");
+    let bearer = format!("Bearer {token}");
+    let mut ws = TestCall::open_with(
+        &format!("ws://{addr}/v1/call"),
+        &[("authorization", bearer.as_str())],
+    )
+    .await
+    .expect("upgrade");
+    ws.send_json(json!({"type":"session.start","input":{"sampleRate":16000}}))
+        .await;
+    let first = ws
+        .next_json(&["response.started", "response.text.delta", "response.done"])
+        .await;
+    (first, ws)
+}
+
+#[tokio::test]
+async fn nodes_share_a_directory_and_a_users_limit_until_one_dies() {
+    let (_redis, url) = start_redis().await;
+    let (mut a, a_addr) = start_node("node-a", &url).await;
+    let (_b, b_addr) = start_node("node-b", &url).await;
+
+    let both = |v: &Value| node_ids(v) == ["node-a", "node-b"];
+    let view = view_until(&b_addr, both).await;
+    assert_eq!(node_ids(&view), ["node-a", "node-b"], "{view}");
+    assert_eq!(view["nodes"][0]["address"], a_addr.as_str(), "{view}");
+    let view = view_until(&a_addr, both).await;
+    assert_eq!(view["thisNode"], "node-a", "{view}");
+    assert_eq!(view["nodes"][1]["address"], b_addr.as_str(), "{view}");
+
+    // One call per user, counted on both nodes together.
+    let (started, _ada_on_a) = start_as(&a_addr, "ada").await;
+    assert_eq!(started["type"], "session.started", "{started}");
+    let (refused, _) = start_as(&b_addr, "ada").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "RATE_LIMITED", "{refused}");
+    let (other, _bob) = start_as(&b_addr, "bob").await;
+    assert_eq!(other["type"], "session.started", "another user: {other}");
+
+    // Node A dies with ada's call: her slot holds until A's heartbeat lapses, then frees.
+    a.kill();
+    let killed = Instant::now();
+    let (still, _) = start_as(&b_addr, "ada").await;
+    assert_eq!(
+        still["code"], "RATE_LIMITED",
+        "right after the kill: {still}"
+    );
+    let (freed, _ada_on_b) = loop {
+        let (first, ws) = start_as(&b_addr, "ada").await;
+        if first["type"] == "session.started" || killed.elapsed() > Duration::from_secs(20) {
+            break (first, ws);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        freed["type"], "session.started",
+        "after the node died: {freed}"
+    );
+    let waited = killed.elapsed();
+    assert!(
+        waited <= callgate::cluster::NODE_TTL + Duration::from_secs(3),
+        "freed {waited:?} after the kill"
+    );
+    // A's entry lapses with its slots; B's count catches up at its next heartbeat.
+    let view = view_until(&b_addr, |v| node_ids(v) == ["node-b"] && v["calls"] == 2).await;
+    assert_eq!(node_ids(&view), ["node-b"], "{view}");
+    assert_eq!(view["calls"], 2, "bob's and ada's calls on B: {view}");
+}
+
+#[tokio::test]
+async fn a_single_node_has_no_cluster_view() {
+    let addr = crate::util::spawn_gateway(Default::default()).await;
+    let reply = http_get(&addr.to_string(), "/v1/cluster").await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    assert!(reply.contains("cluster mode is off"), "{reply}");
+}
