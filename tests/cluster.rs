@@ -83,24 +83,39 @@ async fn start_redis() -> (Process, String) {
     (redis, format!("redis://127.0.0.1:{port}"))
 }
 
-/// A `callgate serve` node `id` on `redis`, one call per user.
-async fn start_node(id: &str, redis: &str) -> (Process, String) {
+/// A `callgate serve` node `id` on `redis`, one call per user, recording its calls.
+struct Node {
+    process: Process,
+    addr: String,
+    calls_dir: PathBuf,
+}
+
+async fn start_node(id: &str, redis: &str) -> Node {
     let port = free_port();
-    let calls = std::env::temp_dir().join(format!("callgate-cluster-{id}-{port}"));
-    let node = Process::spawn(
+    let calls_dir = std::env::temp_dir().join(format!("callgate-cluster-{id}-{port}"));
+    let process = Process::spawn(
         Command::new(env!("CARGO_BIN_EXE_callgate"))
             .current_dir(repo_root())
             .env("RUST_LOG", "callgate=debug")
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--redis", redis, "--node-id", id, "--jwt-secret", SECRET])
-            .args(["--max-calls-per-user", "1", "--voice", "espeak:en-us"])
+            .args([
+                "--max-calls-per-user",
+                "1",
+                "--voice",
+                "espeak:en-us",
+                "--record",
+            ])
             .arg("--calls-dir")
-            .arg(&calls),
+            .arg(&calls_dir),
         &format!("node-{id}-{port}"),
     );
-    let addr = format!("127.0.0.1:{port}");
-    listening(port, &node, &format!("node {id}")).await;
-    (node, addr)
+    listening(port, &process, &format!("node {id}")).await;
+    Node {
+        process,
+        addr: format!("127.0.0.1:{port}"),
+        calls_dir,
+    }
 }
 
 /// The directory as `addr` shows it.
@@ -130,30 +145,46 @@ fn node_ids(view: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Connects to `addr` as `user` and sends `session.start`: the first event back, and the
-/// call (kept open while it is held).
-async fn start_as(addr: &str, user: &str) -> (Value, TestCall) {
+/// A WebSocket to `addr` authenticated as `user`.
+async fn connect_as(addr: &str, user: &str) -> TestCall {
     let token = callgate::server::auth::mint(SECRET, user, Duration::from_secs(600)).expect("mint");
     let bearer = format!("Bearer {token}");
-    let mut ws = TestCall::open_with(
+    TestCall::open_with(
         &format!("ws://{addr}/v1/call"),
         &[("authorization", bearer.as_str())],
     )
     .await
-    .expect("upgrade");
-    ws.send_json(json!({"type":"session.start","input":{"sampleRate":16000}}))
+    .expect("upgrade")
+}
+
+/// Events the tests below step over.
+const CHATTER: &[&str] = &[
+    "response.started",
+    "response.text.delta",
+    "response.done",
+    "audio.ack",
+    "transcript",
+    "input.speech_started",
+    "input.speech_stopped",
+];
+
+/// Connects to `addr` as `user` and sends `session.start`: the first event back, and the
+/// call (kept open while it is held).
+async fn start_as(addr: &str, user: &str) -> (Value, TestCall) {
+    let mut ws = connect_as(addr, user).await;
+    ws.send_json(json!({"type":"session.start","input":{"sampleRate":16000},
+        "turnDetection":{"mode":"server_vad","silenceMs":500}}))
         .await;
-    let first = ws
-        .next_json(&["response.started", "response.text.delta", "response.done"])
-        .await;
+    let first = ws.next_json(CHATTER).await;
     (first, ws)
 }
 
 #[tokio::test]
 async fn nodes_share_a_directory_and_a_users_limit_until_one_dies() {
     let (_redis, url) = start_redis().await;
-    let (mut a, a_addr) = start_node("node-a", &url).await;
-    let (_b, b_addr) = start_node("node-b", &url).await;
+    let mut a = start_node("node-a", &url).await;
+    let b = start_node("node-b", &url).await;
+    let (a_addr, b_addr) = (a.addr.clone(), b.addr.clone());
 
     let both = |v: &Value| node_ids(v) == ["node-a", "node-b"];
     let view = view_until(&b_addr, both).await;
@@ -173,7 +204,7 @@ async fn nodes_share_a_directory_and_a_users_limit_until_one_dies() {
     assert_eq!(other["type"], "session.started", "another user: {other}");
 
     // Node A dies with ada's call: her slot holds until A's heartbeat lapses, then frees.
-    a.kill();
+    a.process.kill();
     let killed = Instant::now();
     let (still, _) = start_as(&b_addr, "ada").await;
     assert_eq!(
@@ -208,4 +239,104 @@ async fn a_single_node_has_no_cluster_view() {
     let reply = http_get(&addr.to_string(), "/v1/cluster").await;
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
     assert!(reply.contains("cluster mode is off"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_resume_that_reaches_another_node_goes_on_with_the_call_and_loses_no_audio() {
+    let (_redis, url) = start_redis().await;
+    let a = start_node("relay-a", &url).await;
+    let b = start_node("relay-b", &url).await;
+    let both = |v: &Value| node_ids(v) == ["relay-a", "relay-b"];
+    assert!(both(&view_until(&b.addr, both).await));
+    let mut source = crate::util::speech(
+        "I have five years of experience with Rust and distributed systems.",
+        16000,
+        1,
+    );
+    source.extend(vec![0i16; 16000 * 3 / 2]);
+    let chunks: Vec<&[i16]> = source.chunks(320).collect();
+
+    let (started, mut ws) = start_as(&a.addr, "ada").await;
+    assert_eq!(started["type"], "session.started", "{started}");
+    let session_id = started["sessionId"].as_str().expect("id").to_owned();
+    let resume_token = started["resumeToken"].as_str().expect("token").to_owned();
+    ws.send_json(json!({"type":"response.cancel"})).await;
+    // The call is in the directory once A's next heartbeat has run.
+    tokio::time::sleep(callgate::cluster::HEARTBEAT + Duration::from_millis(500)).await;
+    // Mid-utterance the socket to A dies; the balancer sends the reconnect to B.
+    let sent = chunks.len() * 2 / 5;
+    for (seq, chunk) in chunks[..sent].iter().enumerate() {
+        ws.send_binary(callgate::protocol::encode_input_frame(seq as u32, chunk))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A wrong token is not relayed: B knows no such call.
+    let mut bad = connect_as(&b.addr, "ada").await;
+    bad.send_json(json!({"type":"session.resume","sessionId":session_id,"resumeToken":"nope"}))
+        .await;
+    assert_eq!(bad.next_json(CHATTER).await["code"], "SESSION_NOT_FOUND");
+    // Nor another user's connection with the right token.
+    let mut other = connect_as(&b.addr, "bob").await;
+    other
+        .send_json(
+            json!({"type":"session.resume","sessionId":session_id,"resumeToken":resume_token}),
+        )
+        .await;
+    assert_eq!(other.next_json(CHATTER).await["code"], "SESSION_NOT_FOUND");
+
+    let mut ws = connect_as(&b.addr, "ada").await;
+    ws.send_json(
+        json!({"type":"session.resume","sessionId":session_id,"resumeToken":resume_token}),
+    )
+    .await;
+    let resumed = ws.next_json(CHATTER).await;
+    assert_eq!(resumed["type"], "session.resumed", "{resumed}");
+    let next_seq = resumed["nextSeq"].as_u64().expect("nextSeq") as usize;
+    assert!(next_seq > 0 && next_seq <= sent, "nextSeq {next_seq}");
+    for (i, chunk) in chunks.iter().enumerate().skip(next_seq) {
+        ws.send_binary(callgate::protocol::encode_input_frame(i as u32, chunk))
+            .await;
+    }
+    let done = loop {
+        let v = ws
+            .next_json(&["audio.ack", "response.text.delta", "response.started"])
+            .await;
+        assert_ne!(
+            v["type"],
+            "closed",
+            "{v}\nA:\n{}\nB:\n{}",
+            a.process.log_text(),
+            b.process.log_text()
+        );
+        if v["type"] == "response.done" && v["turnId"] == 1 {
+            break v;
+        }
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    ws.send_json(json!({"type":"session.end"})).await;
+    loop {
+        let v = ws.next_json(CHATTER).await;
+        if v["type"] == "session.ended" || v["type"] == "closed" {
+            assert_eq!(v["type"], "session.ended", "{v}");
+            break;
+        }
+    }
+    assert!(
+        b.process
+            .log_text()
+            .contains("resume relayed to the call's node"),
+        "{}",
+        b.process.log_text()
+    );
+    // The call stayed on A: its recording is the whole utterance, once.
+    let recorded = crate::util::recorded_input(&a.calls_dir, &session_id, source.len()).await;
+    assert!(
+        recorded == source,
+        "recorded {} of {} samples",
+        recorded.len(),
+        source.len()
+    );
 }

@@ -16,6 +16,11 @@ pub trait TokenVerifier: Send + Sync {
     fn enabled(&self) -> bool;
     /// The token's user (`sub`), or why the token (or its absence) is refused.
     fn verify(&self, token: Option<&str>) -> Result<String, String>;
+    /// A short-lived token for `user`, whom this node has authenticated, that another
+    /// node of the cluster (the same secret) accepts; `None` without tokens.
+    fn vouch(&self, _user: &str) -> Option<String> {
+        None
+    }
 }
 
 /// No tokens: anyone who reaches the port may call (loopback use and tests).

@@ -26,6 +26,7 @@ use super::events::{CallEvent, CallInput, Fault};
 use super::limits::UnstartedGuard;
 use super::outbox::{ClientGone, Outbox};
 use super::registry::{CallRegistry, Registered};
+use super::relay::{self, RelayTarget};
 use super::session::{Control, Session, SessionFeedback};
 use super::v1::{Closing, Codec, V1Codec};
 use super::{CallSettings, Engines};
@@ -79,8 +80,8 @@ type Frames = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
 
 /// A connection attached to a call: what it reads, and its writer task's queue.
 pub struct Link {
-    stream: Frames,
-    writer_tx: mpsc::Sender<Message>,
+    pub(super) stream: Frames,
+    pub(super) writer_tx: mpsc::Sender<Message>,
     /// Aborted when the link is dropped: a writer stuck on a peer that stopped reading
     /// must not outlive its connection.
     writer: AbortOnDropHandle<()>,
@@ -107,7 +108,7 @@ impl Link {
 
     /// Sends `msg` then the close frame, and waits (briefly) for the writer to flush; a
     /// writer still stuck after that is aborted.
-    async fn close_with(self, msgs: Vec<Message>, close: Message) {
+    pub(super) async fn close_with(self, msgs: Vec<Message>, close: Message) {
         let Self {
             writer_tx, writer, ..
         } = self;
@@ -464,8 +465,69 @@ impl CallLoop {
         {
             Ok(()) => Step::HandedOver,
             Err(this) => {
+                let user = this.user.clone();
+                if let Some(target) = self
+                    .relay_target(session_id, resume_token, user.as_deref())
+                    .await
+                {
+                    return self.relay(*this, target).await;
+                }
                 tracing::info!(session_id, "resume refused");
                 self.link = Some(*this);
+                let fault = Fault::SessionNotFound(
+                    "no call with this sessionId and resumeToken is waiting".into(),
+                );
+                self.refuse(fault).await
+            }
+        }
+    }
+
+    /// The node that holds call `session_id`, in cluster mode, when it is another live
+    /// node and the resume's token and user are the call's.
+    async fn relay_target(
+        &mut self,
+        session_id: &str,
+        resume_token: &str,
+        user: Option<&str>,
+    ) -> Option<RelayTarget> {
+        let cluster = self.hub.admission.cluster.as_ref()?;
+        let verifier = &self.hub.admission.verifier;
+        // With tokens on, only an authenticated connection is relayed.
+        let user = if verifier.enabled() {
+            Some(user?)
+        } else {
+            None
+        };
+        match cluster.owner_of(session_id, resume_token, user).await {
+            Ok(owner) => owner.map(|owner| RelayTarget {
+                address: owner.address,
+                session_id: session_id.to_owned(),
+                resume_token: resume_token.to_owned(),
+                vouched: user.and_then(|u| verifier.vouch(u)),
+            }),
+            Err(e) => {
+                tracing::warn!(session_id, error = %e, "cannot look the call up in the cluster");
+                None
+            }
+        }
+    }
+
+    /// Relays `link` to the call's node until either side closes.
+    async fn relay(&mut self, link: Link, target: RelayTarget) -> Step {
+        match relay::connect(&target).await {
+            Ok(owner) => {
+                self.unstarted = None;
+                tracing::info!(
+                    session_id = target.session_id,
+                    owner = target.address,
+                    "resume relayed to the call's node"
+                );
+                relay::pump(link, owner).await;
+                Step::HandedOver
+            }
+            Err(e) => {
+                tracing::warn!(session_id = target.session_id, error = %e, "relaying the resume failed");
+                self.link = Some(link);
                 let fault = Fault::SessionNotFound(
                     "no call with this sessionId and resumeToken is waiting".into(),
                 );

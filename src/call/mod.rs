@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod realtime;
 pub mod recorder;
 pub mod registry;
+pub mod relay;
 pub mod session;
 pub mod turn;
 pub mod v1;

@@ -231,6 +231,41 @@ impl Cluster {
         }))
     }
 
+    /// Where another live node holds call `session_id`, if `resume_token` and `user` are
+    /// the call's (a wrong id, token or user all read as no call, as on one node).
+    pub async fn owner_of(
+        &self,
+        session_id: &str,
+        resume_token: &str,
+        user: Option<&str>,
+    ) -> Result<Option<NodeEntry>, ClusterError> {
+        let mut conn = self.conn.clone();
+        let (owner, call_user, resume_hash): (Option<String>, Option<String>, Option<String>) =
+            bounded(
+                redis::cmd("HMGET")
+                    .arg(call_key(session_id))
+                    .arg(&["owner", "user", "resumeHash"])
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let (Some(owner), Some(resume_hash)) = (owner, resume_hash) else {
+            return Ok(None);
+        };
+        let call_user = call_user.filter(|u| !u.is_empty());
+        let token_ok =
+            crate::call::registry::constant_time_eq(&resume_hash, &secret_hash(resume_token));
+        if !token_ok || owner == self.node_id || call_user.as_deref() != user {
+            return Ok(None);
+        }
+        let entry: Option<String> = bounded(conn.get(node_key(&owner))).await?;
+        entry
+            .map(|json| {
+                serde_json::from_str::<NodeEntry>(&json)
+                    .map_err(|e| ClusterError::Malformed(format!("{owner}: {e}")))
+            })
+            .transpose()
+    }
+
     /// The live nodes; entries of nodes gone are dropped from the set on the way.
     pub async fn view(&self) -> Result<ClusterView, ClusterError> {
         let mut conn = self.conn.clone();

@@ -81,6 +81,13 @@ impl Authenticator {
 
 /// Mints an HS256 token for `sub` valid for `ttl` (for `callgate token` and tests).
 pub fn mint(secret: &str, sub: &str, ttl: Duration) -> Result<String, AuthError> {
+    mint_with(secret.as_bytes(), sub, ttl)
+}
+
+/// How long a token one node mints for another (a relayed resume) is valid.
+const VOUCH_TTL: Duration = Duration::from_secs(60);
+
+fn mint_with(secret: &[u8], sub: &str, ttl: Duration) -> Result<String, AuthError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -91,7 +98,7 @@ pub fn mint(secret: &str, sub: &str, ttl: Duration) -> Result<String, AuthError>
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(secret),
     )
     .map_err(|e| AuthError::Invalid(e.to_string()))
 }
@@ -170,6 +177,10 @@ impl crate::call::admission::TokenVerifier for Authenticator {
         Authenticator::verify(self, token)
             .map(|claims| claims.sub)
             .map_err(|e| e.to_string())
+    }
+
+    fn vouch(&self, user: &str) -> Option<String> {
+        mint_with(self.secret.as_deref()?, user, VOUCH_TTL).ok()
     }
 }
 
