@@ -736,14 +736,32 @@ summary: string, };
 
 export type Feedback = { 
 /**
- * `rules_only`: the observations are all there is.
- * `rules_only`: the observations are all there is.
+ * `rules_only`: the observations are all there is; `pending`: the interviewer model's
+ * feedback on each answer is being written; `model`: it is in `answers`.
  */
 status: string, 
 /**
  * What the feedback is made of.
  */
-note: string, };
+note: string, 
+/**
+ * The model's feedback on each answer (status `model`).
+ */
+answers: Array<AnswerFeedback>, };
+
+export type AnswerFeedback = { 
+/**
+ * The answer's user turn.
+ */
+turnId: number, 
+/**
+ * The model's two strengths and one improvement, as it wrote them.
+ */
+text: string | null, 
+/**
+ * Why there is none for this answer (the model failed or took too long).
+ */
+error: string | null, };
 
 /** Subprotocol to offer on the WebSocket. */
 export const PROTOCOL_NAME: "callgate.v1";

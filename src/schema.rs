@@ -79,6 +79,7 @@ pub fn typescript() -> String {
         report::history::PastCall::decl(&cfg),
         report::history::Trend::decl(&cfg),
         report::Feedback::decl(&cfg),
+        report::feedback::AnswerFeedback::decl(&cfg),
     ];
     let mut out = String::from(
         "// callgate.v1 wire types, generated from src/protocol/ by src/schema.rs.\n\

@@ -84,14 +84,19 @@ struct Call {
 
 impl Call {
     async fn start(url: String) -> Self {
-        let addr = crate::util::spawn_gateway(callgate::config::ServeSettings {
+        Self::start_with(url, Default::default()).await
+    }
+
+    /// [`Call::start`] on a gateway with `extra` settings on top.
+    async fn start_with(url: String, extra: callgate::config::ServeSettings) -> Self {
+        let settings = callgate::config::ServeSettings {
             llm_model: Some("smollm2".into()),
             llm_max_tokens: Some(150),
             // A loaded 2-core machine (parallel tests, a build) can slow the first token.
             llm_first_token_timeout_s: Some(90.0),
             ..crate::util::openai_backend(url)
-        })
-        .await;
+        };
+        let addr = crate::util::spawn_gateway(settings.overlay(extra)).await;
         let mut ws = TestCall::open(addr)
             .await
             .with_patience(Duration::from_secs(60));
@@ -331,4 +336,70 @@ async fn five_spoken_answers_through_llama_cpp_each_complete_within_the_sentence
         assert!(n <= 3, "turn {turn}: {n} sentences: {text:?}");
     }
     call.ws.send_text(r#"{"type":"session.end"}"#).await;
+}
+
+#[tokio::test]
+async fn after_the_call_the_model_writes_feedback_on_each_answer_into_the_report() {
+    let (_llm, url) = start_llm().await;
+    let calls = std::env::temp_dir().join(format!("callgate-feedback-{}", std::process::id()));
+    let extra = callgate::config::ServeSettings {
+        calls_dir: Some(calls.clone()),
+        ..Default::default()
+    };
+    let mut call = Call::start_with(url, extra).await;
+    call.until(|e| matches!(e, ServerMessage::SessionStarted { .. }))
+        .await;
+    let Some(ServerMessage::SessionStarted { session_id, .. }) = call.events.last().cloned() else {
+        unreachable!("until stopped on session.started");
+    };
+    assert_eq!(call.until_done(0).await, DoneStatus::Completed);
+    // Spoken, as the report's answers are.
+    let fixture = crate::util::espeak_wav(
+        "I led the migration of our billing service to three smaller services.",
+        "en-us",
+        16000,
+        1,
+    );
+    let clip = callgate::audio::wav::read_mono_at(&fixture, 16000).expect("wav");
+    let mut audio = callgate::audio::f32_to_i16(&clip.samples);
+    audio.extend(vec![0i16; 48000]);
+    for (seq, chunk) in audio.chunks(320).enumerate() {
+        call.ws
+            .send_binary(protocol::encode_input_frame(seq as u32, chunk))
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(call.until_done(1).await, DoneStatus::Completed);
+    call.ws.send_json(json!({"type":"session.end"})).await;
+    call.until(|e| matches!(e, ServerMessage::SessionEnded { .. }))
+        .await;
+    // Written after session.ended; the report shows it once it is in.
+    let report_path = calls.join(&session_id).join("report.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let report = loop {
+        let report: Option<serde_json::Value> = std::fs::read(&report_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(r) = report.filter(|r| r["feedback"]["status"] == "model") {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no model feedback within 120 s: {:?}",
+            std::fs::read_to_string(&report_path)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let answers = report["feedback"]["answers"].as_array().expect("answers");
+    assert_eq!(answers.len(), 1, "{report}");
+    assert_eq!(answers[0]["turnId"], 1);
+    let text = answers[0]["text"].as_str().unwrap_or_default();
+    assert!(!text.trim().is_empty(), "{report}");
+    assert_eq!(
+        report["answers"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let html = std::fs::read_to_string(calls.join(&session_id).join("report.html")).expect("html");
+    assert!(html.contains("Coach's feedback"), "{html}");
 }

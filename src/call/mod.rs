@@ -52,6 +52,9 @@ pub struct Engines {
     pub vad: SpeechDetector,
     /// The acoustic end-of-turn model, when one is configured.
     pub turn_model: Option<crate::eot::acoustic::AcousticScorer>,
+    /// Work a call leaves behind when it ends (the model's feedback on its answers); the
+    /// server waits for it, within its drain time, before it stops.
+    pub after_call: tokio_util::task::TaskTracker,
 }
 
 /// Stall limits for a streaming LLM.
@@ -241,6 +244,7 @@ impl Engines {
             llm_timeouts: LlmTimeouts::from_config(cfg),
             vad,
             turn_model,
+            after_call: Default::default(),
         })
     }
 }

@@ -113,6 +113,11 @@ pub trait ChatModel: Send + Sync {
 
     /// A short, stable engine name for logs and metrics.
     fn name(&self) -> &'static str;
+
+    /// Whether it can judge answers after a call (a language model can; a script cannot).
+    fn writes_feedback(&self) -> bool {
+        false
+    }
 }
 
 /// Why a model could not produce (all of) a turn.

@@ -391,6 +391,10 @@ impl ChatModel for OpenAiChat {
     fn name(&self) -> &'static str {
         "openai"
     }
+
+    fn writes_feedback(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

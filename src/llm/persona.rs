@@ -115,6 +115,10 @@ pub struct Persona {
     /// Seconds of quiet after a turn with no answer before the interviewer prompts.
     #[serde(default = "default_silence_prompt_after_s")]
     pub silence_prompt_after_s: u32,
+    /// What a good answer in this interview shows, for the model's feedback on each answer
+    /// after the call (`--llm openai`); plain text.
+    #[serde(default)]
+    pub rubric: Option<String>,
 }
 
 /// [`Persona::max_sentences`] when the persona does not say.

@@ -161,10 +161,28 @@ pub fn build(lines: &[LogLine]) -> Report {
         call,
         observations,
         timeline,
-        feedback: Feedback {
-            status: "rules_only".into(),
-            note: "observations from the call's timing and words".into(),
-        },
+        feedback: expected_feedback(meta),
+    }
+}
+
+/// What feedback the call's log says to expect: the model's, while it is written, when
+/// its interviewer was a model (`call.meta` `feedback`).
+fn expected_feedback(meta: Option<&LogLine>) -> Feedback {
+    if meta.and_then(|l| l.event["feedback"].as_str()) == Some("model") {
+        return Feedback {
+            status: super::feedback::PENDING.into(),
+            note: "the observations; the interviewer model's feedback on each answer is \
+                   being written"
+                .into(),
+            answers: Vec::new(),
+        };
+    }
+    Feedback {
+        status: "rules_only".into(),
+        note: "observations from the call's timing and words only: the scripted interviewer \
+               gives no feedback of its own (a model does, with --llm openai)"
+            .into(),
+        answers: Vec::new(),
     }
 }
 

@@ -43,6 +43,7 @@ pub fn render(report: &Report) -> String {
     }
     for (i, a) in report.answers.iter().enumerate() {
         page.push_str(&answer(i + 1, a));
+        page.push_str(&answer_feedback(&report.feedback, a.turn_id));
     }
     page.push_str(&rules_table());
     page.push_str("</main></body></html>\n");
@@ -264,6 +265,34 @@ fn answer(n: usize, a: &Answer) -> String {
     out
 }
 
+/// The model's feedback on the answer of `turn_id`, or that it is on its way.
+fn answer_feedback(feedback: &super::Feedback, turn_id: u32) -> String {
+    if feedback.status == super::feedback::PENDING {
+        return "<p class=\"note\">Feedback pending: the interviewer model is still writing it \
+                (reload the page).</p>"
+            .into();
+    }
+    let Some(f) = feedback.answers.iter().find(|f| f.turn_id == turn_id) else {
+        return String::new();
+    };
+    match (&f.text, &f.error) {
+        (Some(text), _) => {
+            let lines: String = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| format!("<li>{}</li>", escape(l)))
+                .collect();
+            format!("<div class=\"feedback\"><h4>Coach's feedback</h4><ul>{lines}</ul></div>")
+        }
+        (None, Some(e)) => format!(
+            "<p class=\"note\">No feedback for this answer: {}.</p>",
+            escape(e)
+        ),
+        (None, None) => String::new(),
+    }
+}
+
 /// The transcript with its fillers in `<mark>`.
 fn marked(text: &str, a: &Answer) -> String {
     let mut out = String::new();
@@ -375,6 +404,7 @@ mod tests {
             feedback: Feedback {
                 status: "rules_only".into(),
                 note: "rules".into(),
+                answers: Vec::new(),
             },
         }
     }

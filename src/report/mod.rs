@@ -3,6 +3,7 @@
 //! can be rebuilt offline by `callgate report`).
 
 mod build;
+pub mod feedback;
 pub mod fillers;
 pub mod history;
 pub mod html;
@@ -18,7 +19,11 @@ pub use build::{LogLine, build, parse_log};
 /// The report of the call whose folder is `dir` (blocking file I/O).
 pub fn read(dir: &Path) -> std::io::Result<Report> {
     let log = std::fs::read_to_string(dir.join("events.jsonl"))?;
-    Ok(build(&parse_log(&log)))
+    let mut report = build(&parse_log(&log));
+    if let Some(file) = feedback::read(dir) {
+        report.feedback.add(file);
+    }
+    Ok(report)
 }
 
 /// Writes `report.json` and `report.html` into the call's folder `dir` (blocking file I/O).
@@ -290,9 +295,25 @@ pub struct Observation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Feedback {
-    /// `rules_only`: the observations are all there is.
-    /// `rules_only`: the observations are all there is.
+    /// `rules_only`: the observations are all there is; `pending`: the interviewer model's
+    /// feedback on each answer is being written; `model`: it is in `answers`.
     pub status: String,
     /// What the feedback is made of.
     pub note: String,
+    /// The model's feedback on each answer (status `model`).
+    #[serde(default)]
+    pub answers: Vec<feedback::AnswerFeedback>,
+}
+
+impl Feedback {
+    /// The model's feedback, once written.
+    fn add(&mut self, file: feedback::FeedbackFile) {
+        self.status = "model".into();
+        self.note = format!(
+            "the observations, and two strengths and one improvement per answer from the \
+             interviewer model ({})",
+            file.model
+        );
+        self.answers = file.answers;
+    }
 }

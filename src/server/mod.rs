@@ -257,6 +257,18 @@ pub async fn run(
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+    // What the calls left behind (answer feedback) gets the rest of the drain time.
+    let after_call = &server.engines.after_call;
+    after_call.close();
+    let left = drain_deadline
+        .deadline()
+        .saturating_duration_since(tokio::time::Instant::now());
+    if tokio::time::timeout(left, after_call.wait()).await.is_err() {
+        tracing::warn!(
+            tasks = after_call.len(),
+            "answer feedback unfinished at shutdown"
+        );
+    }
     if let Some((stop, task)) = heartbeat {
         // After the last call: the node leaves the directory with nothing left in it.
         stop.cancel();

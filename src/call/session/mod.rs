@@ -456,7 +456,8 @@ impl Session {
             // Who the call belongs to, first in its event log.
             r.event(
                 &serde_json::json!({"type":"call.meta","sessionId":session_id,
-                    "user":self.user,"persona":persona_id})
+                    "user":self.user,"persona":persona_id,
+                    "feedback": if self.engines.llm.writes_feedback() { "model" } else { "rules" }})
                 .to_string(),
             );
         }
@@ -535,14 +536,38 @@ impl Session {
             turns,
             "call ended"
         );
-        self.outbox
+        let ended = self
+            .outbox
             .emit(CallEvent::Ended {
-                session_id: s.session_id,
+                session_id: s.session_id.clone(),
                 reason,
                 turns,
                 duration_ms,
             })
-            .await
+            .await;
+        self.leave_feedback(&s);
+        ended
+    }
+
+    /// After the call, the model's feedback on each answer, when a model interviewed and
+    /// the call has a folder to write it to.
+    fn leave_feedback(&self, s: &Started) {
+        let (Some(recorder), true) = (&self.recorder, self.engines.llm.writes_feedback()) else {
+            return;
+        };
+        let answers = crate::report::feedback::answers_of(&self.turn_log);
+        tracing::info!(
+            session_id = s.session_id,
+            answers = answers.len(),
+            "writing answer feedback"
+        );
+        self.engines.after_call.spawn(crate::report::feedback::run(
+            self.engines.llm.clone(),
+            s.base_persona.clone(),
+            s.context.clone(),
+            answers,
+            recorder.dir().to_owned(),
+        ));
     }
 
     /// Lets cancelled turns send their response.done before the call's end (a grace of

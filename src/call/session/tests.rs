@@ -215,6 +215,7 @@ fn hub_transcribing(
         llm_timeouts: LlmTimeouts::default(),
         vad: crate::audio::vad::SpeechDetector::Energy,
         turn_model: None,
+        after_call: Default::default(),
     };
     let admission = Admission::new(Arc::new(Open), settings.limits.max_calls, None);
     CallHub::new(Arc::new(engines), settings, admission)

@@ -199,3 +199,27 @@ fn a_log_cut_short_still_gives_a_report() {
         "unstamped lines are skipped"
     );
 }
+
+#[test]
+fn a_models_call_says_feedback_pending_and_a_scripted_one_says_rules_only() {
+    let meta = |feedback: &str| {
+        let mut lines = call();
+        lines.insert(
+            0,
+            line(
+                0,
+                0,
+                json!({"type":"call.meta","sessionId":"s","feedback":feedback}),
+            ),
+        );
+        build(&lines).feedback
+    };
+    assert_eq!(meta("model").status, "pending");
+    let scripted = meta("rules");
+    assert_eq!(scripted.status, "rules_only");
+    assert!(
+        scripted.note.contains("scripted interviewer"),
+        "{}",
+        scripted.note
+    );
+}
