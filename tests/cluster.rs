@@ -262,7 +262,8 @@ async fn a_resume_that_reaches_another_node_goes_on_with_the_call_and_loses_no_a
     let resume_token = started["resumeToken"].as_str().expect("token").to_owned();
     ws.send_json(json!({"type":"response.cancel"})).await;
     // The call is in the directory once A's next heartbeat has run.
-    tokio::time::sleep(callgate::cluster::HEARTBEAT + Duration::from_millis(500)).await;
+    let listed = view_until(&a.addr, |v| v["calls"] == 1).await;
+    assert_eq!(listed["calls"], 1, "{listed}");
     // Mid-utterance the socket to A dies; the balancer sends the reconnect to B.
     let sent = chunks.len() * 2 / 5;
     for (seq, chunk) in chunks[..sent].iter().enumerate() {
