@@ -76,9 +76,11 @@ async fn a_burst_of_calls_in_lockstep_completes_and_is_told_of_the_queue() {
         queued.len()
     );
     // The bound only catches a nonsensical estimate: with the Piper voice synthesizing the
-    // first answers on the same two cores, the last of 24 finals waited 75 s (CI, 3e3fd75).
+    // first answers on the same two cores, the last of 24 finals waited 75 s (CI, 3e3fd75),
+    // and with the whole suite beside it (llama.cpp, the cluster tests' serve processes) an
+    // estimate reached 240 s (a clean clone of 0d7b29f+, 2026-12-03).
     assert!(
-        queued.iter().all(|&eta| (500..150_000).contains(&eta)),
+        queued.iter().all(|&eta| (500..600_000).contains(&eta)),
         "{queued:?}"
     );
     for r in &turns {
