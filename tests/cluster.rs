@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{TestCall, free_port, http_get, repo_root};
+use crate::util::{CHATTER, TestCall, free_port, http_get, repo_root};
 
 const SECRET: &str = "cluster-secret-0123456789";
 
@@ -156,17 +156,6 @@ async fn connect_as(addr: &str, user: &str) -> TestCall {
     .await
     .expect("upgrade")
 }
-
-/// Events the tests below step over.
-const CHATTER: &[&str] = &[
-    "response.started",
-    "response.text.delta",
-    "response.done",
-    "audio.ack",
-    "transcript",
-    "input.speech_started",
-    "input.speech_stopped",
-];
 
 /// Connects to `addr` as `user` and sends `session.start`: the first event back, and the
 /// call (kept open while it is held).

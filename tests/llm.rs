@@ -354,14 +354,11 @@ async fn after_the_call_the_model_writes_feedback_on_each_answer_into_the_report
     };
     assert_eq!(call.until_done(0).await, DoneStatus::Completed);
     // Spoken, as the report's answers are.
-    let fixture = crate::util::espeak_wav(
+    let mut audio = crate::util::speech(
         "I led the migration of our billing service to three smaller services.",
-        "en-us",
         16000,
         1,
     );
-    let clip = callgate::audio::wav::read_mono_at(&fixture, 16000).expect("wav");
-    let mut audio = callgate::audio::f32_to_i16(&clip.samples);
     audio.extend(vec![0i16; 48000]);
     for (seq, chunk) in audio.chunks(320).enumerate() {
         call.ws

@@ -12,7 +12,7 @@ use callgate::client::replay::{self, ReplayOptions, TurnStatus};
 use callgate::config::ServeSettings;
 use callgate::protocol;
 
-use crate::util::{TestCall, recorded_in, recorded_input, spawn_gateway};
+use crate::util::{CHATTER, TestCall, recorded_in, recorded_input, spawn_gateway};
 
 const SECRET: &str = "test-secret-0123456789";
 
@@ -71,17 +71,6 @@ async fn send(ws: &mut TestCall, v: Value) {
 async fn next_event(ws: &mut TestCall, skip: &[&str]) -> Value {
     ws.next_json(skip).await
 }
-
-/// Events of the streaming kind that the tests below step over.
-const CHATTER: &[&str] = &[
-    "response.started",
-    "response.text.delta",
-    "response.done",
-    "audio.ack",
-    "transcript",
-    "input.speech_started",
-    "input.speech_stopped",
-];
 
 async fn start_session(ws: &mut TestCall, extra: Value) -> Value {
     let mut msg = json!({"type":"session.start","input":{"sampleRate":16000},

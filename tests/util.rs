@@ -513,6 +513,17 @@ pub fn recorded_in(
     }
 }
 
+/// Events of the streaming kind that tests reading a call's control flow step over.
+pub const CHATTER: &[&str] = &[
+    "response.started",
+    "response.text.delta",
+    "response.done",
+    "audio.ack",
+    "transcript",
+    "input.speech_started",
+    "input.speech_stopped",
+];
+
 /// A loopback port nothing listens on now (for a server a test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

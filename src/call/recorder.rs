@@ -312,7 +312,8 @@ fn without_resume_token(json: &str) -> String {
     }
 }
 
-fn unix_ms() -> u64 {
+/// Unix time in ms by this machine's clock.
+pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

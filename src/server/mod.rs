@@ -146,7 +146,7 @@ impl Server {
             max_calls: self.settings.limits.max_calls,
             asr_queued: finals + partials,
             started_at_ms,
-            heartbeat_at_ms: crate::cluster::unix_ms(),
+            heartbeat_at_ms: crate::call::recorder::unix_ms(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
@@ -287,7 +287,7 @@ fn keep_in_cluster(
             .local_addr()
             .map_or_else(|_| "unknown".into(), |a| a.to_string())
     });
-    let started_at_ms = crate::cluster::unix_ms();
+    let started_at_ms = crate::call::recorder::unix_ms();
     let id = node.cluster.node_id().to_owned();
     let stop = CancellationToken::new();
     let (for_entry, for_calls) = (server.clone(), server.clone());

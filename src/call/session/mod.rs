@@ -398,9 +398,7 @@ impl Session {
     }
 
     async fn pong(&self, t: serde_json::Value) -> Result<(), ClientGone> {
-        let server_time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let server_time = crate::call::recorder::unix_ms();
         self.outbox.emit(CallEvent::Pong { t, server_time }).await
     }
 
